@@ -1,0 +1,84 @@
+"""Fixtures and the result collector of the hidden checks.
+
+The grader runs ``pytest autograder/checks`` in its own process with
+``KIT_CHECK_CONTEXT`` naming a JSON file that says where the submission's
+evidence is. Every check carries ``@pytest.mark.check(cell, points, name)``;
+the collector writes one record per check (no source, no traceback) to the
+file named by ``KIT_CHECK_RESULTS``.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+_RESULTS = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "check(cell, points, name): a graded check of a test cell")
+
+
+def _context():
+    return json.loads(Path(os.environ["KIT_CHECK_CONTEXT"]).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def context():
+    return _context()
+
+
+@pytest.fixture(scope="session")
+def evidence(context):
+    """The evidence captured in the student's kernel, validated by shape."""
+    from autograder.evidence import load_evidence
+
+    return load_evidence(Path(context["evidence_dir"]))
+
+
+@pytest.fixture(scope="session")
+def executed(context):
+    import nbformat
+
+    return nbformat.read(context["executed_notebook"], as_version=4)
+
+
+@pytest.fixture(scope="session")
+def regraded(context, evidence):
+    """The grader's own evaluation of the student's trained weights."""
+    from autograder.reevaluate import reevaluate
+
+    return reevaluate(context, evidence)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("check")
+    if marker is None or not (report.when == "call" or report.failed):
+        return
+    if any(r["id"] == item.name for r in _RESULTS):
+        return
+    message = ""
+    if call.excinfo is not None:
+        exc = call.excinfo.value
+        message = str(exc).split("\nassert ")[0].strip() or type(exc).__name__
+        if not isinstance(exc, AssertionError):
+            message = f"{type(exc).__name__}: {message}"
+    _RESULTS.append({
+        "id": item.name,
+        "cell": marker.kwargs["cell"],
+        "name": marker.kwargs["name"],
+        "points": float(marker.kwargs["points"]),
+        "passed": report.passed,
+        "score": float(marker.kwargs["points"]) if report.passed else 0.0,
+        "message": message[:1000],
+    })
+
+
+def pytest_sessionfinish(session, exitstatus):
+    target = os.environ.get("KIT_CHECK_RESULTS")
+    if target:
+        Path(target).write_text(json.dumps(_RESULTS, indent=1), encoding="utf-8")

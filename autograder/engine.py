@@ -1,0 +1,190 @@
+"""One submission in, one graded result out: the kit's single grading path.
+
+``GradingJob`` holds everything grading needs (settings, the lab's given code,
+the prepared data) as plain values, so the same ``grade_notebook`` call runs
+in nbgrader's autograde process or on a Dask worker on another machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import sandbox
+from .capture import PLOT_HISTORY
+from .settings import Grading, Lab, Sandbox
+
+CHECKS_DIR = Path(__file__).with_name("checks")
+KIT_ROOT = Path(__file__).resolve().parent.parent
+RESULT_VERSION = 1
+
+
+@dataclass
+class GradingJob:
+    """What every submission of one assignment is graded with."""
+
+    lab: dict
+    grading: dict
+    sandbox: dict
+    given_code: str
+    spam_data_py: bytes
+    public_splits: bytes
+    hidden_test: bytes
+    extra_env: dict = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256(json.dumps([RESULT_VERSION, self.lab, self.grading, self.sandbox,
+                                       self.given_code, self.extra_env], sort_keys=True).encode())
+        for path in sorted(Path(__file__).parent.rglob("*.py")):  # the kit's grading code
+            h.update(path.read_bytes())
+        for blob in (self.spam_data_py, self.public_splits, self.hidden_test):
+            h.update(hashlib.sha256(blob).digest())
+        return h.hexdigest()
+
+
+def given_code(source_notebook: Path) -> str:
+    """The lab's given code: the locked code cells before the first exercise."""
+    nb = nbformat.read(source_notebook, as_version=4)
+    parts = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            break
+        if cell.cell_type == "code":
+            parts.append(f"# --- cell {meta.get('grade_id', '?')}\n{cell.source}")
+    return "\n\n".join(parts) + "\n"
+
+
+def make_job(config, course_root: Path) -> GradingJob:
+    """Build the job from course_config.py: settings, given code, data splits."""
+    lab = Lab(config=config)
+    lab_dir = course_root / "source" / lab.assignment
+    sys.path.insert(0, str(lab_dir))
+    import spam_data
+
+    splits = spam_data.load_splits(lab.dataset, lab.data_dir or None, lab.split_seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        public = spam_data.write_splits_file(splits, Path(tmp) / "public.tsv").read_bytes()
+        hidden = spam_data.write_splits_file(splits, Path(tmp) / "test.tsv", names=("test",)).read_bytes()
+    return GradingJob(
+        lab=_traits(lab), grading=_traits(Grading(config=config)), sandbox=_traits(Sandbox(config=config)),
+        given_code=given_code(lab_dir / f"{lab.notebook}.ipynb"),
+        spam_data_py=(lab_dir / "spam_data.py").read_bytes(),
+        public_splits=public, hidden_test=hidden,
+    )
+
+
+def _traits(configurable) -> dict:
+    return {name: getattr(configurable, name) for name in configurable.trait_names(config=True)}
+
+
+def submission_key(nb: nbformat.NotebookNode, files: dict[str, bytes], job: GradingJob) -> str:
+    """Identifies what will run: cell sources, the student's files and the job."""
+    h = hashlib.sha256(job.digest.encode())
+    for cell in nb.cells:
+        h.update(f"{cell.cell_type}\0{cell.source}\0".encode())
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return h.hexdigest()
+
+
+def _grader_dir(job: GradingJob) -> Path:
+    """Per-process folder with the job's files, written once per job."""
+    root = Path(tempfile.gettempdir()) / f"spamkit-job-{os.getuid()}-{job.digest[:16]}"
+    if not (root / "ready").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "lab").mkdir(exist_ok=True)
+        (root / "lab" / "spam_data.py").write_bytes(job.spam_data_py)
+        (root / "public.tsv").write_bytes(job.public_splits)
+        (root / "test.tsv").write_bytes(job.hidden_test)
+        (root / "given_code.py").write_text(job.given_code, encoding="utf-8")
+        (root / "ready").touch()
+    return root
+
+
+def grade_notebook(nb_json: str, files: dict[str, bytes], job: GradingJob, notebook_name: str) -> dict:
+    """Run a sanitized submission in the sandbox, then the hidden checks on its evidence."""
+    started = time.monotonic()
+    grader = _grader_dir(job)
+    with tempfile.TemporaryDirectory(prefix="spamkit-") as tmp:
+        scratch = Path(tmp) / "work"
+        scratch.mkdir()
+        for name, data in files.items():
+            target = scratch / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (scratch / "spam_data.py").write_bytes(job.spam_data_py)
+        notebook = scratch / f"{notebook_name}.ipynb"
+        notebook.write_text(nb_json, encoding="utf-8")
+        env = {"SPAM_LAB_SEED": job.lab["seed"], "SPAM_LAB_DATASET": job.lab["dataset"], **job.extra_env}
+        outcome = sandbox.run_notebook(notebook, scratch, grader / "public.tsv", Sandbox(**job.sandbox), env)
+        executed = _read_executed(scratch / "executed.ipynb", job)
+        check_started = time.monotonic()
+        checks = run_checks(scratch, grader, job, outcome)
+        return {
+            "version": RESULT_VERSION,
+            **asdict(outcome),
+            "execute_seconds": outcome.seconds,
+            "check_seconds": round(time.monotonic() - check_started, 2),
+            "seconds": round(time.monotonic() - started, 2),
+            "executed": executed,
+            "checks": checks,
+        }
+
+
+def _read_executed(path: Path, job: GradingJob) -> str | None:
+    """The executed notebook as validated JSON text, or None."""
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except Exception:  # noqa: BLE001 - a notebook we cannot read is reported as missing
+        return None
+    return nbformat.writes(nb)
+
+
+def run_checks(scratch: Path, grader: Path, job: GradingJob, outcome) -> list[dict]:
+    """Run the hidden pytest checks in a fresh process on the evidence."""
+    context = {
+        "evidence_dir": str(scratch / "evidence"),
+        "executed_notebook": str(scratch / "executed.ipynb"),
+        "given_code": str(grader / "given_code.py"),
+        "public_splits": str(grader / "public.tsv"),
+        "hidden_test": str(grader / "test.tsv"),
+        "lab_dir": str(grader / "lab"),
+        "seed": job.lab["seed"],
+        "dataset": job.lab["dataset"],
+        "plot_history": PLOT_HISTORY,
+        "run_status": outcome.status,
+        **job.grading,
+    }
+    context_file = scratch / "check_context.json"
+    results_file = scratch / "check_results.json"
+    context_file.write_text(json.dumps(context), encoding="utf-8")
+    env = {
+        **os.environ,
+        "KIT_CHECK_CONTEXT": str(context_file),
+        "KIT_CHECK_RESULTS": str(results_file),
+        "PYTHONPATH": os.pathsep.join([str(KIT_ROOT), os.environ.get("PYTHONPATH", "")]),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider",
+         "--rootdir", str(CHECKS_DIR), "-W", "ignore"],
+        cwd=scratch, env=env, capture_output=True, text=True, timeout=job.sandbox["cell_timeout"],
+    )
+    if not results_file.is_file():
+        raise RuntimeError(f"the hidden checks did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(results_file.read_text(encoding="utf-8"))

@@ -1,0 +1,90 @@
+"""Read what the student's kernel recorded, trusting nothing but its shape.
+
+Evidence crosses the sandbox boundary as JSON (validated against a schema,
+size-capped) and an HDF5 weights file that Keras reads as arrays only; no
+code from the sandbox is imported, executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+MAX_EVIDENCE_BYTES = 5_000_000
+MAX_WEIGHTS_BYTES = 50_000_000
+
+_number_list = {"type": "array", "items": {"type": "number"}, "maxItems": 10_000}
+_described = {"type": ["object", "null"], "properties": {"kind": {"enum": ["str", "object"]}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["errors"],
+    "properties": {
+        "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+        "compile": {
+            "type": ["object", "null"],
+            "properties": {
+                "compiled": {"type": "boolean"},
+                "optimizer": {"type": ["object", "null"], "properties": {
+                    "is_adam": {"type": "boolean"}, "learning_rate": {"type": "number"}}},
+                "loss": _described,
+                "metrics": {"type": "array", "items": _described, "maxItems": 100},
+            },
+        },
+        "history": {
+            "type": ["object", "null"],
+            "properties": {
+                "class": {"type": "string"},
+                "is_history": {"type": "boolean"},
+                "is_model_history": {"type": "boolean"},
+                "epoch": {"type": "array", "items": {"type": "integer"}, "maxItems": 10_000},
+                "history": {"type": ["object", "null"], "additionalProperties": _number_list},
+            },
+        },
+        "weights": {"type": ["string", "null"]},
+        "plots": {"type": ["object", "null"], "additionalProperties": {
+            "type": "object",
+            "properties": {
+                "error": {"type": ["string", "null"]},
+                "figures": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
+                    "axes": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
+                        "xlabel": {"type": "string"}, "ylabel": {"type": "string"},
+                        "legend": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "lines": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
+                            "label": {"type": "string"}, "x": _number_list, "y": _number_list}}},
+                    }}},
+                }}},
+            },
+        }},
+    },
+}
+
+
+class EvidenceMissing(RuntimeError):
+    """The notebook did not get far enough to leave evidence."""
+
+
+def load_evidence(evidence_dir: Path) -> dict:
+    path = Path(evidence_dir) / "evidence.json"
+    if not path.is_file() or path.is_symlink():
+        raise EvidenceMissing("the notebook did not run to its end, so nothing could be checked")
+    if path.stat().st_size > MAX_EVIDENCE_BYTES:
+        raise EvidenceMissing("the recorded evidence is too large to be genuine")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        jsonschema.validate(data, SCHEMA)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        raise EvidenceMissing(f"the recorded evidence is malformed ({str(exc)[:200]})") from None
+    return data
+
+
+def weights_file(evidence_dir: Path, evidence: dict) -> Path:
+    """The weights file, if it is a plain file of sane size inside evidence_dir."""
+    name = evidence.get("weights")
+    if not name or "/" in name or name.startswith("."):
+        raise EvidenceMissing(f"no trained weights were saved ({evidence['errors'].get('weights', 'no model')})")
+    path = Path(evidence_dir) / name
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise EvidenceMissing("the saved weights are missing or not a plain file")
+    return path

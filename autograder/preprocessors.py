@@ -1,0 +1,157 @@
+"""nbgrader preprocessors of the kit, plugged in through course_config.py.
+
+``GradeSubmission`` takes the place of nbgrader's ``Execute`` in
+``Autograde.autograde_preprocessors``: it runs the sanitized notebook in the
+sandbox, runs the hidden checks on the evidence and writes each test cell's
+per-check report and partial score into that cell's outputs, where
+nbgrader's ``SaveAutoGrades`` finds them. ``HideGraderInternals`` runs first
+in ``GenerateFeedback.preprocessors``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_output
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Int
+
+from .engine import grade_notebook, make_job, submission_key
+from .results import ResultStore, summarize
+
+_JOBS: dict = {}
+MAX_STUDENT_FILES_BYTES = 20_000_000
+STATUS_TEXT = {
+    "timeout": "Your notebook did not finish in time",
+    "out_of_memory": "Your notebook used too much memory",
+    "too_much_output": "Your notebook printed too much output",
+    "kernel_died": "Your notebook's Python kernel died",
+    "no_output": "Your notebook could not be run",
+    "error": "Your notebook could not be run",
+}
+
+
+def course_root(config) -> Path:
+    return Path(CourseDirectory(config=config).root).resolve()
+
+
+def grading_job(config):
+    root = course_root(config)
+    if root not in _JOBS:
+        _JOBS[root] = make_job(config, root)
+    return _JOBS[root]
+
+
+def student_files(folder: Path, notebook_name: str) -> dict[str, bytes]:
+    """The student's own extra files next to the notebook (size-capped)."""
+    files, total = {}, 0
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if not path.is_file() or path.is_symlink() or rel in (f"{notebook_name}.ipynb", "spam_data.py"):
+            continue
+        if rel.endswith(".ipynb") or "/." in f"/{rel}":
+            continue
+        total += path.stat().st_size
+        if total > MAX_STUDENT_FILES_BYTES:
+            break
+        files[rel] = path.read_bytes()
+    return files
+
+
+def merge_outputs(nb, executed_json: str | None, max_bytes: int) -> None:
+    """Copy outputs of cells whose source the run did not change; cap their size."""
+    if not executed_json:
+        return
+    executed = nbformat.reads(executed_json, as_version=4)
+    if len(executed.cells) != len(nb.cells):
+        return
+    for cell, ran in zip(nb.cells, executed.cells):
+        if cell.cell_type != "code" or ran.cell_type != "code" or ran.source != cell.source:
+            continue
+        outputs, size = [], 0
+        for output in ran.get("outputs", []):
+            size += len(json.dumps(output))
+            if size > max_bytes:
+                outputs.append(new_output("stream", name="stdout", text="\n[output cut: too long]\n"))
+                break
+            outputs.append(output)
+        cell.outputs = outputs
+        cell.execution_count = ran.get("execution_count")
+
+
+def report_text(cell_checks: list[dict], points: float, result: dict) -> str:
+    score = sum(c["score"] for c in cell_checks)
+    lines = [f"Grader checks: {score:g} / {points:g} points"]
+    if result["status"] != "ok":
+        lines.append(f"  ! {STATUS_TEXT.get(result['status'], result['status'])}: {result['message'][:300]}")
+    if not result["sandboxed"]:
+        lines.append("  ! graded without the sandbox (course opted out)")
+    for check in cell_checks:
+        mark = "PASS" if check["passed"] else "FAIL"
+        lines.append(f"  [{mark}] {check['score']:g}/{check['points']:g}  {check['name']}")
+        if not check["passed"] and check["message"]:
+            lines.append(f"         {check['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(nb, result: dict) -> None:
+    """Replace each graded test cell's outputs by its checks' report and score."""
+    by_cell: dict = {}
+    for check in result["checks"]:
+        by_cell.setdefault(check["cell"], []).append(check)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        checks = by_cell.get(meta.get("grade_id"))
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution") or checks is None:
+            continue
+        points = float(meta["points"])
+        score = min(points, sum(c["score"] for c in checks))
+        cell.outputs = [
+            new_output("stream", name="stdout", text=report_text(checks, points, result)),
+            new_output("execute_result", data={"text/plain": f"{score:g}"}, execution_count=cell.get("execution_count")),
+        ]
+
+
+class GradeSubmission(NbGraderPreprocessor):
+    """Sandboxed execution plus hidden checks, in place of nbgrader's Execute."""
+
+    max_cell_output_bytes = Int(200_000, help="bytes of outputs kept per cell").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        root = course_root(self.config)
+        job = grading_job(self.config)
+        folder = Path(resources["metadata"]["path"])
+        files = student_files(folder, info["notebook"])
+        key = submission_key(nb, files, job)
+        store = ResultStore(root)
+        result = store.get(key)
+        if result is None:
+            self.log.info("Grading %s in the sandbox", info["student"])
+            result = grade_notebook(nbformat.writes(nb), files, job, info["notebook"])
+            store.put(key, result)
+        else:
+            self.log.info("Using the stored result of %s (%s)", info["student"], key[:12])
+        merge_outputs(nb, result.get("executed"), self.max_cell_output_bytes)
+        write_reports(nb, result)
+        store.write_summary(info["assignment"], info["student"], summarize(result, key))
+        resources.setdefault("kit", {})["result"] = result
+        return nb, resources
+
+
+_HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
+
+
+class HideGraderInternals(NbGraderPreprocessor):
+    """Feedback shows what each check said, never hidden test code or grader metadata."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            cell.source = _HIDDEN.sub("", cell.source)
+        cell.metadata.pop("kit", None)
+        cell.metadata.pop("tags", None)
+        return cell, resources

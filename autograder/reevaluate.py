@@ -1,0 +1,51 @@
+"""The grader's own evaluation of a student's trained model.
+
+The given code of the lab (setup, data, tokenizer, model: the locked cells of
+the instructor's source notebook) is run here, in the grader's process, to
+rebuild the architecture and the tokenizer; the student's weights are loaded
+into it and evaluated on the validation split and on the hidden test split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+from .evidence import weights_file
+
+
+def given_namespace(context: dict) -> dict:
+    os.environ["SPAM_LAB_SPLITS"] = context["public_splits"]
+    os.environ["SPAM_LAB_SEED"] = str(context["seed"])
+    os.environ["SPAM_LAB_DATASET"] = context["dataset"]
+    sys.path.insert(0, context["lab_dir"])
+    namespace: dict = {"__name__": "__given__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(Path(context["given_code"]).read_text(encoding="utf-8"), "given_code", "exec"), namespace)
+    return namespace
+
+
+def reevaluate(context: dict, evidence: dict) -> dict:
+    weights = weights_file(Path(context["evidence_dir"]), evidence)
+    ns = given_namespace(context)
+    keras = ns["keras"]
+    model = ns["model"]
+    try:
+        model.load_weights(weights)
+    except Exception as exc:  # noqa: BLE001 - any mismatch means "not the given model"
+        raise AssertionError(
+            f"the trained weights do not fit the given model ({type(exc).__name__}); "
+            "train the model built by build_model(), do not change its architecture"
+        ) from None
+    model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
+    sys.path.insert(0, context["lab_dir"])
+    import spam_data
+
+    test_texts, test_labels = spam_data.read_splits_file(context["hidden_test"])["test"]
+    test_ds = ns["make_dataset"](test_texts, test_labels, shuffle=False)
+    val = model.evaluate(ns["val_ds"], verbose=0, return_dict=True)
+    test = model.evaluate(test_ds, verbose=0, return_dict=True)
+    return {"val_auc": float(val["auc"]), "hidden_auc": float(test["auc"])}

@@ -1,0 +1,68 @@
+"""The course in one file: nbgrader's settings and the kit's.
+
+nbgrader reads it through nbgrader_config.py (nbgrader has no --config flag),
+and the kit reads it with autograder.settings.load_course_config().
+Every value here can be overridden on the command line, e.g.
+``--Grading.val_auc_threshold=0.95``.
+"""
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - provided by traitlets when this file is loaded
+COURSE_ROOT = Path(__file__).resolve().parent
+
+# --- nbgrader ---------------------------------------------------------------
+c.CourseDirectory.course_id = "spam-transformer-lab"
+c.CourseDirectory.root = str(COURSE_ROOT)
+c.CourseDirectory.db_url = os.environ.get("KIT_DB_URL", f"sqlite:///{COURSE_ROOT / 'gradebook.db'}")
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE\nraise NotImplementedError(\"Replace this line with your code.\")"
+}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+# model.fit takes seconds per epoch; give a training cell room, the sandbox
+# limits (below) bound the whole notebook.
+c.Execute.timeout = 600
+# TensorFlow and Python warnings write to stderr, and nbgrader gives 0 to a
+# test cell with any stderr output: drop such lines before scoring.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"(?m)^(WARNING|I0000|W0000|E0000|.*Warning:|  warnings\.warn|.*oneDNN)"
+c.Autograde.autograde_preprocessors = [
+    "autograder.preprocessors.GradeSubmission",  # replaces Execute: sandbox + hidden checks
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.GenerateFeedback.preprocessors = [
+    "autograder.preprocessors.HideGraderInternals",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
+# --- the lab ----------------------------------------------------------------
+c.Lab.assignment = "spam_transformer"
+c.Lab.dataset = "sms"              # "sms" (UCI SMS Spam Collection) or "enron"
+c.Lab.data_dir = os.environ.get("SPAM_LAB_DATA_DIR", "")   # local copy of the data
+c.Lab.split_seed = 1234            # fixes train / validation / hidden test
+c.Lab.seed = 42                    # the grader's training seed
+
+# --- grading ----------------------------------------------------------------
+c.Grading.val_auc_threshold = 0.93     # from `python -m autograder calibrate`
+c.Grading.hidden_auc_threshold = 0.93
+c.Grading.honesty_tolerance = 0.02     # |reported val_auc - grader's own| allowed
+
+# --- sandbox and limits per submission -------------------------------------
+c.Sandbox.mode = "bwrap"               # "bwrap", or "none" to opt out (marked unsandboxed)
+c.Sandbox.notebook_timeout = 900       # seconds for the whole notebook
+c.Sandbox.cell_timeout = 600           # seconds per cell
+c.Sandbox.memory_mb = 4096
+c.Sandbox.max_processes = 256
+c.Sandbox.max_output_bytes = 2_000_000
+c.Sandbox.cpu_threads = 1
+
+# --- batch grading ----------------------------------------------------------
+c.Batch.scheduler_address = ""         # "" = a local Dask cluster
+c.Batch.n_workers = 0                  # 0 = one per core
+c.Batch.threads_per_worker = 1
