@@ -181,10 +181,14 @@ def load_splits(dataset: str = "sms", data_dir=None, split_seed: int = 1234) -> 
 
 
 def write_splits_file(splits: dict, path: str | os.PathLike, names=PUBLIC_SPLITS) -> Path:
-    """Write the named splits (by default train and validation only) as TSV."""
+    """Write the named splits (by default train and validation only) as TSV.
+
+    Every field is quoted: with minimal quoting a lone carriage return in a
+    text would be written bare and read back as a line break.
+    """
     path = Path(path)
     with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(["split", "label", "text"])
         for name in names:
             texts, labels = splits[name]
@@ -208,7 +212,11 @@ def load_lab_data(dataset: str = "sms", data_dir=None, split_seed: int | None = 
     """The notebook's view: train and validation splits only."""
     prepared = os.environ.get("SPAM_LAB_SPLITS")
     if prepared:
-        return read_splits_file(prepared)
+        splits = read_splits_file(prepared)
+        missing = [name for name in PUBLIC_SPLITS if name not in splits]
+        if missing:
+            raise ValueError(f"SPAM_LAB_SPLITS file {prepared} has no {' or '.join(missing)} split")
+        return {name: splits[name] for name in PUBLIC_SPLITS}  # never a test split
     if split_seed is None:
         split_seed = int(os.environ.get("SPAM_LAB_SPLIT_SEED", "1234"))
     splits = load_splits(dataset, data_dir, split_seed)
