@@ -24,6 +24,40 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+# Figures the checks record (``record_property``) that the class report plots.
+METRIC_NAMES = {"reported_val_auc": "val_auc_reported", "val_auc": "val_auc_regraded", "hidden_auc": "hidden_auc",
+                "honesty_gap": "honesty_gap"}
+
+
+def check_metrics(checks: list[dict]) -> dict:
+    """Reported and re-evaluated model figures, gathered from the checks' values."""
+    metrics = {}
+    for check in checks:
+        for name, value in (check.get("values") or {}).items():
+            if name in METRIC_NAMES and isinstance(value, (int, float)):
+                metrics.setdefault(METRIC_NAMES[name], float(value))
+    return metrics
+
+
+def cell_errors(executed_json: str | None) -> list[dict]:
+    """Cells of the executed notebook that raised: which cell, which exception, test cell or not."""
+    if not executed_json:
+        return []
+    try:
+        cells = json.loads(executed_json).get("cells", [])
+    except (ValueError, AttributeError):
+        return []
+    found = []
+    for index, cell in enumerate(cells):
+        meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+        for output in cell.get("outputs") or []:
+            if output.get("output_type") == "error":
+                found.append({"cell": meta.get("grade_id") or f"cell {index + 1}", "ename": str(output.get("ename"))[:100],
+                              "test": bool(meta.get("grade") and not meta.get("solution"))})
+                break
+    return found[:50]
+
+
 def summarize(result: dict, key: str) -> dict:
     checks = result["checks"]
     return {
@@ -38,6 +72,8 @@ def summarize(result: dict, key: str) -> dict:
         "score": sum(c["score"] for c in checks),
         "max_score": sum(c["points"] for c in checks),
         "checks": checks,
+        "metrics": check_metrics(checks),
+        "cell_errors": cell_errors(result.get("executed")),
     }
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import nbformat
 
+from autograder import examples
+from autograder.examples import fill  # noqa: F401 - re-exported for the tests
+
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "spam_transformer"
 SHARED_DATA = Path(os.environ.get("SPAM_LAB_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -45,27 +48,9 @@ def release_notebook(root: Path) -> nbformat.NotebookNode:
     return nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
 
 
-def fill(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
-    """A student's notebook: the released one with cells (by grade_id) replaced."""
-    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
-
-
 def source_answers(root: Path) -> dict[str, str]:
     """The reference solutions, without the solution markers."""
-    nb = nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    answers = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            answers[meta["grade_id"]] = "\n".join(
-                line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
-            )
-    return answers
+    return examples.source_answers(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
 
 
 def submit(root: Path, student: str, nb: nbformat.NotebookNode | bytes | str) -> Path:

@@ -1,0 +1,5 @@
+"""`python -m autograder`: the spamkit command line."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""Grades out: nbgrader's CSV, a per-check CSV, Gradescope results.json.
+
+- ``grades.csv``: nbgrader's export (the columns of ``nbgrader export``), one
+  row per student and assignment, from the gradebook. ``CsvExport`` is an
+  nbgrader ``ExportPlugin`` writing those columns with the csv module (so a
+  name with a comma stays one field); plain nbgrader can use it too:
+  ``nbgrader export --exporter=autograder.exports.CsvExport``.
+- ``checks.csv``: one row per student, one column per check (its score),
+  then the total and the maximum, from the kit's per-student summaries.
+- ``gradescope/<student>/results.json``: Gradescope's autograder format.
+  Hidden checks (all but ``Exports.visible_checks``) have
+  ``visibility: after_published``, so students see their messages once the
+  instructor publishes grades.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins import ExportPlugin
+from traitlets import Enum, List, Unicode
+from traitlets.config import Configurable
+
+from .results import ResultStore
+
+NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                    "raw_score", "late_submission_penalty", "score", "max_score"]
+
+
+class Exports(Configurable):
+    directory = Unicode("exports", help="folder (relative to the course root) the exports go to").tag(config=True)
+    visible_checks = List(Unicode(), help="ids of checks whose result students see at once (Gradescope)").tag(config=True)
+    hidden_visibility = Enum(["hidden", "after_due_date", "after_published", "visible"], "after_published",
+                             help="Gradescope visibility of the other checks").tag(config=True)
+
+
+class CsvExport(ExportPlugin):
+    """nbgrader's CSV export, written with the csv module."""
+
+    def export(self, gradebook: Gradebook) -> None:
+        dest = self.to or "grades.csv"
+        students = {str(s) for s in self.student}
+        assignments = {str(a) for a in self.assignment}
+        with open(dest, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=NBGRADER_COLUMNS)
+            writer.writeheader()
+            for assignment in gradebook.assignments:
+                if assignments and assignment.name not in assignments:
+                    continue
+                for student in gradebook.students:
+                    if students and student.id not in students:
+                        continue
+                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
+                           "last_name": student.last_name, "first_name": student.first_name,
+                           "email": student.email, "max_score": assignment.max_score}
+                    try:
+                        submission = gradebook.find_submission(assignment.name, student.id)
+                    except MissingEntry:
+                        row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
+                    else:
+                        penalty = submission.late_submission_penalty
+                        row.update(timestamp=submission.timestamp, raw_score=submission.score,
+                                   late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
+                    writer.writerow({k: "" if v is None else str(v) for k, v in row.items()})
+
+
+def write_nbgrader_csv(db_url: str, course_id: str, dest: Path, assignment: str = "") -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    plugin = CsvExport(to=str(dest), assignment=[assignment] if assignment else [])
+    with Gradebook(db_url, course_id) as gb:
+        plugin.export(gb)
+    return dest
+
+
+def check_columns(summaries: dict[str, dict]) -> list[tuple[str, str, float]]:
+    """(id, name, points) of every check, in the order the checks ran."""
+    columns: dict[str, tuple[str, str, float]] = {}
+    for summary in summaries.values():
+        for check in summary.get("checks", []):
+            columns.setdefault(check["id"], (check["id"], check["name"], float(check["points"])))
+    return list(columns.values())
+
+
+def write_checks_csv(summaries: dict[str, dict], dest: Path) -> Path:
+    columns = check_columns(summaries)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student_id", "status", *[c[0] for c in columns], "total", "max_score"])
+        for student, summary in sorted(summaries.items()):
+            scores = {c["id"]: c["score"] for c in summary.get("checks", [])}
+            writer.writerow([student, summary["status"], *[f"{scores.get(c[0], 0.0):g}" for c in columns],
+                             f"{summary['score']:g}", f"{summary['max_score']:g}"])
+    return dest
+
+
+RUN_TEXT = {
+    "ok": "Your notebook ran to the end.",
+    "timeout": "Your notebook did not finish in time.",
+    "out_of_memory": "Your notebook used too much memory.",
+    "too_much_output": "Your notebook printed too much output.",
+    "kernel_died": "Your notebook's Python kernel died.",
+    "no_output": "Your notebook could not be run.",
+    "error": "Your notebook could not be run.",
+    "no_submission": "No submission was found.",
+    "wrong_name": "No notebook with the expected file name was found.",
+    "empty": "The submitted notebook is empty.",
+    "unreadable": "The submitted notebook file is corrupt and cannot be opened.",
+    "invalid": "The submitted notebook's grading cells are damaged.",
+    "grader error": "The grader failed on this submission; your instructor will look at it.",
+}
+
+
+def gradescope_results(summary: dict, visible: set[str], hidden_visibility: str) -> dict:
+    """One student's Gradescope ``results.json``."""
+    status = summary["status"]
+    output = RUN_TEXT.get(status, status)
+    if status != "ok" and summary.get("message"):
+        output += f"\n{summary['message']}"
+    tests, cells = [], []
+    for check in summary.get("checks", []):
+        if check["cell"] not in cells:
+            cells.append(check["cell"])
+        number = f"{cells.index(check['cell']) + 1}.{sum(t['cell'] == check['cell'] for t in tests) + 1}"
+        tests.append({
+            "score": float(check["score"]),
+            "max_score": float(check["points"]),
+            "name": check["name"],
+            "number": number,
+            "cell": check["cell"],
+            "output": check.get("message", "") if not check["passed"] else "",
+            "visibility": "visible" if check["id"] in visible else hidden_visibility,
+            "status": "passed" if check["passed"] else "failed",
+        })
+    return {
+        "score": float(summary["score"]),
+        "execution_time": round(float(summary.get("seconds") or 0.0), 2),
+        "output": output,
+        "visibility": "visible",
+        "tests": [{k: v for k, v in t.items() if k != "cell"} for t in tests],
+    }
+
+
+def write_gradescope(summaries: dict[str, dict], folder: Path, visible: list[str], hidden_visibility: str) -> list[Path]:
+    paths = []
+    for student, summary in sorted(summaries.items()):
+        path = folder / student / "results.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(gradescope_results(summary, set(visible), hidden_visibility), indent=1),
+                        encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def export_all(course) -> dict[str, Path]:
+    """Every export of the course's assignment into Exports.directory; returns what was written."""
+    settings = Exports(config=course.config)
+    out = course.root / settings.directory
+    summaries = ResultStore(course.root).summaries(course.assignment)
+    written = {
+        "nbgrader_csv": write_nbgrader_csv(course.coursedir.db_url, course.coursedir.course_id,
+                                           out / "grades.csv", course.assignment),
+        "checks_csv": write_checks_csv(summaries, out / "checks.csv"),
+    }
+    write_gradescope(summaries, out / "gradescope", settings.visible_checks, settings.hidden_visibility)
+    written["gradescope"] = out / "gradescope"
+    return written

@@ -1,0 +1,183 @@
+"""The class report: one static HTML file for the instructor.
+
+Built from the per-student summaries the batch leaves in the result store:
+score distribution, pass rate per check, spread of the reported and the
+re-evaluated validation AUC and of the hidden-test AUC, grading time per
+submission, and the students who need a look (no or broken submission,
+timeouts, crashes, failed honesty check, grader errors). Figures are
+matplotlib PNGs embedded as base64, so the file stands alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+
+from .results import ResultStore
+from .settings import Grading
+
+TEMPLATES = Path(__file__).with_name("templates")
+HONESTY_CHECK = "test_reported_val_auc_is_honest"
+PROBLEM_TEXT = {
+    "no_submission": "no submission",
+    "wrong_name": "wrong file name",
+    "empty": "empty notebook",
+    "unreadable": "corrupt notebook",
+    "invalid": "nbgrader rejected the notebook",
+    "grader error": "grader error",
+    "timeout": "timed out",
+    "out_of_memory": "out of memory",
+    "too_much_output": "too much output",
+    "kernel_died": "kernel died",
+    "no_output": "could not be run",
+    "error": "could not be run",
+}
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def figures(summaries: dict[str, dict], checks: list[dict], grading: Grading) -> list[dict]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    scores = [s["score"] for s in summaries.values()]
+    max_score = max((s["max_score"] for s in summaries.values()), default=0) or 1
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ax.hist(scores, bins=min(20, int(max_score) + 1), range=(0, max_score), color="#4c72b0", edgecolor="white")
+    ax.set_xlabel("autograded points")
+    ax.set_ylabel("students")
+    ax.set_title("Score distribution")
+    out.append({"title": "Score distribution (autograded points)", "png": _png(fig)})
+    plt.close(fig)
+
+    if checks:
+        fig, ax = plt.subplots(figsize=(5.5, 0.32 * len(checks) + 1))
+        names = [c["name"] for c in checks][::-1]
+        rates = [100 * c["rate"] for c in checks][::-1]
+        ax.barh(names, rates, color="#55a868")
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of graded submissions passing")
+        ax.set_title("Pass rate per check")
+        ax.tick_params(axis="y", labelsize=7)
+        out.append({"title": "Pass rate per check", "png": _png(fig)})
+        plt.close(fig)
+
+    series = {label: [s["metrics"][key] for s in summaries.values() if key in (s.get("metrics") or {})]
+              for label, key in (("val reported", "val_auc_reported"), ("val (grader)", "val_auc_regraded"),
+                                 ("hidden test", "hidden_auc"))}
+    if any(series.values()):
+        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+        labels = [k for k, v in series.items() if v]
+        ax.boxplot([series[k] for k in labels], showfliers=False)
+        for i, label in enumerate(labels, start=1):
+            ax.scatter([i] * len(series[label]), series[label], s=12, alpha=0.6, color="#c44e52", zorder=3)
+        ax.set_xticks(range(1, len(labels) + 1), labels)
+        ax.axhline(grading.val_auc_threshold, color="#888", linestyle="--", linewidth=1,
+                   label=f"val threshold {grading.val_auc_threshold:g}")
+        if grading.hidden_auc_threshold != grading.val_auc_threshold:
+            ax.axhline(grading.hidden_auc_threshold, color="#555", linestyle=":", linewidth=1,
+                       label=f"hidden threshold {grading.hidden_auc_threshold:g}")
+        ax.set_ylabel("AUC")
+        ax.set_title("Validation and hidden-test AUC")
+        ax.legend(fontsize=7, loc="lower left")
+        out.append({"title": "AUC: what students reported, what the grader measured", "png": _png(fig)})
+        plt.close(fig)
+
+    timed = sorted((s for s in summaries.items() if s[1].get("seconds")), key=lambda kv: kv[0])
+    many = len(timed) > 40
+    if many:
+        timed.sort(key=lambda kv: kv[1]["seconds"])
+    if timed:
+        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+        names = [str(i) for i in range(len(timed))] if many else [k for k, _ in timed]
+        run = [v.get("execute_seconds") or 0 for _, v in timed]
+        chk = [v.get("check_seconds") or 0 for _, v in timed]
+        ax.bar(names, run, label="notebook run (sandbox)", color="#8172b2")
+        ax.bar(names, chk, bottom=run, label="hidden checks", color="#ccb974")
+        ax.set_ylabel("seconds")
+        ax.set_title("Grading time per submission")
+        if many:
+            ax.set_xticks([])
+            ax.set_xlabel(f"{len(timed)} submissions, fastest to slowest")
+        else:
+            ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.legend(fontsize=7)
+        out.append({"title": "Grading time per submission", "png": _png(fig)})
+        plt.close(fig)
+    return out
+
+
+def check_table(summaries: dict[str, dict]) -> list[dict]:
+    table: dict[str, dict] = {}
+    for summary in summaries.values():
+        for check in summary.get("checks", []):
+            row = table.setdefault(check["id"], {"id": check["id"], "name": check["name"], "cell": check["cell"],
+                                                 "points": check["points"], "passed": 0, "total": 0})
+            row["total"] += 1
+            row["passed"] += bool(check["passed"])
+    for row in table.values():
+        row["rate"] = row["passed"] / row["total"] if row["total"] else 0.0
+    return list(table.values())
+
+
+def attention(summaries: dict[str, dict]) -> list[dict]:
+    rows = []
+    for student, s in sorted(summaries.items()):
+        if s["status"] != "ok":
+            rows.append({"student": student, "reason": PROBLEM_TEXT.get(s["status"], s["status"]),
+                         "detail": (s.get("message") or "")[:300]})
+        crashed = [f"{e['cell']}: {e['ename']}" for e in s.get("cell_errors") or [] if not e["test"]]
+        if crashed:
+            rows.append({"student": student, "reason": "errors while running", "detail": "; ".join(crashed)})
+        for check in s.get("checks", []):
+            if check["id"] == HONESTY_CHECK and not check["passed"] and "honesty_gap" in (s.get("metrics") or {}):
+                rows.append({"student": student, "reason": "honesty check failed", "detail": check.get("message", "")})
+            if check.get("detail"):
+                rows.append({"student": student, "reason": f"grader error in {check['id']}", "detail": check["detail"]})
+        for note in s.get("notes") or []:
+            rows.append({"student": student, "reason": "note", "detail": note})
+    return rows
+
+
+def _fmt(value, digits=4):
+    if value is None or isinstance(value, jinja2.Undefined):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def render(course_id: str, assignment: str, summaries: dict[str, dict], grading: Grading) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    env.filters["fmt"] = _fmt
+    checks = check_table(summaries)
+    graded = [s for s in summaries.values() if s.get("key")]
+    return env.get_template("report.html.j2").render(
+        assignment=assignment, course_id=course_id, generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
+        n_students=len(summaries), n_graded=len(graded),
+        mean_score=sum(s["score"] for s in summaries.values()) / max(1, len(summaries)),
+        max_score=max((s["max_score"] for s in summaries.values()), default=0),
+        figures=figures(summaries, checks, grading), checks=checks, attention=attention(summaries),
+        students=[{"student": k, **v, "metrics": v.get("metrics") or {}} for k, v in sorted(summaries.items())],
+    )
+
+
+def write_report(course, dest: Path | None = None) -> Path:
+    from .exports import Exports
+
+    summaries = ResultStore(course.root).summaries(course.assignment)
+    dest = dest or course.root / Exports(config=course.config).directory / "report.html"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(render(course.coursedir.course_id, course.assignment, summaries, Grading(config=course.config)),
+                    encoding="utf-8")
+    return dest

@@ -1,0 +1,285 @@
+"""Batch grading: same key as nbgrader's path, real Dask workers, kill and resume.
+
+The slow tests run real submissions (sandboxed notebook + hidden checks) on
+real Dask processes: a scheduler and two workers started here on 127.0.0.1,
+and ``spamkit grade`` killed with SIGKILL halfway and started again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from kit_testing import (ASSIGNMENT, course_env, fill, make_course, nbgrader, release_notebook, source_answers,
+                         submit, summary)
+from nbgrader.api import Gradebook, SubmittedAssignment
+
+from autograder import examples, intake
+from autograder.batch import Course, Sanitizer
+from autograder.results import ResultStore
+from autograder.settings import load_course_config
+
+SPAMKIT = [sys.executable, "-m", "autograder"]
+DASK = Path(sys.executable).with_name("dask")
+
+
+def spamkit(root: Path, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SPAMKIT, *args, "--no-progress"], cwd=root, env=course_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"spamkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return proc
+
+
+def events(root: Path) -> list[dict]:
+    path = root / ".kit" / "log" / f"{ASSIGNMENT}.jsonl"
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def open_course(root: Path) -> Course:
+    os.environ.setdefault("SPAM_LAB_DATA_DIR", course_env()["SPAM_LAB_DATA_DIR"])
+    return Course(root, load_course_config(root))
+
+
+def submissions_in_gradebook(root: Path) -> dict[str, int]:
+    """How many submissions of the assignment each student has in the gradebook."""
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        counts = {}
+        for student in gb.students:
+            counts[student.id] = gb.db.query(SubmittedAssignment).filter(
+                SubmittedAssignment.student_id == student.id).count()
+        return counts
+
+
+def autograded_scores(root: Path, student: str) -> float:
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        notebook = gb.find_submission(ASSIGNMENT, student).notebooks[0]
+        return sum(g.auto_score or 0.0 for g in notebook.grades if g.cell.cell_type == "code")
+
+
+def variant(root: Path, name: str) -> nbformat.NotebookNode:
+    return fill(release_notebook(root), {**source_answers(root), **examples.VARIANTS[name]})
+
+
+# --- fast: the key, intake -----------------------------------------------------
+
+FAKE_CHECKS = [
+    {"id": "fake_compile", "cell": "test_compile", "name": "fake", "points": 5.0, "passed": True, "score": 5.0,
+     "message": ""},
+    {"id": "fake_fit", "cell": "test_fit", "name": "fake", "points": 9.0, "passed": False, "score": 0.0,
+     "message": "stored, not run"},
+    {"id": "fake_plot", "cell": "test_plot", "name": "fake", "points": 6.0, "passed": False, "score": 3.0,
+     "message": "stored, not run"},
+]
+
+
+def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path):
+    """What the batch computes ahead is what nbgrader autograde then looks up: no work twice."""
+    root = make_course(tmp_path / "course")
+    nb = variant(root, "reference")
+    for cell in nb.cells:  # things nbgrader's sanitize step changes: outputs, an edited test cell
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_compile":
+            cell.source = "pass  # the student emptied the self-check"
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="old output\n")]
+    nb.metadata["kernelspec"] = {"name": "something-else", "display_name": "x", "language": "python"}
+    folder = submit(root, "alice", nb).parent
+    (folder / "notes.txt").write_text("my own notes\n")
+    (folder / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC\n")
+
+    course = open_course(root)
+    entry = next(e for e in intake.inventory(course.submitted_dir(), ASSIGNMENT, ASSIGNMENT) if e.student == "alice")
+    prepared = Sanitizer(course).prepare(entry)
+    assert "notes.txt" in prepared.files and "timestamp.txt" in prepared.files
+    sanitized = nbformat.reads(prepared.nb_json, as_version=4)
+    test_cell = next(c for c in sanitized.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_compile")
+    assert "assert model.compiled" in test_cell.source  # OverwriteCells restored it
+    assert all(not c.get("outputs") for c in sanitized.cells if c.cell_type == "code")  # ClearOutput
+
+    # A result stored under the precomputed key; autograde must use it, not run the notebook.
+    fake = {"version": 1, "status": "ok", "message": "", "sandboxed": True, "seconds": 0.5, "peak_rss_mb": 1.0,
+            "capture_errors": [], "execute_seconds": 0.4, "check_seconds": 0.1, "executed": None,
+            "checks": FAKE_CHECKS}
+    ResultStore(root).put(prepared.key, fake)
+    nbgrader(root, "autograde", ASSIGNMENT, "--student", "alice", "--force")
+
+    assert summary(root, "alice")["key"] == prepared.key
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        grades = {g.name: g.auto_score for g in gb.find_submission(ASSIGNMENT, "alice").notebooks[0].grades}
+    assert (grades["test_compile"], grades["test_fit"], grades["test_plot"]) == (5.0, 0.0, 3.0)
+
+    # a changed submission has another key; an unchanged one keeps its key
+    assert Sanitizer(course).prepare(entry).key == prepared.key
+    (folder / "notes.txt").write_text("changed\n")
+    assert Sanitizer(course).prepare(entry).key != prepared.key
+
+
+def test_inventory_reports_every_kind_of_submission(tmp_path):
+    sub = tmp_path / "submitted"
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+
+    def put(student: str, name: str, data: bytes) -> None:
+        (sub / student / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
+        (sub / student / ASSIGNMENT / name).write_bytes(data)
+
+    put("ok", f"{ASSIGNMENT}.ipynb", nbformat.writes(good).encode())
+    put("several", f"{ASSIGNMENT}.ipynb", nbformat.writes(good).encode())
+    put("several", "scratch.ipynb", nbformat.writes(good).encode())
+    put("renamed", "Copy of lab.ipynb", nbformat.writes(good).encode())
+    put("empty", f"{ASSIGNMENT}.ipynb", b"")
+    put("corrupt", f"{ASSIGNMENT}.ipynb", nbformat.writes(good).encode()[:40])
+    put("nocells", f"{ASSIGNMENT}.ipynb", nbformat.writes(nbformat.v4.new_notebook()).encode())
+    put("onlydata", "data.csv", b"a,b\n")
+    entries = {e.student: e for e in intake.inventory(sub, ASSIGNMENT, ASSIGNMENT, roster=["absent", "ok"])}
+
+    assert {k: e.status for k, e in entries.items()} == {
+        "absent": intake.NO_SUBMISSION, "ok": intake.OK, "several": intake.OK, "renamed": intake.WRONG_NAME,
+        "empty": intake.EMPTY, "corrupt": intake.UNREADABLE, "nocells": intake.EMPTY,
+        "onlydata": intake.NO_SUBMISSION,
+    }
+    assert entries["several"].notes == ["other notebooks ignored: scratch.ipynb"]
+    assert "Copy of lab.ipynb" in entries["renamed"].message
+    assert intake.fix_names(sub, ASSIGNMENT, ASSIGNMENT) == [f"renamed: Copy of lab.ipynb -> {ASSIGNMENT}.ipynb"]
+    assert (sub / "renamed" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+
+
+# --- slow: real grading on real Dask processes ---------------------------------
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """A Dask scheduler and two one-thread workers, as separate processes on 127.0.0.1.
+
+    The workers run in a folder of their own, without the course or the data
+    location: everything they need comes with the task.
+    """
+    where = tmp_path_factory.mktemp("dask")
+    scheduler_file = where / "scheduler.json"
+    env = {k: v for k, v in os.environ.items() if k != "SPAM_LAB_DATA_DIR"}
+    procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(scheduler_file)], cwd=where, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [str(DASK), "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                 "--host", "127.0.0.1", "--local-directory", str(where)],
+                cwd=where, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            workers = set(client.scheduler_info()["workers"])
+        yield address, workers
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+_GRADED: dict = {}  # test_exports imports the fixture: grade once per session, not once per module
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory, request):
+    """A small class graded through the external scheduler: two real notebooks,
+    a corrupt one, a student on the roster without a submission."""
+    if "course" not in _GRADED:
+        address, _ = request.getfixturevalue("dask_cluster")
+        root = make_course(tmp_path_factory.mktemp("batch") / "course")
+        submit(root, "alice", variant(root, "reference"))
+        submit(root, "bob", variant(root, "wrong-loss"))
+        submit(root, "carol", nbformat.writes(variant(root, "reference"))[:500])
+        nbgrader(root, "db", "student", "add", "dave", "--last-name=Doe, Jr.", "--first-name=Dave")
+        _GRADED["course"] = root, spamkit(root, "grade", "--scheduler", address)
+    return _GRADED["course"]
+
+
+def test_batch_on_external_dask_workers(graded_course, dask_cluster):
+    root, proc = graded_course
+    _, workers = dask_cluster
+    log = events(root)
+    executed = [e for e in log if e["event"] == "executed"]
+    assert sorted(e["student"] for e in executed) == ["alice", "bob"]
+    assert {e["worker"] for e in executed} == workers  # one notebook on each worker process
+
+    alice, bob, carol, dave = (summary(root, s) for s in ("alice", "bob", "carol", "dave"))
+    assert alice["status"] == "ok" and alice["sandboxed"]
+    assert alice["gradebook_key"] == alice["key"]
+    for name, s in (("alice", alice), ("bob", bob)):
+        assert s["score"] == pytest.approx(autograded_scores(root, name))
+        assert s["metrics"]["val_auc_regraded"] > 0.5
+    assert bob["score"] < alice["score"]  # wrong loss loses the loss and AUC checks
+    assert carol["status"] == intake.UNREADABLE and carol["score"] == 0
+    assert dave["status"] == intake.NO_SUBMISSION and dave["score"] == 0
+    assert submissions_in_gradebook(root) == {"alice": 1, "bob": 1, "carol": 0, "dave": 0}
+    for student in ("alice", "bob", "carol", "dave"):
+        assert student in proc.stdout
+    assert "corrupt notebook" in proc.stdout and "no submission" in proc.stdout
+
+    # Again: nothing changed, so nothing runs and no worker is needed.
+    again = spamkit(root, "grade", "--scheduler", "tcp://127.0.0.1:9")  # nothing listens there
+    assert "up to date" in again.stdout
+    assert [e for e in events(root) if e["event"] == "executed"] == executed
+
+
+def test_killed_batch_resumes_without_losing_or_doubling(tmp_path):
+    root = make_course(tmp_path / "course")
+    students = {"ann": "reference", "ben": "wrong-loss", "cid": "no-validation"}
+    for student, name in students.items():
+        submit(root, student, variant(root, name))
+    store = root / ".kit" / "store"
+
+    first = subprocess.Popen([*SPAMKIT, "grade", "--workers", "1", "--no-progress"], cwd=root, env=course_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900
+        while not any(e["event"] == "executed" for e in events(root)):
+            assert first.poll() is None, "the batch ended before it could be killed"
+            assert time.monotonic() < deadline, "no result landed in time"
+            time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        time.sleep(2)  # the local workers notice their parent is gone; clear what is left of the group
+        try:
+            os.killpg(first.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    done_before = {e["student"] for e in events(root) if e["event"] == "executed"}
+    assert 1 <= len(done_before) < len(students)
+    stored_before = {p.name: p.read_bytes() for p in store.glob("*.json")}
+
+    spamkit(root, "grade", "--workers", "2")
+
+    log = events(root)
+    executed = [e["student"] for e in log if e["event"] == "executed"]
+    assert sorted(executed) == sorted(students)  # every student's notebook ran exactly once overall
+    for name, data in stored_before.items():
+        assert (store / name).read_bytes() == data  # finished results were not redone
+    assert submissions_in_gradebook(root) == {s: 1 for s in students}
+    for student in students:
+        s = summary(root, student)
+        assert s["gradebook_key"] == s["key"]
+        assert s["score"] == pytest.approx(autograded_scores(root, student))
