@@ -26,6 +26,7 @@ and a submission whose key is unchanged is not run again unless forced.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -59,6 +60,11 @@ UP_TO_DATE = "up to date"    # unchanged since it was graded: nothing re-run
 INVALID = "invalid"          # nbgrader's sanitize step rejected the notebook
 GRADER_ERROR = "grader error"
 AUTOGRADE_FAILED = "autograde failed"
+UNKNOWN = "unknown student"
+
+
+class BatchRunning(RuntimeError):
+    """Another batch holds the course's lock."""
 
 
 @dataclass
@@ -137,6 +143,18 @@ class Course:
             self._job = engine.make_job(self.config, self.root)
             preprocessors._JOBS[preprocessors.course_root(self.config)] = self._job
         return self._job
+
+    @contextlib.contextmanager
+    def lock(self):
+        """One batch at a time per course (the OS drops the lock if the batch is killed)."""
+        path = self.store.root / "batch.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BatchRunning(f"another batch is grading this course ({path} is locked)") from None
+            yield
 
     def log_event(self, event: str, **data) -> None:
         """Append one line to the batch log (.kit/log/<assignment>.jsonl)."""
@@ -249,12 +267,16 @@ class BatchGrader:
         if students:
             wanted = set(students)
             entries = [e for e in entries if e.student in wanted]
-            entries += [intake.Entry(s, intake.NO_SUBMISSION, message="nothing was submitted")
+            entries += [intake.Entry(s, UNKNOWN, message="not on the roster (gradebook) and no submitted folder")
                         for s in sorted(wanted - {e.student for e in entries})]
         return entries
 
     def grade(self, students: list[str] | None = None, force: bool = False, scheduler: str = "",
               n_workers: int = 0) -> list[Row]:
+        with self.course.lock():
+            return self._grade(students, force, scheduler, n_workers)
+
+    def _grade(self, students, force, scheduler, n_workers) -> list[Row]:
         course = self.course
         entries = self.entries(students)
         self._start(len(entries), f"Grading {course.assignment}")
@@ -262,16 +284,19 @@ class BatchGrader:
         prepared: list[Prepared] = []
         sanitizer = Sanitizer(course)
         for entry in entries:
-            if entry.status != intake.OK:
+            if entry.status == intake.OK:
+                try:
+                    prepared.append(sanitizer.prepare(entry))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: report, go on
+                    rows[entry.student] = self._not_graded(
+                        entry.student, INVALID, f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500],
+                        entry.notes)
+            elif entry.status == UNKNOWN:  # a typo in --student must not add a student to the gradebook
+                rows[entry.student] = Row(entry.student, UNKNOWN, message=entry.message)
+            else:
                 rows[entry.student] = self._not_graded(entry.student, entry.status, entry.message, entry.notes)
-                self._advance()
-                continue
-            try:
-                prepared.append(sanitizer.prepare(entry))
-            except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: report, go on
-                rows[entry.student] = self._not_graded(
-                    entry.student, INVALID, f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500], entry.notes)
-                self._advance()
+            self._advance()
 
         pending = [p for p in prepared if force or course.store.get(p.key) is None]
         for p in prepared:

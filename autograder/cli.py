@@ -315,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](course, args)
     except UsageError as exc:
         parser.error(str(exc))
+    except RuntimeError as exc:
+        from .batch import BatchRunning
+
+        if not isinstance(exc, BatchRunning):
+            raise
+        console.print(f"[red]{exc}[/red]")
+        return 3
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]: run the same command again to finish what is left")
         return 130

@@ -32,6 +32,8 @@ PROBLEM_TEXT = {
     "timeout": "timed out",
     "out_of_memory": "out of memory",
     "too_much_output": "too much output",
+    "too_many_processes": "too many processes",
+    "too_much_disk": "wrote too much to disk",
     "kernel_died": "kernel died",
     "no_output": "could not be run",
     "error": "could not be run",

@@ -157,6 +157,28 @@ def test_inventory_reports_every_kind_of_submission(tmp_path):
     assert (sub / "renamed" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
 
 
+def test_students_without_a_gradable_notebook_do_not_stop_the_batch(tmp_path):
+    """Damaged grading metadata, an empty file, an unknown id: each reported, nothing run, exit 0."""
+    root = make_course(tmp_path / "course")
+    nb = variant(root, "reference")
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_fit":
+            cell.metadata["nbgrader"]["schema_version"] = 99  # from a newer nbgrader than this course's
+    submit(root, "eve", nb)
+    submit(root, "frank", b"")
+    proc = spamkit(root, "grade", "--student", "eve", "--student", "frank", "--student", "nobody")
+    assert "0 notebook(s) run now" in proc.stdout
+    assert summary(root, "eve")["status"] == "invalid" and "nbgrader cannot sanitize" in summary(root, "eve")["message"]
+    assert summary(root, "frank")["status"] == intake.EMPTY
+    assert "unknown student" in proc.stdout
+    assert not (root / ".kit" / "results" / ASSIGNMENT / "nobody.json").exists()
+    assert set(submissions_in_gradebook(root)) == {"eve", "frank"}  # on the roster, no grades
+
+    with open_course(root).lock():  # a second batch on the same course waits its turn
+        busy = spamkit(root, "grade", check=False)
+    assert busy.returncode == 3 and "another batch" in busy.stdout
+
+
 # --- slow: real grading on real Dask processes ---------------------------------
 
 @pytest.fixture(scope="session")

@@ -124,3 +124,14 @@ def test_class_report(exported):
         assert student in html
     attention = html.split("Students needing attention")[1].split("<h2>")[0]
     assert "carol" in attention and "dave" in attention and "alice" not in attention
+
+
+def test_feedback_command(exported):
+    root, _ = exported
+    proc = subprocess.run([sys.executable, "-m", "autograder", "feedback", "--no-progress"], cwd=root,
+                          env=course_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    made = sorted(p.relative_to(root / "feedback").parts[0] for p in (root / "feedback").rglob("*.html"))
+    assert made == ["alice", "bob"]  # graded submissions only
+    html = (root / "feedback" / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "Grader checks:" in html and "BEGIN HIDDEN TESTS" not in html
