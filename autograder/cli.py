@@ -168,19 +168,19 @@ def grades_table(rows, title: str) -> Table:
     from .intake import STATUS_TEXT
 
     table = Table(title=title)
-    table.add_column("Student", no_wrap=True)
+    table.add_column("Student", overflow="fold", max_width=24)
     table.add_column("Status", no_wrap=True)
     table.add_column("Score", justify="right", no_wrap=True)
     table.add_column("Run", no_wrap=True)
     table.add_column("Time (s)", justify="right")
-    table.add_column("Details", overflow="fold", max_width=60)
+    table.add_column("Details", overflow="fold")
     for r in rows:
         style = {GRADED: "green", UP_TO_DATE: "cyan", GRADER_ERROR: "red bold", AUTOGRADE_FAILED: "red bold"}.get(
             r.status, "yellow")
         run_style = "green" if r.run_status == "ok" else "red"
         score = "" if r.score is None else f"{r.score:g} / {r.max_score:g}"
         message = (r.message or "").strip().splitlines()[0][:160] if r.message and r.run_status != "ok" else ""
-        details = "; ".join(filter(None, [message, *r.notes]))
+        details = "; ".join(filter(None, [message, *r.notes]))[:200]
         table.add_row(r.student, f"[{style}]{STATUS_TEXT.get(r.status, r.status)}[/{style}]", score,
                       f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
                       "" if not r.seconds else f"{r.seconds:.1f}", details, )

@@ -57,10 +57,8 @@ def read_notebook(path: Path) -> tuple[str, str]:
         return EMPTY, f"{path.name} is empty (0 bytes of notebook)"
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-    except (UnicodeDecodeError, ValueError) as exc:  # JSON errors are ValueErrors
-        return UNREADABLE, f"{path.name} is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
-    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds on garbage
-        return UNREADABLE, f"{path.name} is not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})"
+    except Exception as exc:  # noqa: BLE001 - JSON, Unicode and nbformat errors on garbage
+        return UNREADABLE, f"{path.name} is not a readable notebook ({type(exc).__name__})"
     if not nb.cells:
         return EMPTY, f"{path.name} has no cells"
     return OK, ""
