@@ -1,11 +1,15 @@
 """Execute one notebook and capture its evidence: the program the sandbox runs.
 
-Usage: python runner.py IN.ipynb OUT.ipynb CELL_TIMEOUT CAPTURE.py
+Usage: python runner.py IN.ipynb OUT.ipynb CELL_TIMEOUT CAPTURE.py [MAX_OUTPUT_BYTES]
 
 It uses nbgrader's own Execute preprocessor, so a cell behaves exactly as in
-plain ``nbgrader autograde``, then runs the capture cell in the same kernel.
-Only this file and capture.py are visible inside the sandbox; they hold no
-checks. The outcome is written next to OUT as ``run.json``.
+plain ``nbgrader autograde`` (a cell past CELL_TIMEOUT is interrupted and gets
+an error, and the run goes on), then runs the capture cell in the same kernel.
+Output is bounded while the kernel runs: past MAX_OUTPUT_BYTES in total, outputs
+are dropped (one marker says so); past ten times that the kernel is killed and
+the run ends as ``too_much_output``. Only this file and capture.py are visible
+inside the sandbox; they hold no checks. The outcome is written next to OUT as
+``run.json``; the grader treats all of it as untrusted data.
 """
 
 import json
@@ -14,28 +18,82 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient.exceptions import DeadKernelError
-from nbformat.v4 import new_code_cell
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 
 CAPTURE_TAG = "kit-evidence-capture"
+DEFAULT_MAX_OUTPUT_BYTES = 2_000_000
+HARD_LIMIT_FACTOR = 10
+COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data",
+           "comm_open", "comm_msg"}
 
 
-def main(in_path, out_path, cell_timeout, capture_path):
+class BoundedExecute(Execute):
+    """nbgrader's Execute, keeping at most ``max_output_bytes`` of outputs in memory."""
+
+    def __init__(self, max_output_bytes, **kwargs):
+        super().__init__(**kwargs)
+        self.max_output_bytes = max_output_bytes
+        self.output_bytes = 0
+        self.cut_cells = set()
+        self.too_much = False
+
+    def process_message(self, msg, cell, cell_index):
+        if msg["msg_type"] in COUNTED:
+            self.output_bytes += _size(msg["content"])
+            if self.output_bytes > self.max_output_bytes:
+                self._drop(cell, cell_index)
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+    def _drop(self, cell, cell_index):
+        if cell_index not in self.cut_cells:
+            self.cut_cells.add(cell_index)
+            cell.outputs.append(new_output(
+                "stream", name="stdout",
+                text=f"\n[output cut: the notebook printed more than {self.max_output_bytes} bytes]\n"))
+        if self.output_bytes > HARD_LIMIT_FACTOR * self.max_output_bytes and not self.too_much:
+            self.too_much = True
+            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            if process is not None:
+                process.kill()  # nbclient then sees a dead kernel
+
+
+def _size(content) -> int:
+    """Bytes of a message's payload, without serialising it again."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, dict):
+        return sum(len(k) + _size(v) for k, v in content.items())
+    if isinstance(content, (list, tuple)):
+        return sum(_size(v) for v in content)
+    return 8
+
+
+def main(in_path, out_path, cell_timeout, capture_path, max_output_bytes=DEFAULT_MAX_OUTPUT_BYTES):
     nb = nbformat.read(in_path, as_version=4)
     capture = new_code_cell(Path(capture_path).read_text(encoding="utf-8"))
     capture.metadata["tags"] = [CAPTURE_TAG]
     nb.cells.append(capture)
-    executor = Execute(timeout=int(cell_timeout), kernel_name="python3")
+    executor = BoundedExecute(int(max_output_bytes), timeout=int(cell_timeout), kernel_name="python3")
     outcome = {"status": "ok", "message": ""}
     start = time.monotonic()
     try:
         executor.preprocess(nb, {"metadata": {"path": str(Path(in_path).parent)}})
     except DeadKernelError as exc:
         outcome = {"status": "kernel_died", "message": f"the Python kernel died: {exc}"}
+    except CellTimeoutError as exc:  # the kernel did not even answer the interrupt
+        outcome = {"status": "timeout", "message": f"a cell did not stop after {cell_timeout} s: {exc}"[:2000]}
     except Exception as exc:  # noqa: BLE001 - reported to the grader as data
-        outcome = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+        outcome = {"status": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+    if executor.too_much:
+        outcome = {"status": "too_much_output",
+                   "message": f"the notebook printed more than {HARD_LIMIT_FACTOR * executor.max_output_bytes} bytes"}
+    elif executor.cut_cells and outcome["status"] == "ok":
+        outcome["message"] = f"outputs cut after {executor.max_output_bytes} bytes"
     outcome["seconds"] = round(time.monotonic() - start, 3)
+    outcome["output_bytes"] = executor.output_bytes
     capture_outputs = nb.cells[-1].get("outputs", []) if nb.cells[-1].metadata.get("tags") == [CAPTURE_TAG] else []
     outcome["capture_errors"] = [o.get("evalue", "") for o in capture_outputs if o.get("output_type") == "error"]
     nb.cells = [c for c in nb.cells if c.metadata.get("tags") != [CAPTURE_TAG]]
@@ -44,4 +102,4 @@ def main(in_path, out_path, cell_timeout, capture_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

@@ -1,0 +1,437 @@
+"""The sandbox holds against the adversarial corpus, graded by the real nbgrader.
+
+One temp course: a normal student is graded first; then every case of
+``tests/adversarial.py`` is graded in one ``nbgrader autograde`` batch with
+small limits given on the command line. Each case must be contained, get the
+status and grade expected, and leave the normal student's grades, the
+course's source/release, the kit's checks and the host untouched.
+A few fast tests exercise the sandbox's pieces without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from autograder import sandbox
+from autograder.settings import Sandbox
+from adversarial import Target, adv_lines, cases, endless_loop
+from kit_testing import (ASSIGNMENT, REPO, SHARED_DATA, fill, gradebook_scores, make_course, nbgrader,
+                         release_notebook, source_answers, submit, summary)
+
+# Small limits for the batch, given on the nbgrader command line.
+LIMITS = {"notebook_timeout": 300, "cell_timeout": 60, "memory_mb": 1500, "max_processes": 96,
+          "max_output_bytes": 500_000, "disk_mb": 100}
+
+
+def limits(**overrides) -> list[str]:
+    return [f"--Sandbox.{name}={value}" for name, value in {**LIMITS, **overrides}.items()]
+
+ZERO = {"test_compile": 0.0, "test_fit": 0.0, "test_plot": 0.0}
+COMPILED_NOT_TRAINED = {"test_compile": 5.0, "test_fit": 0.0, "test_plot": 6.0}
+# Per test cell, what each student must get.
+EXPECTED = {
+    "normal": {"test_compile": 5.0, "test_fit": 9.0, "test_plot": 6.0},
+    "adv_snoop": COMPILED_NOT_TRAINED,
+    "adv_write": COMPILED_NOT_TRAINED,
+    "adv_network": COMPILED_NOT_TRAINED,
+    "adv_symlink": ZERO,                       # evidence swapped for symlinks: refused, nothing to check
+    "adv_cell_timeout": COMPILED_NOT_TRAINED,  # the sleeping fit cell is interrupted, the rest still runs
+    "adv_memory_leak": ZERO,
+    "adv_huge_alloc": COMPILED_NOT_TRAINED,    # MemoryError at once, the kernel lives on
+    "adv_fork_bomb": ZERO,
+    "adv_output_flood": ZERO,
+    "adv_disk_fill": ZERO,
+    "adv_exit": ZERO,
+    "adv_kill_parent": ZERO,
+    # Known gap (capture/checks, not the sandbox): patching keras in the kernel forges the compile
+    # evidence (SGD + MSE recorded as Adam + cross-entropy) and wins 5 points; the grader's own
+    # re-evaluation still fails the lying history and the hidden-test check (3 of 9 points left).
+    "adv_monkeypatch": {"test_compile": 5.0, "test_fit": 3.0, "test_plot": 6.0},
+    "tmo_endless_loop": ZERO,
+}
+
+
+def tree_hashes(path: Path) -> dict[str, str]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if "__pycache__" not in p.parts}
+
+
+def hidden_needles(root: Path) -> list[str]:
+    """A few messages that only the hidden test split holds."""
+    sys.path.insert(0, str(root / "source" / ASSIGNMENT))
+    import spam_data
+
+    splits = spam_data.load_splits("sms", str(SHARED_DATA), 1234)
+    public = "\n".join([*splits["train"][0], *splits["val"][0]])
+    return sorted((text for text in splits["test"][0] if len(text) > 60 and text not in public), key=len)[-5:]
+
+
+class HostServer:
+    """A TCP server on the host's 127.0.0.1 that counts who connects."""
+
+    def __enter__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = make_course(tmp_path_factory.mktemp("sandbox_course"))
+    reference = source_answers(root)
+    release = release_notebook(root)
+    submit(root, "normal", fill(release, reference))
+    nbgrader(root, "autograde", ASSIGNMENT, "--student", "normal", *limits())
+    normal_scores = gradebook_scores(root, "normal")
+    # (The kit's own autograder/ is attacked too, but only opened for writing, never written: the
+    # adv_write report shows the open failed. Hashing it here would race with edits to the checkout.)
+    protected = {"source": root / "source", "release": root / "release",
+                 "normal's submission": root / "submitted" / "normal", "config": root / "course_config.py"}
+    before = {name: tree_hashes(folder) for name, folder in protected.items()}
+    with HostServer() as server:
+        target = Target(course=str(root), repo=str(REPO), data_dir=str(SHARED_DATA), other="normal",
+                        port=server.port, token=secrets.token_hex(6), needles=hidden_needles(root))
+        corpus = cases(target, reference)
+        for case in [*corpus, endless_loop()]:
+            submit(root, case.student, fill(release, {**reference, **case.answers}))
+        batch = nbgrader(root, "autograde", ASSIGNMENT, "--student", "adv_*", *limits(), check=False)
+        loop = nbgrader(root, "autograde", ASSIGNMENT, "--student", endless_loop().student,
+                        *limits(notebook_timeout=30, cell_timeout=600), check=False)
+    return SimpleNamespace(root=root, reference=reference, release=release, target=target, server=server,
+                           corpus={c.student: c for c in [*corpus, endless_loop()]}, batch=batch, loop=loop,
+                           normal_scores=normal_scores, protected=protected, before=before)
+
+
+def autograded(g, student: str) -> nbformat.NotebookNode:
+    return nbformat.read(g.root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+
+
+def cell(nb, grade_id: str):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def report(g, student: str, grade_id: str = "compile") -> dict:
+    found = adv_lines(cell(autograded(g, student), grade_id).outputs)
+    assert len(found) == 1, f"{student}: no ADV report in the {grade_id} cell"
+    return found[0]
+
+
+# --- the batch ---------------------------------------------------------------------------------------
+
+def test_batch_goes_on_past_every_case(graded):
+    assert graded.batch.returncode == 0, graded.batch.stderr[-3000:]
+    assert graded.loop.returncode == 0, graded.loop.stderr[-3000:]
+    for student in graded.corpus:
+        assert summary(graded.root, student)["sandboxed"] is True
+
+
+@pytest.mark.parametrize("student", [s for s in EXPECTED if s != "normal"])
+def test_status_and_grade(graded, student):
+    case = graded.corpus[student]
+    result = summary(graded.root, student)
+    assert result["status"] == case.status, result["message"]
+    scores = gradebook_scores(graded.root, student)
+    assert {k: scores[k] for k in EXPECTED[student]} == EXPECTED[student]
+    if case.status != "ok":  # the student sees why in every test cell
+        text = cell(autograded(graded, student), "test_compile").outputs[0]["text"]
+        assert result["message"][:50] in text
+
+
+def test_normal_student_unchanged(graded):
+    assert graded.normal_scores == {**EXPECTED["normal"], "analysis": 0.0}
+    assert gradebook_scores(graded.root, "normal") == graded.normal_scores
+
+
+def test_course_kit_and_host_unchanged(graded):
+    for name, folder in graded.protected.items():
+        assert tree_hashes(folder) == graded.before[name], f"{name} changed"
+    with sqlite3.connect(graded.root / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    token = graded.target.token
+    assert not list(graded.root.glob(f"pwned-{token}*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"pwned-{token}*")), "planted code ran on the host"
+    assert not list(Path(sysconfig_purelib()).glob(f"pwned_{token}*"))
+
+
+def sysconfig_purelib() -> str:
+    import sysconfig
+
+    return sysconfig.get_paths()["purelib"]
+
+
+# --- what each case saw from inside ------------------------------------------------------------------
+
+def test_snoop_sees_nothing_hidden(graded):
+    seen = report(graded, "adv_snoop")
+    assert all(result in ("FileNotFoundError", "PermissionError", "ModuleNotFoundError")
+               for result in seen["reads"].values()), seen["reads"]
+    listings = seen["listings"]
+    assert listings[str(graded.root)] == "FileNotFoundError"
+    assert listings[str(REPO)] in ([".venv"], "FileNotFoundError")  # the venv inside the repo, nothing else
+    assert listings["/home"] == ["student"]
+    assert listings["/opt/data"] == ["public_splits.tsv"]
+    assert seen["grader_files"] == []
+    assert seen["found"] == [] and seen["scanned"] > 1000  # it searched, and no hidden message is visible
+
+
+def test_writes_outside_scratch_fail(graded):
+    results = report(graded, "adv_write")
+    assert results.pop("private /tmp") == "WROTE"  # its own tmpfs
+    assert all(outcome != "WROTE" for outcome in results.values()), results
+
+
+def test_no_network(graded):
+    results = report(graded, "adv_network")
+    assert results["host 127.0.0.1 server"] == "ConnectionRefusedError"
+    assert results["public address"] in ("OSError", "TimeoutError")
+    assert results["dns"] == "gaierror"
+    assert results["interfaces"] == ["lo"]
+    assert graded.server.connections == 0
+
+
+def test_symlinked_evidence_is_not_followed(graded):
+    text = nbformat.writes(autograded(graded, "adv_symlink")) + str(summary(graded.root, "adv_symlink"))
+    assert "SQLite format 3" not in text and "root:x:0:0" not in text
+    compile_report = cell(autograded(graded, "adv_symlink"), "test_compile").outputs[0]["text"]
+    assert "did not run to its end" in compile_report
+
+
+def test_cell_timeout_interrupts_and_the_run_goes_on(graded):
+    errors = [o.get("ename") for o in cell(autograded(graded, "adv_cell_timeout"), "fit").outputs
+              if o.get("output_type") == "error"]
+    assert "CellTimeoutError" in errors or "KeyboardInterrupt" in errors
+
+
+def test_huge_allocation_fails_inside(graded):
+    assert report(graded, "adv_huge_alloc") == "MemoryError"
+
+
+def test_output_is_cut(graded):
+    path = graded.root / "autograded" / "adv_output_flood" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert path.stat().st_size < 1_000_000
+    assert "[output cut" in cell(autograded(graded, "adv_output_flood"), "compile").outputs[-1]["text"]
+
+
+def test_monkeypatching_does_not_reach_the_grader(graded):
+    checks = {c["id"]: c["passed"] for c in summary(graded.root, "adv_monkeypatch")["checks"]}
+    assert checks["test_reported_val_auc_is_honest"] is False
+    assert checks["test_hidden_auc"] is False
+    assert checks["test_history_type"] is True  # the real History object, whatever isinstance said
+
+
+# --- without a sandbox -------------------------------------------------------------------------------
+
+def path_without_bwrap(folder: Path, fake_bwrap: str | None = None) -> str:
+    """A PATH with the venv, prlimit and taskset, no bubblewrap (or a fake one that fails)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for tool in ("prlimit", "taskset", "setpriv"):
+        if shutil.which(tool):
+            (folder / tool).symlink_to(shutil.which(tool))
+    if fake_bwrap is not None:
+        (folder / "bwrap").write_text(fake_bwrap)
+        (folder / "bwrap").chmod(0o755)
+    return f"{folder}:{Path(sys.executable).parent}"
+
+
+def test_same_grade_without_the_sandbox(graded, tmp_path):
+    submit(graded.root, "normal_open", fill(graded.release, graded.reference))
+    env = {"PATH": path_without_bwrap(tmp_path / "bin")}
+    nbgrader(graded.root, "autograde", ASSIGNMENT, "--student", "normal_open", *limits(mode="none"), env=env)
+    inside, outside = summary(graded.root, "normal"), summary(graded.root, "normal_open")
+    assert (inside["sandboxed"], outside["sandboxed"]) == (True, False)
+    assert outside["status"] == "ok"
+
+    def per_check(result):
+        return [(c["id"], c["passed"], c["score"], c.get("values")) for c in result["checks"]]
+
+    assert per_check(outside) == per_check(inside)
+    assert outside.get("metrics") == inside.get("metrics")
+    assert gradebook_scores(graded.root, "normal_open") == graded.normal_scores
+    assert "graded without the sandbox" in cell(autograded(graded, "normal_open"), "test_fit").outputs[0]["text"]
+
+
+@pytest.mark.parametrize("fake_bwrap, message", [
+    (None, "bubblewrap (bwrap) is not installed"),
+    ("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n", "cannot create a sandbox here"),
+])
+def test_grading_stops_without_a_sandbox(graded, tmp_path, fake_bwrap, message):
+    students = ["nosandbox_a", "nosandbox_b"]
+    for student in students:
+        submit(graded.root, student, fill(graded.release, graded.reference))
+    env = {"PATH": path_without_bwrap(tmp_path / "bin", fake_bwrap)}
+    proc = nbgrader(graded.root, "autograde", ASSIGNMENT, "--student", "nosandbox_*", check=False, env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert log.count("SandboxUnavailable") >= len(students) and message in log
+    for student in students:
+        assert not (graded.root / ".kit" / "results" / ASSIGNMENT / f"{student}.json").exists()
+        assert not (graded.root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+
+
+# --- the pieces, fast --------------------------------------------------------------------------------
+
+def test_result_files_are_read_without_following_symlinks(tmp_path):
+    base = tmp_path / "untrusted"
+    (base / "evidence").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET")
+    (base / "run.json").write_text('{"status": "ok"}')
+    (base / "executed.ipynb").symlink_to(secret)
+    (base / "evidence" / "evidence.json").symlink_to(secret)
+    os.mkfifo(base / "evidence" / "model.weights.h5")
+    assert sandbox._read_untrusted(base, "run.json", 100) == (b'{"status": "ok"}', "")
+    assert sandbox._read_untrusted(base, "run.json", 5) == (None, "too big")
+    assert sandbox._read_untrusted(base, "executed.ipynb", 100) == (None, "missing")
+    assert sandbox._read_untrusted(base, "evidence/evidence.json", 100) == (None, "missing")
+    assert sandbox._read_untrusted(base, "evidence/model.weights.h5", 100) == (None, "not a regular file")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "evidence").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "evidence.json").write_text("{}")
+    assert sandbox._read_untrusted(linked, "evidence/evidence.json", 100) == (None, "missing")
+
+
+def test_collect_keeps_only_result_files(tmp_path):
+    scratch = tmp_path / "work"
+    (scratch / "evidence").mkdir(parents=True)
+    for name in ("run.json", "executed.ipynb", "evidence/evidence.json", "pytest.py", "conftest.py"):
+        (scratch / name).write_text("x")
+    (scratch / "evidence" / "model.weights.h5").symlink_to("/etc/passwd")
+    untrusted, problems = sandbox._collect(scratch, 10)
+    kept = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.is_file())
+    assert kept == ["evidence/evidence.json", "executed.ipynb", "run.json"]
+    assert problems == {"evidence/model.weights.h5": "missing"}
+    assert all(not p.is_symlink() for p in scratch.rglob("*"))
+    assert (untrusted / "pytest.py").exists()
+
+
+def run_inside(code: str, settings: Sandbox, tmp: Path, strategy: str | None = None, **command_args):
+    """Run ``python -c code`` in a sandbox made like the grader makes one."""
+    strategy = strategy or sandbox.check_available(settings)
+    scratch = tmp / "work"
+    scratch.mkdir(parents=True)
+    data = tmp / "data.tsv"
+    data.write_text("public\n")
+    data.chmod(0o644)
+    env = sandbox._environment(settings, sandbox.INSIDE_HOME, sandbox.INSIDE_DATA, {})
+    with sandbox._Slot() as slot:
+        sandbox._prepare_scratch(scratch, strategy, slot)
+        command = sandbox._command(strategy, slot, scratch, data, settings, env, **command_args)
+        return subprocess.run([*command, sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+FORK_UNTIL_REFUSED = """
+import os, time
+count = 0
+try:
+    while count < 500:
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        count += 1
+except OSError as exc:
+    print("refused after", count, type(exc).__name__)
+"""
+
+
+@pytest.mark.skipif(not sandbox.bwrap_path(), reason="needs bubblewrap")
+def test_sandbox_view_and_process_limit(tmp_path):
+    settings = Sandbox(max_processes=40)
+    code = (
+        "import os, json; print(json.dumps({'uid': os.getuid(), 'repo': sorted(os.listdir(%r)) if os.path.isdir(%r) "
+        "else None, 'root': os.listdir('/'), 'home': os.listdir('/home'), 'cpus': len(os.sched_getaffinity(0)), "
+        "'threads': os.environ['OMP_NUM_THREADS']}))" % (str(REPO), str(REPO))
+    )
+    proc = run_inside(code, settings, tmp_path / "view")
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen["repo"] in (None, [".venv"])
+    assert seen["home"] == ["student"]
+    assert seen["cpus"] == min(settings.cpu_threads, len(os.sched_getaffinity(0))) and seen["threads"] == "1"
+    if os.geteuid() == 0:
+        assert seen["uid"] != 0  # RLIMIT_NPROC means nothing to uid 0
+    forks = run_inside(FORK_UNTIL_REFUSED, settings, tmp_path / "fork")
+    assert "refused after" in forks.stdout and "BlockingIOError" in forks.stdout, forks.stdout + forks.stderr
+    assert int(forks.stdout.split()[2]) < settings.max_processes
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not sandbox.bwrap_path() or not os.path.exists("/usr/bin/python3"),
+                    reason="needs root (to become nobody), bubblewrap and a system python")
+def test_userns_strategy_as_a_normal_user():
+    """What a non-root grader gets: unprivileged bwrap, RLIMIT_NPROC counted in its user namespace.
+
+    Run as nobody with the system Python (the kit's venv may sit under /root, closed to others).
+    """
+    nobody = 65534
+    settings = Sandbox(max_processes=40)
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        folder = Path(tmp)
+        folder.chmod(0o755)
+        scratch = folder / "work"
+        scratch.mkdir()
+        os.chown(scratch, nobody, nobody)
+        data = folder / "data.tsv"
+        data.write_text("public\n")
+        data.chmod(0o644)
+        with sandbox._Slot() as slot:
+            command = sandbox._command("userns", slot, scratch, data, settings, {"HOME": sandbox.INSIDE_HOME},
+                                       python_roots=[], uid=nobody)
+            code = FORK_UNTIL_REFUSED + "\nprint('uid', os.getuid(), 'sees', sorted(os.listdir('/home')))"
+            as_nobody = ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", "--"]
+            proc = subprocess.run([*as_nobody, *command, "/usr/bin/python3", "-c", code], capture_output=True,
+                                  text=True, timeout=120)
+    assert "BlockingIOError" in proc.stdout, proc.stdout + proc.stderr
+    assert int(proc.stdout.split()[2]) < settings.max_processes
+    assert f"uid {nobody} sees ['student']" in proc.stdout
+
+
+def test_traversable_parents_are_made_first():
+    args = sandbox._traversable_parents(["--ro-bind", "/a/b/venv", "/a/b/venv", "--tmpfs", "/tmp"])
+    assert args == ["--perms", "0755", "--dir", "/a", "--perms", "0755", "--dir", "/a/b",
+                    "--ro-bind", "/a/b/venv", "/a/b/venv", "--tmpfs", "/tmp"]
+
+
+def test_kit_package_is_hidden_when_inside_a_bound_python_tree(tmp_path):
+    view = sandbox._view(tmp_path, None, python_roots=[str(sandbox.KIT_PACKAGE.parent)])
+    assert ["--tmpfs", str(sandbox.KIT_PACKAGE)] == view[view.index(str(sandbox.KIT_PACKAGE)) - 1:][:2]
+    plain = sandbox._view(tmp_path, None, python_roots=["/nowhere"])
+    assert str(sandbox.KIT_PACKAGE) not in plain
+
+
+def test_a_python_tree_holding_the_checkout_is_refused():
+    checkout = str(sandbox.KIT_PACKAGE.parent)
+    assert sandbox.exposed_checkout([checkout]) == checkout
+    assert sandbox.exposed_checkout([str(Path(checkout).parent)]) == str(Path(checkout).parent)
+    assert sandbox.exposed_checkout([checkout + "/.venv", "/usr"]) is None
