@@ -60,6 +60,7 @@ c.Sandbox.cell_timeout = 600           # seconds per cell
 c.Sandbox.memory_mb = 4096
 c.Sandbox.max_processes = 256
 c.Sandbox.max_output_bytes = 2_000_000
+c.Sandbox.disk_mb = 1024
 c.Sandbox.cpu_threads = 1
 
 # --- batch grading ----------------------------------------------------------

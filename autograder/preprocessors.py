@@ -29,6 +29,8 @@ STATUS_TEXT = {
     "timeout": "Your notebook did not finish in time",
     "out_of_memory": "Your notebook used too much memory",
     "too_much_output": "Your notebook printed too much output",
+    "too_many_processes": "Your notebook started too many processes",
+    "too_much_disk": "Your notebook wrote too much to disk",
     "kernel_died": "Your notebook's Python kernel died",
     "no_output": "Your notebook could not be run",
     "error": "Your notebook could not be run",

@@ -35,9 +35,10 @@ class Sandbox(Configurable):
     mode = Enum(["bwrap", "none"], "bwrap", help="'none' runs student code unisolated (results marked)").tag(config=True)
     notebook_timeout = Int(900, help="seconds for the whole notebook").tag(config=True)
     cell_timeout = Int(600, help="seconds per cell").tag(config=True)
-    memory_mb = Int(4096, help="address-space limit of the student's processes").tag(config=True)
+    memory_mb = Int(4096, help="resident memory of the student's process tree").tag(config=True)
     max_processes = Int(256, help="processes/threads the student's user namespace may hold").tag(config=True)
     max_output_bytes = Int(2_000_000, help="bytes of notebook output kept before it is cut").tag(config=True)
+    disk_mb = Int(1024, help="MB the notebook may write into its scratch folder (and per file)").tag(config=True)
     cpu_threads = Int(1, help="CPU threads TensorFlow and BLAS may use").tag(config=True)
 
 
