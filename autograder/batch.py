@@ -63,8 +63,16 @@ AUTOGRADE_FAILED = "autograde failed"
 UNKNOWN = "unknown student"
 
 
-class BatchRunning(RuntimeError):
+class BatchError(RuntimeError):
+    """The batch cannot start; the message says why."""
+
+    exit_code = 1
+
+
+class BatchRunning(BatchError):
     """Another batch holds the course's lock."""
+
+    exit_code = 3
 
 
 @dataclass
@@ -278,6 +286,11 @@ class BatchGrader:
 
     def _grade(self, students, force, scheduler, n_workers) -> list[Row]:
         course = self.course
+        with course.gradebook() as gb:
+            try:
+                gb.find_assignment(course.assignment)
+            except MissingEntry:
+                raise BatchError(f"{course.assignment} is not in the gradebook yet: run `spamkit release` first") from None
         entries = self.entries(students)
         self._start(len(entries), f"Grading {course.assignment}")
         rows: dict[str, Row] = {}

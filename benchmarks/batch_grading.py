@@ -124,12 +124,14 @@ class PeakRSS:
 
 
 def run_timed(args: list[str], cwd: Path, extra_env: dict | None = None) -> tuple[float, PeakRSS, str]:
+    print(f"  load average before: {os.getloadavg()[0]:.1f}", flush=True)
     start = time.monotonic()
     proc = subprocess.Popen(args, cwd=cwd, env=env(extra_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     with PeakRSS(proc.pid) as peak:
         out, _ = proc.communicate()
     wall = time.monotonic() - start
+    print(f"  load average after: {os.getloadavg()[0]:.1f} (1 min)", flush=True)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{out[-3000:]}")
     return wall, peak, out

@@ -134,3 +134,14 @@ def test_collect_moodle_download(released, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = statuses(root)
     assert found["111"].status == intake.OK and found["222"].status == intake.OK
+
+
+def test_grade_before_release_says_what_to_do(tmp_path):
+    root = tmp_path / "course"
+    root.mkdir()
+    shutil.copytree(REPO / "source", root / "source", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in cli.COURSE_FILES:
+        shutil.copy(REPO / name, root / name)
+    proc = run([sys.executable, "-m", "autograder", "grade", "--no-progress"], root)
+    assert proc.returncode == 1
+    assert "spamkit release" in proc.stdout
