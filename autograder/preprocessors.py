@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -25,6 +26,7 @@ from .results import ResultStore, summarize
 
 _JOBS: dict = {}
 MAX_STUDENT_FILES_BYTES = 20_000_000
+REPORT_WIDTH = 88  # formgrader shows reports in a <pre> that does not wrap
 STATUS_TEXT = {
     "timeout": "Your notebook did not finish in time",
     "out_of_memory": "Your notebook used too much memory",
@@ -89,14 +91,16 @@ def report_text(cell_checks: list[dict], points: float, result: dict) -> str:
     score = sum(c["score"] for c in cell_checks)
     lines = [f"Grader checks: {score:g} / {points:g} points"]
     if result["status"] != "ok":
-        lines.append(f"  ! {STATUS_TEXT.get(result['status'], result['status'])}: {result['message'][:300]}")
+        status = f"{STATUS_TEXT.get(result['status'], result['status'])}: {result['message'][:300]}"
+        lines.extend(textwrap.wrap(status, REPORT_WIDTH, initial_indent="  ! ", subsequent_indent="    "))
     if not result["sandboxed"]:
         lines.append("  ! graded without the sandbox (course opted out)")
     for check in cell_checks:
         mark = "PASS" if check["passed"] else "FAIL"
         lines.append(f"  [{mark}] {check['score']:g}/{check['points']:g}  {check['name']}")
         if not check["passed"] and check["message"]:
-            lines.append(f"         {check['message']}")
+            lines.extend(textwrap.wrap(check["message"], REPORT_WIDTH, initial_indent=" " * 9,
+                                       subsequent_indent=" " * 9, break_on_hyphens=False))
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +118,11 @@ def write_reports(nb, result: dict) -> None:
         score = min(points, sum(c["score"] for c in checks))
         cell.outputs = [
             new_output("stream", name="stdout", text=report_text(checks, points, result)),
-            new_output("execute_result", data={"text/plain": f"{score:g}"}, execution_count=cell.get("execution_count")),
+            # nbgrader scores the plain text; formgrader and feedback show the HTML
+            new_output("execute_result", execution_count=cell.get("execution_count"), data={
+                "text/plain": f"{score:g}",
+                "text/html": f"<b>{score:g} / {points:g}</b> points from the grader's checks",
+            }),
         ]
 
 
