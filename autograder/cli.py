@@ -244,6 +244,8 @@ def cmd_calibrate(argv: list[str]) -> int:
     except ImportError as exc:
         console.print(f"[red]calibration is not available: {exc}[/red]")
         return 1
+    # the other commands' --course-dir is calibrate's --course
+    argv = [("--course" + a[len("--course-dir"):]) if a.startswith("--course-dir") else a for a in argv]
     return calibrate.main(argv) or 0
 
 

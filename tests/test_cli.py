@@ -70,7 +70,8 @@ def test_calibrate_is_dispatched_lazily(monkeypatch):
 
     monkeypatch.setattr(autograder, "calibrate", fake, raising=False)
     assert cli.main(["calibrate", "--runs", "3"]) == 7
-    assert seen == [["--runs", "3"]]
+    assert cli.main(["calibrate", "--course-dir", "/x", "--course-dir=/y"]) == 7
+    assert seen == [["--runs", "3"], ["--course", "/x", "--course=/y"]]
 
 
 def test_release_in_a_new_course(tmp_path):
