@@ -45,8 +45,10 @@ def _kit_capture(namespace, out_dir="evidence"):
     def compiled():
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model` is {type(model).__name__}, not a keras.Model")
+        if not getattr(model, "compiled", False):
+            return {"compiled": False, "optimizer": None, "loss": None, "metrics": []}
         config = model._compile_config.config if getattr(model, "_compile_config", None) else None
-        optimizer = model.optimizer
+        optimizer = getattr(model, "optimizer", None)
         metrics = list((config or {}).get("metrics") or [])
         return {
             "compiled": bool(getattr(model, "compiled", False)),
@@ -54,6 +56,7 @@ def _kit_capture(namespace, out_dir="evidence"):
                 **describe(optimizer),
                 "is_adam": type(optimizer) is keras.optimizers.Adam,
                 "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+                "iterations": int(keras.ops.convert_to_numpy(optimizer.iterations)),
                 "given": describe(config.get("optimizer")) if config else None,
             },
             "loss": describe(config.get("loss")) if config and config.get("loss") is not None else None,
@@ -63,12 +66,15 @@ def _kit_capture(namespace, out_dir="evidence"):
     def history():
         hist = namespace.get("history")
         values = getattr(hist, "history", None)
+        params = getattr(hist, "params", None)
+        params = params if isinstance(params, dict) else {}
         return {
             "class": f"{type(hist).__module__}.{type(hist).__qualname__}",
             "is_history": isinstance(hist, keras.callbacks.History),
             "is_model_history": hist is not None and getattr(model, "history", None) is hist,
             "epoch": [int(e) for e in getattr(hist, "epoch", [])],
             "history": {str(k): [float(v) for v in vs] for k, vs in values.items()} if isinstance(values, dict) else None,
+            "steps_per_epoch": params["steps"] if isinstance(params.get("steps"), int) else None,
         }
 
     def weights():

@@ -27,7 +27,8 @@ SCHEMA = {
             "properties": {
                 "compiled": {"type": "boolean"},
                 "optimizer": {"type": ["object", "null"], "properties": {
-                    "is_adam": {"type": "boolean"}, "learning_rate": {"type": "number"}}},
+                    "is_adam": {"type": "boolean"}, "learning_rate": {"type": "number"},
+                    "iterations": {"type": "integer"}}},
                 "loss": _described,
                 "metrics": {"type": "array", "items": _described, "maxItems": 100},
             },
@@ -40,6 +41,7 @@ SCHEMA = {
                 "is_model_history": {"type": "boolean"},
                 "epoch": {"type": "array", "items": {"type": "integer"}, "maxItems": 10_000},
                 "history": {"type": ["object", "null"], "additionalProperties": _number_list},
+                "steps_per_epoch": {"type": ["integer", "null"]},
             },
         },
         "weights": {"type": ["string", "null"]},

@@ -28,9 +28,15 @@ def given_namespace(context: dict) -> dict:
     return namespace
 
 
-def reevaluate(context: dict, evidence: dict) -> dict:
+def training_steps(given: dict) -> int | None:
+    """Batches in one full epoch over the given training split."""
+    steps = int(given["train_ds"].cardinality())
+    return steps if steps > 0 else None
+
+
+def reevaluate(context: dict, evidence: dict, given: dict | None = None) -> dict:
     weights = weights_file(Path(context["evidence_dir"]), evidence)
-    ns = given_namespace(context)
+    ns = given if given is not None else given_namespace(context)
     keras = ns["keras"]
     model = ns["model"]
     try:

@@ -4,7 +4,9 @@ The grader runs ``pytest autograder/checks`` in its own process with
 ``KIT_CHECK_CONTEXT`` naming a JSON file that says where the submission's
 evidence is. Every check carries ``@pytest.mark.check(cell, points, name)``;
 the collector writes one record per check (no source, no traceback) to the
-file named by ``KIT_CHECK_RESULTS``.
+file named by ``KIT_CHECK_RESULTS``. A record's ``message`` is shown to the
+student; figures a check measured (``record_property``) go to ``values`` and
+an unexpected grader error's text to ``detail``, both for the instructor only.
 """
 
 import json
@@ -45,11 +47,30 @@ def executed(context):
 
 
 @pytest.fixture(scope="session")
-def regraded(context, evidence):
+def given(context):
+    """The lab's given code run in the grader's process (model, tokenizer, data)."""
+    from autograder.reevaluate import given_namespace
+
+    return given_namespace(context)
+
+
+@pytest.fixture(scope="session")
+def regraded(context, evidence, given):
     """The grader's own evaluation of the student's trained weights."""
     from autograder.reevaluate import reevaluate
 
-    return reevaluate(context, evidence)
+    return reevaluate(context, evidence, given)
+
+
+def _message(exc) -> tuple[str, str]:
+    """What the student reads, and the grader-side detail (instructor only)."""
+    from autograder.evidence import EvidenceMissing
+
+    text = str(exc).split("\nassert ")[0].strip()
+    if isinstance(exc, (AssertionError, EvidenceMissing)):
+        return text or "the check failed", ""
+    return (f"the grader could not complete this check ({type(exc).__name__}); "
+            "your instructor has the details", f"{type(exc).__name__}: {text}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -61,12 +82,9 @@ def pytest_runtest_makereport(item, call):
         return
     if any(r["id"] == item.name for r in _RESULTS):
         return
-    message = ""
+    message, detail = "", ""
     if call.excinfo is not None:
-        exc = call.excinfo.value
-        message = str(exc).split("\nassert ")[0].strip() or type(exc).__name__
-        if not isinstance(exc, AssertionError):
-            message = f"{type(exc).__name__}: {message}"
+        message, detail = _message(call.excinfo.value)
     _RESULTS.append({
         "id": item.name,
         "cell": marker.kwargs["cell"],
@@ -75,6 +93,8 @@ def pytest_runtest_makereport(item, call):
         "passed": report.passed,
         "score": float(marker.kwargs["points"]) if report.passed else 0.0,
         "message": message[:1000],
+        "values": {str(k): v for k, v in item.user_properties},
+        "detail": detail[:2000],
     })
 
 

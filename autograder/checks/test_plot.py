@@ -32,7 +32,8 @@ def _lines(evidence, metric):
 @pytest.mark.check(cell=CELL, points=1, name="Works for accuracy, auc and loss")
 def test_all_metrics(evidence):
     for metric in METRICS:
-        _call(evidence, metric)
+        drawn = [line for fig in _call(evidence, metric)["figures"] for ax in fig["axes"] for line in ax["lines"]]
+        assert drawn, f"plot_history(history, {metric!r}) ran but drew no lines"
 
 
 @pytest.mark.check(cell=CELL, points=1, name="One new figure per call")
@@ -52,14 +53,14 @@ def test_line_labels(evidence):
 
 @pytest.mark.check(cell=CELL, points=2, name="Curves show the history's values")
 def test_data_matches_history(evidence, context):
+    """Judged on the drawn values alone: wrong labels lose the label check only."""
     for metric in METRICS:
-        lines = _lines(evidence, metric)
-        for prefix, key in (("train_", metric), ("val_", f"val_{metric}")):
-            line = lines.get(prefix + metric)
-            assert line is not None, f"there is no {prefix}{metric} line"
+        drawn = _axes(evidence, metric)["lines"]
+        for key in (metric, f"val_{metric}"):
             expected = context["plot_history"][metric][key]
-            assert line["y"] == pytest.approx(expected), (
-                f"the {prefix}{metric} line shows {line['y']}, but history.history[{key!r}] is {expected}"
+            assert any(line["y"] == pytest.approx(expected) for line in drawn), (
+                f"no line shows history.history[{key!r}] ({expected}); the lines show "
+                f"{[line['y'] for line in drawn]}"
             )
 
 
