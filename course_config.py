@@ -49,9 +49,12 @@ c.Lab.split_seed = 1234            # fixes train / validation / hidden test
 c.Lab.seed = 42                    # the grader's training seed
 
 # --- grading ----------------------------------------------------------------
-c.Grading.val_auc_threshold = 0.93     # from `python -m autograder calibrate`
-c.Grading.hidden_auc_threshold = 0.93
-c.Grading.honesty_tolerance = 0.02     # |reported val_auc - grader's own| allowed
+# From `spamkit calibrate` (20 seeded runs of the reference solution, 2026-11-27):
+# grader's val AUC min 0.9327 / median 0.9803, hidden AUC min 0.9720 / median 0.9892,
+# reported-vs-regraded gap 0 on every run. Thresholds = min - 0.02.
+c.Grading.val_auc_threshold = 0.91
+c.Grading.hidden_auc_threshold = 0.95
+c.Grading.honesty_tolerance = 0.005    # |reported val_auc - grader's own| allowed
 
 # --- sandbox and limits per submission -------------------------------------
 c.Sandbox.mode = "bwrap"               # "bwrap", or "none" to opt out (marked unsandboxed)

@@ -26,6 +26,8 @@ from .results import ResultStore, summarize
 
 _JOBS: dict = {}
 MAX_STUDENT_FILES_BYTES = 20_000_000
+MAX_TRACEBACK_FRAMES = 12
+MAX_FRAME_CHARS = 4000
 REPORT_WIDTH = 88  # formgrader shows reports in a <pre> that does not wrap
 STATUS_TEXT = {
     "timeout": "Your notebook did not finish in time",
@@ -66,8 +68,22 @@ def student_files(folder: Path, notebook_name: str) -> dict[str, bytes]:
     return files
 
 
+def _trimmed_error(output):
+    """An error output kept whatever its size: the student must see what broke."""
+    output = nbformat.from_dict(json.loads(json.dumps(output)))
+    frames = output.get("traceback", [])
+    output["traceback"] = ([f"... {len(frames) - MAX_TRACEBACK_FRAMES} frames left out ..."] if len(frames) > MAX_TRACEBACK_FRAMES else []) + [
+        frame[:MAX_FRAME_CHARS] for frame in frames[-MAX_TRACEBACK_FRAMES:]
+    ]
+    output["evalue"] = str(output.get("evalue", ""))[:MAX_FRAME_CHARS]
+    return output
+
+
 def merge_outputs(nb, executed_json: str | None, max_bytes: int) -> None:
-    """Copy outputs of cells whose source the run did not change; cap their size."""
+    """Copy outputs of cells whose source the run did not change; cap their size.
+
+    Errors always stay (trimmed); other outputs past max_bytes are replaced by a note.
+    """
     if not executed_json:
         return
     executed = nbformat.reads(executed_json, as_version=4)
@@ -76,13 +92,18 @@ def merge_outputs(nb, executed_json: str | None, max_bytes: int) -> None:
     for cell, ran in zip(nb.cells, executed.cells):
         if cell.cell_type != "code" or ran.cell_type != "code" or ran.source != cell.source:
             continue
-        outputs, size = [], 0
+        outputs, size, cut = [], 0, False
         for output in ran.get("outputs", []):
+            if output.get("output_type") == "error":
+                outputs.append(_trimmed_error(output))
+                continue
             size += len(json.dumps(output))
             if size > max_bytes:
-                outputs.append(new_output("stream", name="stdout", text="\n[output cut: too long]\n"))
-                break
+                cut = True
+                continue
             outputs.append(output)
+        if cut:
+            outputs.append(new_output("stream", name="stdout", text="\n[output cut: too long]\n"))
         cell.outputs = outputs
         cell.execution_count = ran.get("execution_count")
 
