@@ -281,16 +281,43 @@ def _view(scratch: Path, data_file: Path | None, python_roots: list[str] | None 
     return _traversable_parents(args) + ["--chdir", INSIDE_HOME, "--hostname", "sandbox"]
 
 
+_MOUNTS = {"--bind": 2, "--ro-bind": 2, "--symlink": 2, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1}
+
+
 def _traversable_parents(args: list[str]) -> list[str]:
-    """Create the folders above each mount point as 0755 first (bwrap run by root makes them 0700)."""
-    made: list[str] = []
-    for i, arg in enumerate(args[:-2]):
-        if arg in ("--bind", "--ro-bind", "--tmpfs", "--symlink"):
-            target = args[i + 1] if arg == "--tmpfs" else args[i + 2]
+    """Create the folders above each mount point as 0755 just before it is mounted.
+
+    bwrap run by root makes missing parents 0700, which the student's uid cannot
+    traverse; a tmpfs (say /tmp) hides folders made before it, so they are made
+    again for mounts below it (a checkout under /tmp puts the venv there).
+    """
+    out: list[str] = []
+    made: set[str] = set()
+    pending: list[str] = []  # --perms / --size that belong to the next mount
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--perms", "--size"):
+            pending += args[i:i + 2]
+            i += 2
+            continue
+        if arg in _MOUNTS:
+            width = _MOUNTS[arg]
+            target = args[i + width]
+            if arg in ("--tmpfs", "--proc", "--dev"):
+                made = {m for m in made if not _is_within(m, target)}
             for parent in reversed(Path(target).parents[:-1]):
                 if str(parent) not in made:
-                    made.append(str(parent))
-    return [a for folder in made for a in ("--perms", "0755", "--dir", folder)] + args
+                    made.add(str(parent))
+                    out += ["--perms", "0755", "--dir", str(parent)]
+            out += pending + args[i:i + width + 1]
+            pending = []
+            i += width + 1
+            continue
+        out += pending + [arg]
+        pending = []
+        i += 1
+    return out
 
 
 def _limits(settings: Sandbox, strategy: str, uid: int | None = None) -> list[str]:
