@@ -194,6 +194,9 @@ def run_checks(scratch: Path, grader: Path, job: GradingJob, outcome) -> list[di
         "PYTHONPATH": os.pathsep.join([str(KIT_ROOT), os.environ.get("PYTHONPATH", "")]),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "CUDA_VISIBLE_DEVICES": "",
+        # as many threads as the student's run gets: parallel workers must not oversubscribe the cores
+        **{name: str(job.sandbox["cpu_threads"]) for name in
+           ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
     }
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider",
