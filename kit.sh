@@ -33,6 +33,8 @@ install_python() {
 
 cmd=${1:-}
 shift || true
+# nbgrader shells out to `alembic` and `jupyter`: the venv's bin must be on PATH
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 case "$cmd" in
   demo)
     install_system demo
