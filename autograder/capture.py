@@ -1,86 +1,275 @@
-"""Evidence capture, run as one extra cell at the end of the student's kernel.
+"""Evidence capture in the student's kernel: a guard cell first, a capture cell last.
 
-The grader appends this file's source as a last cell, after all student code
-has run, and removes that cell from the notebook again before anything is
-saved. It only *records* data (compiled configuration, history, weights, the
-figures plot_history draws for a history the grader chose) into
-``evidence/``; the checks that decide the grade run later, in another
-process, on that data alone.
+The runner (``runner.py``) runs this file's source twice in the student's
+kernel, in two cells it adds and removes again before anything is saved:
+
+* the **guard cell**, before the student's first cell (run without entering
+  the kernel's history, so the student's cells keep their numbers 1, 2, ...).
+  It executes this source in a private namespace whose builtins are a copy
+  taken at that moment, imports Keras, keeps the genuine classes the checks
+  care about (``keras.src.optimizers.adam.Adam``, the binary cross-entropy
+  loss, the AUC and accuracy metrics, ``History``, ``Model``) and the genuine
+  tools the capture needs (``type``, ``isinstance``, ``open``, a JSON
+  encoder, ``os.makedirs``, ``Model.save_weights``, the evidence folder's
+  absolute path), and wraps ``Model.compile`` and ``Model.fit``. Each call is
+  recorded when it returns: for compile, what was passed (optimizer, loss,
+  metrics, each described with its fully qualified class name and whether it
+  *is* the genuine Keras object) and the optimizer Keras built from it (class,
+  learning rate); for fit, the History it returned, the epochs and the
+  batches per epoch. The guard publishes its capture entry in the student's
+  namespace under a name holding a random token of this run.
+* the **capture cell**, after the student's last cell. It calls the guard's
+  entry, which reads ``model`` and ``history`` and writes ``evidence/``
+  (evidence.json and model.weights.h5) using only the references and records
+  kept by the guard. When the guard recorded no compile (or no fit) for
+  ``model``, that part falls back to reading the model's state as it is at the
+  end (``model.optimizer``, ``model._compile_config``, ``model.history``),
+  still judged with the guard's genuine classes, and the evidence says so
+  (``recorded: false``). When the guard's entry is gone altogether, the whole
+  capture runs as it did before the guard existed, on the live modules
+  (``guard: false``). A model that was never compiled fails every compile
+  check with one clear message.
+
+It only *records* data; the checks that decide the grade run later, in
+another process, on that data alone.
+
+What the guard defends against: rebinding names in Keras modules or builtins
+after it ran (``keras.optimizers.Adam = keras.optimizers.SGD``,
+``builtins.isinstance = ...``, ``json.dump = ...``), editing
+``model._compile_config`` or ``model.optimizer`` after compiling, classes that
+merely *call themselves* ``keras.src.optimizers.adam.Adam`` or
+``BinaryCrossentropy`` (the checks require the fully qualified name *and*
+identity with the class the guard kept), a hand-made History or one whose
+``params`` were edited, and changing the working directory so that the
+evidence is written elsewhere.
+
+What it cannot defend against: everything runs in the student's process, so
+a student who deliberately digs out the guard (its entry in the namespace,
+the closures of the wrapped methods, the records) can replace or edit it and
+forge the records; patching Keras internals the guard does not keep (e.g.
+the lookup that turns the string ``"binary_crossentropy"`` into a loss, or an
+optimizer's ``learning_rate`` property) is not seen either. That is why the
+decisive numbers, the AUC on the validation and hidden test data, are not
+taken from the kernel at all: the grader rebuilds the model outside the
+sandbox and re-evaluates the saved weights itself (``reevaluate.py``), and
+only checks worth a few points rest on what the kernel records.
 """
 
 import json as _json
 import os as _os
 import traceback as _traceback
 
+GUARD_MODULE_NAME = "__kit_guard__"   # __name__ of this source when the guard cell runs it
+EVIDENCE_DIR = "evidence"
 
-def _kit_capture(namespace, out_dir="evidence"):
-    import keras
+# The Keras objects the checks care about, kept by the guard as it found them.
+GENUINE_OBJECTS = (
+    ("keras.src.models.model", "Model"),
+    ("keras.src.callbacks.history", "History"),
+    ("keras.src.optimizers.adam", "Adam"),
+    ("keras.src.losses.losses", "BinaryCrossentropy"),
+    ("keras.src.losses.losses", "binary_crossentropy"),
+    ("keras.src.metrics.confusion_metrics", "AUC"),
+    ("keras.src.metrics.accuracy_metrics", "Accuracy"),
+    ("keras.src.metrics.accuracy_metrics", "BinaryAccuracy"),
+    ("keras.src.metrics.accuracy_metrics", "accuracy"),
+    ("keras.src.metrics.accuracy_metrics", "binary_accuracy"),
+)
+
+
+def _qualified(obj) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+
+
+class _Refs:
+    """Genuine references: taken by the guard at the start, or at the end when the guard is gone."""
+
+    def __init__(self, out_dir=EVIDENCE_DIR):
+        import importlib
+        import types
+
+        import keras
+
+        self.keras = keras
+        self.genuine = {}
+        for module, attr in GENUINE_OBJECTS:
+            obj = getattr(importlib.import_module(module), attr)
+            self.genuine[_qualified(obj)] = obj
+        by_name = {path.rsplit(".", 1)[1]: obj for path, obj in self.genuine.items()}
+        self.Model, self.History, self.Adam = by_name["Model"], by_name["History"], by_name["Adam"]
+        self.function_types = (types.FunctionType, types.BuiltinFunctionType)
+        self.to_numpy = keras.ops.convert_to_numpy
+        self.save_weights = self.Model.save_weights
+        self.encode = _json.JSONEncoder().encode
+        self.makedirs, self.join, self.basename = _os.makedirs, _os.path.join, _os.path.basename
+        self.out_dir = _os.path.abspath(out_dir)
+
+    def describe(self, obj):
+        """A passed optimizer / loss / metric: its name, class and whether it is the genuine Keras object."""
+        if isinstance(obj, str):
+            return {"kind": "str", "value": obj}
+        cls = type(obj)
+        target = obj if isinstance(obj, self.function_types) else cls
+        path = _qualified(target)
+        entry = {"kind": "object", "class": str(getattr(cls, "__name__", "?")), "module": str(cls.__module__),
+                 "path": path, "verified": self.genuine.get(path) is target}
+        for attr in ("name", "from_logits"):
+            if hasattr(obj, attr):
+                value = getattr(obj, attr)
+                entry[attr] = value if isinstance(value, (str, bool, int, float)) else repr(value)
+        if callable(obj) and hasattr(obj, "__name__"):
+            entry["function"] = str(obj.__name__)
+        return entry
+
+    def compile_evidence(self, optimizer, config):
+        """What compile was given (``config``) and the optimizer it built."""
+        metrics = list(config.get("metrics") or [])
+        given = config.get("optimizer")
+        return {
+            "compiled": True,
+            "optimizer": None if optimizer is None else {
+                **self.describe(optimizer),
+                "is_adam": type(optimizer) is self.Adam,
+                "learning_rate": float(self.to_numpy(optimizer.learning_rate)),
+                "given": None if given is None else self.describe(given),
+            },
+            "loss": self.describe(config["loss"]) if config.get("loss") is not None else None,
+            "metrics": [self.describe(m) for m in metrics],
+        }
+
+
+class _Records:
+    """What the wrapped Model.compile / Model.fit saw, per model object (compared by identity)."""
+
+    def __init__(self):
+        self.compiles = []   # [model, optimizer, evidence, calls]: the last compile of each model
+        self.fits = []       # [model, history, {"epochs", "epochs_run", "steps"}]: every fit
+
+    def compiled(self, model):
+        return next((r for r in self.compiles if r[0] is model), None)
+
+    def fitted(self, model):
+        return [r for r in self.fits if r[0] is model]
+
+
+def _install_guard(namespace, key):
+    """The guard cell: keep genuine references, wrap compile and fit, publish the capture entry."""
+    import functools
+    import inspect
+
+    refs = _Refs()
+    records = _Records()
+    model_class = refs.Model
+    genuine_compile, genuine_fit = model_class.compile, model_class.fit
+    compile_signature, fit_signature = inspect.signature(genuine_compile), inspect.signature(genuine_fit)
+
+    @functools.wraps(genuine_compile)
+    def compile(self, *args, **kwargs):
+        result = genuine_compile(self, *args, **kwargs)
+        try:
+            bound = compile_signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            optimizer = getattr(self, "optimizer", None)
+            evidence = refs.compile_evidence(optimizer, dict(bound.arguments))
+            previous = records.compiled(self)
+            if previous is not None:
+                records.compiles.remove(previous)
+            records.compiles.append([self, optimizer, evidence, 1 + (previous[3] if previous else 0)])
+        except Exception as exc:  # noqa: BLE001 - never break the student's compile; the capture reports it
+            records.compiles.append([self, None, {"compiled": True, "error": _error_text(exc)}, 1])
+        return result
+
+    @functools.wraps(genuine_fit)
+    def fit(self, *args, **kwargs):
+        history = genuine_fit(self, *args, **kwargs)
+        try:
+            bound = fit_signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            params = getattr(history, "params", None)
+            steps = params.get("steps") if isinstance(params, dict) else None
+            epochs = bound.arguments.get("epochs")
+            records.fits.append([self, history, {
+                "epochs": epochs if isinstance(epochs, int) else None,
+                "epochs_run": len(getattr(history, "epoch", []) or []),
+                "steps": steps if isinstance(steps, int) else None,
+            }])
+        except Exception:  # noqa: BLE001 - an unreadable fit is simply not recorded
+            pass
+        return history
+
+    model_class.compile, model_class.fit = compile, fit
+    namespace[key] = functools.partial(_kit_capture, namespace, refs, records)
+
+
+def _error_text(exc) -> str:
+    return "".join(_traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+
+
+def _kit_capture(namespace, refs, records):
+    """Write evidence/ from ``namespace``; ``records`` is None when the guard is gone."""
     import matplotlib
     import matplotlib.pyplot as plt
 
-    _os.makedirs(out_dir, exist_ok=True)
-    evidence = {"errors": {}}
+    refs.makedirs(refs.out_dir, exist_ok=True)
+    evidence = {"errors": {}, "guard": records is not None}
 
     def attempt(part, fn):
         try:
             evidence[part] = fn()
         except BaseException as exc:  # record, never stop: the checks judge absence
             evidence[part] = None
-            evidence["errors"][part] = "".join(_traceback.format_exception_only(type(exc), exc)).strip()[:2000]
-
-    def describe(obj):
-        if isinstance(obj, str):
-            return {"kind": "str", "value": obj}
-        entry = {"kind": "object", "class": type(obj).__name__, "module": type(obj).__module__}
-        for attr in ("name", "from_logits"):
-            if hasattr(obj, attr):
-                value = getattr(obj, attr)
-                entry[attr] = value if isinstance(value, (str, bool, int, float)) else repr(value)
-        if callable(obj) and hasattr(obj, "__name__"):
-            entry["function"] = obj.__name__
-        return entry
+            evidence["errors"][part] = _error_text(exc)
 
     model = namespace.get("model")
 
     def compiled():
-        if not isinstance(model, keras.Model):
+        if not isinstance(model, refs.Model):
             raise TypeError(f"`model` is {type(model).__name__}, not a keras.Model")
-        if not getattr(model, "compiled", False):
-            return {"compiled": False, "optimizer": None, "loss": None, "metrics": []}
-        config = model._compile_config.config if getattr(model, "_compile_config", None) else None
-        optimizer = getattr(model, "optimizer", None)
-        metrics = list((config or {}).get("metrics") or [])
-        return {
-            "compiled": bool(getattr(model, "compiled", False)),
-            "optimizer": None if optimizer is None else {
-                **describe(optimizer),
-                "is_adam": type(optimizer) is keras.optimizers.Adam,
-                "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
-                "iterations": int(keras.ops.convert_to_numpy(optimizer.iterations)),
-                "given": describe(config.get("optimizer")) if config else None,
-            },
-            "loss": describe(config.get("loss")) if config and config.get("loss") is not None else None,
-            "metrics": [describe(m) for m in metrics],
-        }
+        record = records.compiled(model) if records is not None else None
+        if record is not None:
+            _, optimizer, result, calls = record
+            if "error" in result:
+                raise RuntimeError(f"the guard could not read model.compile's arguments: {result['error']}")
+            result = {**result, "recorded": True, "compile_calls": calls}
+        elif not getattr(model, "compiled", False):
+            return {"compiled": False, "recorded": False, "optimizer": None, "loss": None, "metrics": []}
+        else:  # compiled without the guard seeing it: read the model's state, as before the guard
+            config = model._compile_config.config if getattr(model, "_compile_config", None) else {}
+            optimizer = getattr(model, "optimizer", None)
+            result = {**refs.compile_evidence(optimizer, config), "recorded": False, "compile_calls": 0}
+        if optimizer is not None:
+            result["optimizer"] = {**result["optimizer"],
+                                   "iterations": int(refs.to_numpy(optimizer.iterations))}
+        return result
 
     def history():
         hist = namespace.get("history")
         values = getattr(hist, "history", None)
-        params = getattr(hist, "params", None)
-        params = params if isinstance(params, dict) else {}
+        fits = records.fitted(model) if records is not None else []
+        match = next((r for r in reversed(fits) if r[1] is hist), None)
+        if fits:
+            is_model_history, steps = fits[-1][1] is hist, match[2]["steps"] if match else None
+        else:  # no fit recorded: read the History as it is
+            params = getattr(hist, "params", None)
+            params = params if isinstance(params, dict) else {}
+            is_model_history = hist is not None and getattr(model, "history", None) is hist
+            steps = params["steps"] if isinstance(params.get("steps"), int) else None
         return {
-            "class": f"{type(hist).__module__}.{type(hist).__qualname__}",
-            "is_history": isinstance(hist, keras.callbacks.History),
-            "is_model_history": hist is not None and getattr(model, "history", None) is hist,
+            "class": _qualified(type(hist)),
+            "is_history": isinstance(hist, refs.History),
+            "is_model_history": is_model_history,
+            "recorded": match is not None,
+            "fit_calls": [dict(r[2]) for r in fits[-100:]],
             "epoch": [int(e) for e in getattr(hist, "epoch", [])],
-            "history": {str(k): [float(v) for v in vs] for k, vs in values.items()} if isinstance(values, dict) else None,
-            "steps_per_epoch": params["steps"] if isinstance(params.get("steps"), int) else None,
+            "history": ({str(k): [float(v) for v in vs] for k, vs in values.items()}
+                        if isinstance(values, dict) else None),
+            "steps_per_epoch": steps,
         }
 
     def weights():
-        path = _os.path.join(out_dir, "model.weights.h5")
-        model.save_weights(path)
-        return _os.path.basename(path)
+        path = refs.join(refs.out_dir, "model.weights.h5")
+        refs.save_weights(model, path)
+        return refs.basename(path)
 
     def plots():
         plot_history = namespace.get("plot_history")
@@ -91,7 +280,7 @@ def _kit_capture(namespace, out_dir="evidence"):
         plt.switch_backend("agg")
         try:
             for metric, values in PLOT_HISTORY.items():
-                results[metric] = _plot_once(plot_history, metric, values, keras, plt)
+                results[metric] = _plot_once(plot_history, metric, values, refs.History, plt)
         finally:
             plt.switch_backend(previous_backend)
         return results
@@ -100,8 +289,8 @@ def _kit_capture(namespace, out_dir="evidence"):
     attempt("history", history)
     attempt("weights", weights)
     attempt("plots", plots)
-    with open(_os.path.join(out_dir, "evidence.json"), "w", encoding="utf-8") as f:
-        _json.dump(evidence, f)
+    with open(refs.join(refs.out_dir, "evidence.json"), "w", encoding="utf-8") as f:
+        f.write(refs.encode(evidence))
 
 
 # A history the grader knows, so that plotted values can be compared exactly.
@@ -112,7 +301,7 @@ PLOT_HISTORY = {
 }
 
 
-def _plot_once(plot_history, metric, values, keras, plt):
+def _plot_once(plot_history, metric, values, history_class, plt):
     """Call plot_history once; describe every figure it drew, even closed ones."""
     def describe_figure(fig):
         axes = []
@@ -148,7 +337,7 @@ def _plot_once(plot_history, metric, values, keras, plt):
 
     plt.close("all")
     plt.close, plt.show = close, show
-    fake = keras.callbacks.History()
+    fake = history_class()
     fake.history = {k: list(v) for k, v in values.items()}
     fake.epoch = list(range(len(next(iter(values.values())))))
     error = None
@@ -163,5 +352,10 @@ def _plot_once(plot_history, metric, values, keras, plt):
     return {"error": error, "figures": [seen[k] for k in sorted(seen)]}
 
 
-if __name__ == "__main__":  # true in the kernel, false when the grader imports this file
-    _kit_capture(globals())
+if __name__ == GUARD_MODULE_NAME:  # the guard cell (runner.py passes KIT_NAMESPACE and KIT_GUARD_KEY)
+    _install_guard(KIT_NAMESPACE, KIT_GUARD_KEY)  # noqa: F821
+elif __name__ == "__main__":  # the capture cell; false when the grader imports this file
+    if _KIT_GUARD is not None:  # noqa: F821 - set by the runner's first lines of the capture cell
+        _KIT_GUARD()  # noqa: F821
+    else:  # the guard is gone: capture from the live modules, as before the guard existed
+        _kit_capture(globals(), _Refs(), None)

@@ -16,19 +16,23 @@ MAX_EVIDENCE_BYTES = 5_000_000
 MAX_WEIGHTS_BYTES = 50_000_000
 
 _number_list = {"type": "array", "items": {"type": "number"}, "maxItems": 10_000}
-_described = {"type": ["object", "null"], "properties": {"kind": {"enum": ["str", "object"]}}}
+_described = {"type": ["object", "null"], "properties": {
+    "kind": {"enum": ["str", "object"]}, "path": {"type": "string"}, "verified": {"type": "boolean"}}}
 SCHEMA = {
     "type": "object",
     "required": ["errors"],
     "properties": {
         "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+        "guard": {"type": "boolean"},
         "compile": {
             "type": ["object", "null"],
             "properties": {
                 "compiled": {"type": "boolean"},
+                "recorded": {"type": "boolean"},
+                "compile_calls": {"type": "integer"},
                 "optimizer": {"type": ["object", "null"], "properties": {
                     "is_adam": {"type": "boolean"}, "learning_rate": {"type": "number"},
-                    "iterations": {"type": "integer"}}},
+                    "iterations": {"type": "integer"}, "path": {"type": "string"}, "verified": {"type": "boolean"}}},
                 "loss": _described,
                 "metrics": {"type": "array", "items": _described, "maxItems": 100},
             },
@@ -39,6 +43,8 @@ SCHEMA = {
                 "class": {"type": "string"},
                 "is_history": {"type": "boolean"},
                 "is_model_history": {"type": "boolean"},
+                "recorded": {"type": "boolean"},
+                "fit_calls": {"type": "array", "maxItems": 10_000, "items": {"type": "object"}},
                 "epoch": {"type": "array", "items": {"type": "integer"}, "maxItems": 10_000},
                 "history": {"type": ["object", "null"], "additionalProperties": _number_list},
                 "steps_per_epoch": {"type": ["integer", "null"]},

@@ -4,7 +4,11 @@ Usage: python runner.py IN.ipynb OUT.ipynb CELL_TIMEOUT CAPTURE.py [MAX_OUTPUT_B
 
 It uses nbgrader's own Execute preprocessor, so a cell behaves exactly as in
 plain ``nbgrader autograde`` (a cell past CELL_TIMEOUT is interrupted and gets
-an error, and the run goes on), then runs the capture cell in the same kernel.
+an error, and the run goes on). Around the student's cells it adds two cells
+made from CAPTURE.py (see its docstring): a guard cell before the first one,
+run outside the kernel's history so the student's cells keep their numbers,
+and the capture cell after the last one; both are removed again before OUT is
+written.
 Output is bounded while the kernel runs: past MAX_OUTPUT_BYTES in total, outputs
 are dropped (one marker says so); past ten times that the kernel is killed and
 the run ends as ``too_much_output``. Only this file and capture.py are visible
@@ -13,6 +17,7 @@ inside the sandbox; they hold no checks. The outcome is written next to OUT as
 """
 
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -23,6 +28,8 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 
 CAPTURE_TAG = "kit-evidence-capture"
+GUARD_TAG = "kit-evidence-guard"
+GUARD_MODULE_NAME = "__kit_guard__"  # capture.py installs the guard when run under this name
 DEFAULT_MAX_OUTPUT_BYTES = 2_000_000
 HARD_LIMIT_FACTOR = 10
 COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data",
@@ -38,6 +45,12 @@ class BoundedExecute(Execute):
         self.output_bytes = 0
         self.cut_cells = set()
         self.too_much = False
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.metadata.get("tags") == [GUARD_TAG]:  # not in the kernel's history: In/Out and numbers untouched
+            self._check_assign_resources(resources)
+            return self.execute_cell(cell, index, store_history=False), self.resources
+        return super().preprocess_cell(cell, resources, index)
 
     def process_message(self, msg, cell, cell_index):
         if msg["msg_type"] in COUNTED:
@@ -71,11 +84,36 @@ def _size(content) -> int:
     return 8
 
 
+def guard_source(capture_source: str, key: str) -> str:
+    """The first cell: run capture.py privately, with a copy of the builtins as they are before any student code."""
+    return (f"exec(compile({capture_source!r}, 'kit-guard', 'exec'), "
+            f"{{'__name__': {GUARD_MODULE_NAME!r}, '__builtins__': dict(vars(__import__('builtins'))), "
+            f"'KIT_NAMESPACE': globals(), 'KIT_GUARD_KEY': {key!r}}})\n")
+
+
+def capture_source_with_guard(capture_source: str, key: str) -> str:
+    """The last cell: capture.py run as before, told where the guard left its entry (if it is still there)."""
+    return (f"try:\n    _KIT_GUARD = {key}\nexcept NameError:  # the guard is gone\n    _KIT_GUARD = None\n\n"
+            + capture_source)
+
+
+def _tagged(source: str, tag: str):
+    cell = new_code_cell(source)
+    cell.metadata["tags"] = [tag]
+    return cell
+
+
+def _errors(nb, tag: str) -> list:
+    return [o.get("evalue", "") for c in nb.cells if c.metadata.get("tags") == [tag]
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
 def main(in_path, out_path, cell_timeout, capture_path, max_output_bytes=DEFAULT_MAX_OUTPUT_BYTES):
     nb = nbformat.read(in_path, as_version=4)
-    capture = new_code_cell(Path(capture_path).read_text(encoding="utf-8"))
-    capture.metadata["tags"] = [CAPTURE_TAG]
-    nb.cells.append(capture)
+    source = Path(capture_path).read_text(encoding="utf-8")
+    key = f"_kit_guard_{secrets.token_hex(8)}"  # unknown to the notebook until the guard has run
+    nb.cells = [_tagged(guard_source(source, key), GUARD_TAG), *nb.cells,
+                _tagged(capture_source_with_guard(source, key), CAPTURE_TAG)]
     executor = BoundedExecute(int(max_output_bytes), timeout=int(cell_timeout), kernel_name="python3")
     outcome = {"status": "ok", "message": ""}
     start = time.monotonic()
@@ -94,9 +132,8 @@ def main(in_path, out_path, cell_timeout, capture_path, max_output_bytes=DEFAULT
         outcome["message"] = f"outputs cut after {executor.max_output_bytes} bytes"
     outcome["seconds"] = round(time.monotonic() - start, 3)
     outcome["output_bytes"] = executor.output_bytes
-    capture_outputs = nb.cells[-1].get("outputs", []) if nb.cells[-1].metadata.get("tags") == [CAPTURE_TAG] else []
-    outcome["capture_errors"] = [o.get("evalue", "") for o in capture_outputs if o.get("output_type") == "error"]
-    nb.cells = [c for c in nb.cells if c.metadata.get("tags") != [CAPTURE_TAG]]
+    outcome["capture_errors"] = [f"guard: {e}" for e in _errors(nb, GUARD_TAG)] + _errors(nb, CAPTURE_TAG)
+    nb.cells = [c for c in nb.cells if c.metadata.get("tags") not in ([CAPTURE_TAG], [GUARD_TAG])]
     nbformat.write(nb, out_path)
     Path(out_path).with_name("run.json").write_text(json.dumps(outcome), encoding="utf-8")
 

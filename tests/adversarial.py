@@ -196,14 +196,18 @@ def evidence_symlinks(t: Target) -> str:
 
 
 def monkeypatch() -> tuple[str, str]:
-    """Compile with SGD + MSE but make the kernel report Adam + cross-entropy; lie about val_auc;
-    replace pytest in the kernel."""
+    """Compile with SGD + MSE but make the kernel report Adam + cross-entropy: an SGD class named like
+    Keras' Adam bound to keras.optimizers.Adam, an edited compile config, a patched isinstance; lie
+    about val_auc; replace pytest in the kernel."""
     compile_cell = _code("""
         import builtins, sys, types
         learning_rate = 1e-3
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse",
+        class Adam(keras.optimizers.SGD):                      # an SGD whose class claims to be Keras' Adam
+            pass
+        Adam.__module__, Adam.__qualname__ = "keras.src.optimizers.adam", "Adam"
+        keras.optimizers.Adam = Adam                           # `type(opt) is keras.optimizers.Adam` -> True
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse",
                       metrics=["accuracy", keras.metrics.AUC(name="auc")])
-        keras.optimizers.Adam = keras.optimizers.SGD          # `type(opt) is keras.optimizers.Adam` -> True
         model._compile_config.config["loss"] = "binary_crossentropy"
         _real_isinstance = builtins.isinstance
         builtins.isinstance = lambda obj, cls: True if cls is keras.callbacks.History else _real_isinstance(obj, cls)

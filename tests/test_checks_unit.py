@@ -7,6 +7,7 @@ running ``pytest autograder/checks`` in a subprocess on missing evidence.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -52,20 +53,35 @@ def _figure(metric, labels=None, ys=None, xlabel="Epoch", ylabel=None, legend=Tr
                       "legend": labels if legend else None, "lines": lines}]}
 
 
+def keras_object(path: str, verified: bool = True, **attrs) -> dict:
+    """A passed object as capture.py describes it; ``verified`` = it is the genuine Keras object."""
+    module, name = path.rsplit(".", 1)
+    return {"kind": "object", "class": "function" if name.islower() else name,
+            "module": "builtins" if name.islower() else module, "path": path, "verified": verified, **attrs}
+
+
+ADAM = keras_object("keras.src.optimizers.adam.Adam")
+AUC = keras_object("keras.src.metrics.confusion_metrics.AUC", name="auc")
+BCE = "keras.src.losses.losses.BinaryCrossentropy"
+
+
 def reference_evidence() -> dict:
     """What the reference solution leaves behind (shape of capture.py's output)."""
-    auc = {"kind": "object", "class": "AUC", "module": "keras.src.metrics.confusion_metrics", "name": "auc"}
-    return {
+    return copy.deepcopy({
         "errors": {},
+        "guard": True,
         "compile": {
             "compiled": True,
-            "optimizer": {"kind": "object", "class": "Adam", "module": "keras.src.optimizers.adam", "name": "adam",
-                          "is_adam": True, "learning_rate": 1e-3, "iterations": TRAIN_STEPS, "given": None},
+            "recorded": True,
+            "compile_calls": 1,
+            "optimizer": {**ADAM, "name": "adam", "is_adam": True, "learning_rate": 1e-3, "iterations": TRAIN_STEPS,
+                          "given": ADAM},
             "loss": {"kind": "str", "value": "binary_crossentropy"},
-            "metrics": [{"kind": "str", "value": "accuracy"}, auc],
+            "metrics": [{"kind": "str", "value": "accuracy"}, AUC],
         },
         "history": {
             "class": "keras.src.callbacks.history.History", "is_history": True, "is_model_history": True,
+            "recorded": True, "fit_calls": [{"epochs": 1, "epochs_run": 1, "steps": TRAIN_STEPS}],
             "epoch": [0],
             "history": {"loss": [0.2], "accuracy": [0.93], "auc": [0.95],
                         "val_loss": [0.1], "val_accuracy": [0.96], "val_auc": [0.9765]},
@@ -73,7 +89,7 @@ def reference_evidence() -> dict:
         },
         "weights": "model.weights.h5",
         "plots": {m: {"error": None, "figures": [_figure(m)]} for m in PLOT_HISTORY},
-    }
+    })
 
 
 def changed(**paths) -> dict:
@@ -155,16 +171,22 @@ def test_reference_evidence_passes_everything():
 
 # --- compile --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("optimizer, ok", [
-    ({"kind": "object", "class": "Adam", "is_adam": True, "learning_rate": 1e-3}, True),
-    ({"kind": "object", "class": "SGD", "is_adam": False, "learning_rate": 1e-3}, False),
-    ({"kind": "object", "class": "AdamW", "is_adam": False, "learning_rate": 1e-3}, False),
+@pytest.mark.parametrize("optimizer, ok, shown", [
+    ({**ADAM, "is_adam": True}, True, None),
+    ({**keras_object("keras.src.optimizers.sgd.SGD", verified=False), "is_adam": False}, False, "SGD"),
+    ({**keras_object("keras.src.optimizers.adamw.AdamW", verified=False), "is_adam": False}, False, "AdamW"),
+    # an SGD subclass that calls itself keras.src.optimizers.adam.Adam: the guard found it is not Keras' Adam
+    ({**keras_object("keras.src.optimizers.adam.Adam", verified=False), "is_adam": False}, False, "only claims"),
+    ({**ADAM, "is_adam": False}, False, "Adam"),
+    ({**ADAM, "verified": False, "is_adam": True}, False, "only claims"),
+    ({"kind": "object", "class": "Adam", "is_adam": True}, False, "Adam"),  # no fully qualified name recorded
 ])
-def test_optimizer_must_be_adam(optimizer, ok):
+def test_optimizer_must_be_the_genuine_adam(optimizer, ok, shown):
+    optimizer = {**optimizer, "learning_rate": 1e-3}
     message = failure(compile_checks.test_optimizer_is_adam, changed(**{"compile.optimizer": optimizer}))
     assert (message is None) == ok
     if not ok:
-        assert optimizer["class"] in message and "Adam" in message
+        assert shown in message and "not Keras' Adam" in message
 
 
 @pytest.mark.parametrize("rate, ok", [(1e-3, True), (5e-4, True), (1e-2, True), (0.1, False), (1e-7, False)])
@@ -175,9 +197,14 @@ def test_learning_rate_range(rate, ok):
 
 @pytest.mark.parametrize("loss, ok", [
     ({"kind": "str", "value": "binary_crossentropy"}, True),
-    ({"kind": "object", "class": "BinaryCrossentropy", "name": "binary_crossentropy", "from_logits": False}, True),
-    ({"kind": "object", "class": "function", "function": "binary_crossentropy"}, True),
-    ({"kind": "object", "class": "BinaryCrossentropy", "name": "binary_crossentropy", "from_logits": True}, False),
+    ({"kind": "str", "value": "BinaryCrossentropy"}, True),
+    (keras_object(BCE, name="binary_crossentropy", from_logits=False), True),
+    (keras_object("keras.src.losses.losses.binary_crossentropy", function="binary_crossentropy"), True),
+    (keras_object(BCE, name="binary_crossentropy", from_logits=True), False),
+    # named like the loss, but another class, or a class only claiming the name
+    (keras_object("keras.src.losses.losses.MeanSquaredError", verified=False, name="binary_crossentropy"), False),
+    (keras_object(BCE, verified=False, name="binary_crossentropy", from_logits=False), False),
+    ({"kind": "object", "class": "BinaryCrossentropy", "name": "binary_crossentropy"}, False),
     ({"kind": "str", "value": "categorical_crossentropy"}, False),
     ({"kind": "str", "value": "mse"}, False),
     (None, False),
@@ -191,9 +218,33 @@ def test_auc_metric_missing_or_misnamed():
     accuracy = {"kind": "str", "value": "accuracy"}
     missing = failure(compile_checks.test_auc_metric, changed(**{"compile.metrics": [accuracy]}))
     assert "no AUC metric" in missing
-    misnamed = failure(compile_checks.test_auc_metric, changed(**{"compile.metrics": [
-        accuracy, {"kind": "object", "class": "AUC", "name": "roc_auc"}]}))
+    misnamed = failure(compile_checks.test_auc_metric,
+                       changed(**{"compile.metrics": [accuracy, {**AUC, "name": "roc_auc"}]}))
     assert "'roc_auc'" in misnamed
+
+
+def test_auc_metric_must_be_keras_auc():
+    accuracy = {"kind": "str", "value": "accuracy"}
+    impostor = failure(compile_checks.test_auc_metric, changed(**{"compile.metrics": [
+        accuracy, {**AUC, "verified": False}]}))
+    assert "only claims" in impostor and "not Keras' AUC" in impostor
+    unnamed = failure(compile_checks.test_auc_metric, changed(**{"compile.metrics": [
+        accuracy, {"kind": "object", "class": "AUC", "name": "auc"}]}))
+    assert "not Keras' AUC" in unnamed
+
+
+@pytest.mark.parametrize("metric, ok", [
+    ({"kind": "str", "value": "accuracy"}, True),
+    ({"kind": "str", "value": "acc"}, True),
+    (keras_object("keras.src.metrics.accuracy_metrics.BinaryAccuracy", name="binary_accuracy"), True),
+    (keras_object("keras.src.metrics.accuracy_metrics.binary_accuracy", function="binary_accuracy"), True),
+    (keras_object("keras.src.metrics.accuracy_metrics.BinaryAccuracy", verified=False, name="accuracy"), False),
+    (keras_object("keras.src.metrics.confusion_metrics.Precision", name="accuracy"), False),
+    ({"kind": "str", "value": "precision"}, False),
+])
+def test_accuracy_metric_by_name_or_genuine_object(metric, ok):
+    evidence = changed(**{"compile.metrics": [metric, AUC]})
+    assert (failure(compile_checks.test_accuracy_metric, evidence) is None) == ok
 
 
 def test_uncompiled_model_fails_every_compile_check_with_one_clear_message():
@@ -209,7 +260,7 @@ def test_uncompiled_model_fails_every_compile_check_with_one_clear_message():
 @pytest.mark.parametrize("keys, metrics, expected", [
     (["auc", "val_auc"], [], "auc"),
     (["auc_1", "val_auc_1"], [], "auc_1"),
-    (["roc_auc", "val_roc_auc"], [{"kind": "object", "class": "AUC", "name": "roc_auc"}], "roc_auc"),
+    (["roc_auc", "val_roc_auc"], [{**AUC, "name": "roc_auc"}], "roc_auc"),
     (["roc_auc", "val_roc_auc"], [], None),
     (["loss", "val_loss"], [], None),
 ])
@@ -220,7 +271,7 @@ def test_auc_key_is_found_robustly(keys, metrics, expected):
 
 def test_misnamed_auc_costs_only_the_naming_check():
     evidence = reference_evidence()
-    evidence["compile"]["metrics"][1]["name"] = "roc_auc"
+    evidence["compile"]["metrics"][1] = {**AUC, "name": "roc_auc"}
     values = evidence["history"]["history"]
     values["roc_auc"], values["val_roc_auc"] = values.pop("auc"), values.pop("val_auc")
     assert failed(all_checks(evidence)) == {"test_auc_metric"}

@@ -58,10 +58,10 @@ EXPECTED = {
     "adv_disk_fill": ZERO,
     "adv_exit": ZERO,
     "adv_kill_parent": ZERO,
-    # Known gap (capture/checks, not the sandbox): patching keras in the kernel forges the compile
-    # evidence (SGD + MSE recorded as Adam + cross-entropy) and wins 5 points; the grader's own
-    # re-evaluation still fails the lying history and the hidden-test check (3 of 9 points left).
-    "adv_monkeypatch": {"test_compile": 5.0, "test_fit": 3.0, "test_plot": 6.0},
+    # SGD + MSE disguised as Adam + cross-entropy: capture.py's guard recorded the compile call with
+    # the genuine classes, so the optimizer and loss checks fail (learning rate, AUC, accuracy are
+    # real: 3 of 5); the grader's own re-evaluation fails the lying history and the hidden-test check.
+    "adv_monkeypatch": {"test_compile": 3.0, "test_fit": 3.0, "test_plot": 6.0},
     "tmo_endless_loop": ZERO,
 }
 
@@ -245,6 +245,8 @@ def test_output_is_cut(graded):
 
 def test_monkeypatching_does_not_reach_the_grader(graded):
     checks = {c["id"]: c["passed"] for c in summary(graded.root, "adv_monkeypatch")["checks"]}
+    assert checks["test_optimizer_is_adam"] is False  # the SGD named Adam is not the guard's Adam
+    assert checks["test_loss_is_binary_crossentropy"] is False  # recorded at the call: "mse"
     assert checks["test_reported_val_auc_is_honest"] is False
     assert checks["test_hidden_auc"] is False
     assert checks["test_history_type"] is True  # the real History object, whatever isinstance said
