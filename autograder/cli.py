@@ -272,7 +272,9 @@ def cmd_demo(args, overrides: Config) -> int:
     course = open_course(str(root), overrides)
     release_nb = Path(course.coursedir.format_path(course.coursedir.release_directory, ".", course.assignment))
     release_nb = release_nb / f"{course.notebook}.ipynb"
-    if args.force or not release_nb.is_file():
+    with course.gradebook() as gb:  # a fresh clone has release/ but no gradebook yet
+        released = any(a.name == course.assignment for a in gb.assignments)
+    if args.force or not release_nb.is_file() or not released:
         if cmd_release(course, argparse.Namespace(force=True)) != 0:
             return 1
     source_nb = Path(course.coursedir.format_path(course.coursedir.source_directory, ".", course.assignment))
