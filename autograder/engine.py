@@ -22,9 +22,9 @@ import nbformat
 
 from . import sandbox
 from .capture import PLOT_HISTORY
+from .check_runner import PYTEST_ARGS, CheckRunnerFailed, check_env, runner_for
 from .settings import Grading, Lab, Sandbox
 
-CHECKS_DIR = Path(__file__).with_name("checks")
 KIT_ROOT = Path(__file__).resolve().parent.parent
 RESULT_VERSION = 1
 
@@ -169,17 +169,24 @@ def _read_executed(path: Path, job: GradingJob) -> str | None:
     return nbformat.writes(nb)
 
 
-def run_checks(scratch: Path, grader: Path, job: GradingJob, outcome) -> list[dict]:
-    """Run the hidden pytest checks in a fresh process on the evidence."""
-    context = {
-        "evidence_dir": str(scratch / "evidence"),
-        "executed_notebook": str(scratch / "executed.ipynb"),
+def job_context(job: GradingJob) -> dict:
+    """Where the check process finds the job's given code and data (written once by ``_grader_dir``)."""
+    grader = _grader_dir(job)
+    return {
         "given_code": str(grader / "given_code.py"),
         "public_splits": str(grader / "public.tsv"),
         "hidden_test": str(grader / "test.tsv"),
         "lab_dir": str(grader / "lab"),
         "seed": job.lab["seed"],
         "dataset": job.lab["dataset"],
+    }
+
+
+def run_checks(scratch: Path, grader: Path, job: GradingJob, outcome) -> list[dict]:
+    """Run the hidden checks on the evidence: in this process's warm check runner, else in a fresh pytest."""
+    context = {
+        "evidence_dir": str(scratch / "evidence"),
+        "executed_notebook": str(scratch / "executed.ipynb"),
         "plot_history": PLOT_HISTORY,
         "run_status": outcome.status,
         **job.grading,
@@ -187,22 +194,20 @@ def run_checks(scratch: Path, grader: Path, job: GradingJob, outcome) -> list[di
     context_file = scratch / "check_context.json"
     results_file = scratch / "check_results.json"
     context_file.write_text(json.dumps(context), encoding="utf-8")
-    env = {
-        **os.environ,
-        "KIT_CHECK_CONTEXT": str(context_file),
-        "KIT_CHECK_RESULTS": str(results_file),
-        "PYTHONPATH": os.pathsep.join([str(KIT_ROOT), os.environ.get("PYTHONPATH", "")]),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-        # as many threads as the student's run gets: parallel workers must not oversubscribe the cores
-        **{name: str(job.sandbox["cpu_threads"]) for name in
-           ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider",
-         "--rootdir", str(CHECKS_DIR), "-W", "ignore"],
-        cwd=scratch, env=env, capture_output=True, text=True, timeout=job.sandbox["cell_timeout"],
-    )
+    runner = runner_for(job.digest, job_context(job), job.sandbox["cpu_threads"])
+    try:
+        runner.run(context_file, results_file, scratch, timeout=job.sandbox["cell_timeout"])
+    except CheckRunnerFailed as exc:
+        # the checks that need no figures still count; the AUC checks report a grader error
+        context["regraded"] = {"error": "CheckRunnerFailed", "message": str(exc)}
+        context_file.write_text(json.dumps(context), encoding="utf-8")
+        results_file.unlink(missing_ok=True)
+        env = {**check_env(job.sandbox["cpu_threads"]),
+               "KIT_CHECK_CONTEXT": str(context_file), "KIT_CHECK_RESULTS": str(results_file)}
+        proc = subprocess.run([sys.executable, "-m", "pytest", *PYTEST_ARGS], cwd=scratch, env=env,
+                              capture_output=True, text=True, timeout=job.sandbox["cell_timeout"])
+        if not results_file.is_file():
+            raise RuntimeError(f"the hidden checks did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     if not results_file.is_file():
-        raise RuntimeError(f"the hidden checks did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RuntimeError("the hidden checks did not run (no results from the check process)")
     return json.loads(results_file.read_text(encoding="utf-8"))

@@ -4,6 +4,7 @@ The given code of the lab (setup, data, tokenizer, model: the locked cells of
 the instructor's source notebook) is run here, in the grader's process, to
 rebuild the architecture and the tokenizer; the student's weights are loaded
 into it and evaluated on the validation split and on the hidden test split.
+``evaluator.py`` keeps this warm in a long-lived process.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import io
 import os
 import sys
 from pathlib import Path
-
-from .evidence import weights_file
 
 
 def given_namespace(context: dict) -> dict:
@@ -34,11 +33,10 @@ def training_steps(given: dict) -> int | None:
     return steps if steps > 0 else None
 
 
-def reevaluate(context: dict, evidence: dict, given: dict | None = None) -> dict:
-    weights = weights_file(Path(context["evidence_dir"]), evidence)
-    ns = given if given is not None else given_namespace(context)
-    keras = ns["keras"]
-    model = ns["model"]
+def reevaluate_weights(context: dict, weights: Path, given: dict) -> dict:
+    """AUC of the given model with these weights, on the validation and the hidden test split."""
+    keras = given["keras"]
+    model = given["model"]
     try:
         model.load_weights(weights)
     except Exception as exc:  # noqa: BLE001 - any mismatch means "not the given model"
@@ -47,11 +45,12 @@ def reevaluate(context: dict, evidence: dict, given: dict | None = None) -> dict
             "train the model built by build_model(), do not change its architecture"
         ) from None
     model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
-    sys.path.insert(0, context["lab_dir"])
-    import spam_data
+    if "hidden_ds" not in given:
+        sys.path.insert(0, context["lab_dir"])
+        import spam_data
 
-    test_texts, test_labels = spam_data.read_splits_file(context["hidden_test"])["test"]
-    test_ds = ns["make_dataset"](test_texts, test_labels, shuffle=False)
-    val = model.evaluate(ns["val_ds"], verbose=0, return_dict=True)
-    test = model.evaluate(test_ds, verbose=0, return_dict=True)
+        test_texts, test_labels = spam_data.read_splits_file(context["hidden_test"])["test"]
+        given["hidden_ds"] = given["make_dataset"](test_texts, test_labels, shuffle=False)
+    val = model.evaluate(given["val_ds"], verbose=0, return_dict=True)
+    test = model.evaluate(given["hidden_ds"], verbose=0, return_dict=True)
     return {"val_auc": float(val["auc"]), "hidden_auc": float(test["auc"])}

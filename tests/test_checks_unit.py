@@ -20,7 +20,7 @@ import pytest
 
 from autograder.capture import PLOT_HISTORY
 from autograder.checks import conftest as collector
-from autograder.engine import CHECKS_DIR, KIT_ROOT
+from autograder.check_runner import CHECKS_DIR, KIT_ROOT
 from autograder.evidence import SCHEMA, EvidenceMissing, load_evidence
 from corpus import TEST_CELLS, check_modules, check_table
 from kit_testing import ASSIGNMENT, REPO
@@ -30,18 +30,8 @@ compile_checks, fit_checks, plot_checks = (_MODULES[name] for name in ("test_com
 
 TRAIN_STEPS = 227
 CONTEXT = {"val_auc_threshold": 0.93, "hidden_auc_threshold": 0.93, "honesty_tolerance": 0.005,
-           "min_learning_rate": 1e-5, "max_learning_rate": 1e-2, "plot_history": PLOT_HISTORY}
-
-
-class FakeDataset:
-    def __init__(self, batches):
-        self.batches = batches
-
-    def cardinality(self):
-        return self.batches
-
-
-GIVEN = {"train_ds": FakeDataset(TRAIN_STEPS)}
+           "min_learning_rate": 1e-5, "max_learning_rate": 1e-2, "plot_history": PLOT_HISTORY,
+           "training_steps": TRAIN_STEPS}
 
 
 def _figure(metric, labels=None, ys=None, xlabel="Epoch", ylabel=None, legend=True):
@@ -132,7 +122,7 @@ def all_checks(evidence, regraded=REGRADED) -> dict[str, str | None]:
         "test_accuracy_metric": failure(compile_checks.test_accuracy_metric, evidence),
         "test_history_type": failure(fit_checks.test_history_type, evidence),
         "test_history_keys": failure(fit_checks.test_history_keys, evidence),
-        "test_epochs": failure(fit_checks.test_epochs, evidence, GIVEN),
+        "test_epochs": failure(fit_checks.test_epochs, evidence, CONTEXT),
         "test_val_auc_threshold": failure(fit_checks.test_val_auc_threshold, regraded, CONTEXT, evidence, rec),
         "test_reported_val_auc_is_honest": failure(fit_checks.test_reported_val_auc_is_honest, evidence, regraded,
                                                    CONTEXT, rec),
@@ -295,13 +285,13 @@ def test_history_that_is_not_from_fit():
 ])
 def test_epochs_must_be_full_passes_over_train_ds(steps, epochs, ok):
     evidence = changed(**{"history.steps_per_epoch": steps, "history.epoch": epochs})
-    assert (failure(fit_checks.test_epochs, evidence, GIVEN) is None) == ok
+    assert (failure(fit_checks.test_epochs, evidence, CONTEXT) is None) == ok
 
 
 @pytest.mark.parametrize("updates, ok", [(TRAIN_STEPS, True), (TRAIN_STEPS + 49, False), (2 * TRAIN_STEPS, False)])
 def test_training_outside_the_reported_history_is_caught(updates, ok):
     evidence = changed(**{"compile.optimizer.iterations": updates})
-    message = failure(fit_checks.test_epochs, evidence, GIVEN)
+    message = failure(fit_checks.test_epochs, evidence, CONTEXT)
     assert (message is None) == ok
     if not ok:
         assert f"{updates} weight updates" in message

@@ -1,8 +1,9 @@
 """Fixtures and the result collector of the hidden checks.
 
-The grader runs ``pytest autograder/checks`` in its own process with
-``KIT_CHECK_CONTEXT`` naming a JSON file that says where the submission's
-evidence is. Every check carries ``@pytest.mark.check(cell, points, name)``;
+The grader runs ``pytest autograder/checks`` outside the sandbox (in its warm
+check process, ``check_runner.py``) with ``KIT_CHECK_CONTEXT`` naming a JSON
+file that says where the submission's evidence is and holds the grader's own
+figures (``regraded`` AUCs, ``training_steps``). Every check carries ``@pytest.mark.check(cell, points, name)``;
 the collector writes one record per check (no source, no traceback) to the
 file named by ``KIT_CHECK_RESULTS``. A record's ``message`` is shown to the
 student; figures a check measured (``record_property``) go to ``values`` and
@@ -47,19 +48,18 @@ def executed(context):
 
 
 @pytest.fixture(scope="session")
-def given(context):
-    """The lab's given code run in the grader's process (model, tokenizer, data)."""
-    from autograder.reevaluate import given_namespace
+def regraded(context, evidence):
+    """The grader's own evaluation of the student's trained weights (``check_runner.regrade``)."""
+    from autograder.evidence import EvidenceMissing
 
-    return given_namespace(context)
-
-
-@pytest.fixture(scope="session")
-def regraded(context, evidence, given):
-    """The grader's own evaluation of the student's trained weights."""
-    from autograder.reevaluate import reevaluate
-
-    return reevaluate(context, evidence, given)
+    figures = context["regraded"]
+    if figures.get("error") == "EvidenceMissing":
+        raise EvidenceMissing(figures["message"])
+    if figures.get("error") == "AssertionError":
+        raise AssertionError(figures["message"])
+    if "error" in figures:
+        raise RuntimeError(f"{figures['error']}: {figures['message']}")
+    return figures
 
 
 def _message(exc) -> tuple[str, str]:

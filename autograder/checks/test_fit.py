@@ -71,10 +71,8 @@ def test_history_keys(evidence):
 
 
 @pytest.mark.check(cell=CELL, points=1, name="Trained as reported: full epochs over train_ds")
-def test_epochs(evidence, given):
+def test_epochs(evidence, context):
     """The history's epochs are full passes over train_ds, and all the training there was."""
-    from autograder.reevaluate import training_steps
-
     hist = _history(evidence)
     epochs = len(hist["epoch"])
     assert epochs >= 1, "no epoch ran: set epochs to 1 or more"
@@ -82,7 +80,7 @@ def test_epochs(evidence, given):
     assert all(n == epochs for n in lengths.values()), (
         f"the history's lists do not match its {epochs} epoch(s): {lengths}"
     )
-    expected, steps = training_steps(given), hist.get("steps_per_epoch")
+    expected, steps = context["training_steps"], hist.get("steps_per_epoch")
     assert steps is not None, (
         "the history does not record how many batches an epoch ran: it must be the History model.fit returned"
     )

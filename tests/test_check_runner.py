@@ -1,0 +1,126 @@
+"""The warm check process: same figures as a fresh process, no state between submissions, survives its child dying."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from kit_testing import REPO
+from test_checks_unit import reference_evidence
+
+from autograder import check_runner, engine
+from autograder.settings import load_course_config
+
+# Saves the given model's weights twice (as built, then with weights drawn at random) and scores each
+# with reevaluate.py in this fresh process: the figures the warm runner must reproduce.
+MAKE_WEIGHTS = """
+import json, sys
+import numpy as np
+from pathlib import Path
+from autograder.reevaluate import given_namespace, reevaluate_weights
+context, out = json.loads(sys.argv[1]), Path(sys.argv[2])
+given = given_namespace(context)
+model, figures = given["model"], {}
+for name in ("built", "random"):
+    if name == "random":
+        rng = np.random.default_rng(7)
+        model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+    (out / name).mkdir()
+    model.save_weights(out / name / "model.weights.h5")
+    figures[name] = reevaluate_weights(context, out / name / "model.weights.h5", given)
+print(json.dumps(figures))
+"""
+
+
+@pytest.fixture(scope="module")
+def job():
+    return engine.make_job(load_course_config(REPO), REPO)
+
+
+@pytest.fixture(scope="module")
+def submissions(job, tmp_path_factory):
+    """Two evidence folders (reference evidence, different weights) and the AUCs a fresh process gives them."""
+    root = tmp_path_factory.mktemp("evidence")
+    proc = subprocess.run([sys.executable, "-c", MAKE_WEIGHTS, json.dumps(engine.job_context(job)), str(root)],
+                          env=check_runner.check_env(1), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in figures:
+        (root / name / "evidence.json").write_text(json.dumps(reference_evidence()))
+    return root, figures
+
+
+def grade(job, scratch: Path) -> dict:
+    """The check records of one submission whose evidence is in scratch, by id."""
+    (scratch / "evidence").mkdir(exist_ok=True)
+    records = engine.run_checks(scratch, engine._grader_dir(job), job, SimpleNamespace(status="ok"))
+    return {r["id"]: r for r in records}
+
+
+def scratch_for(tmp_path: Path, evidence: Path, name: str) -> Path:
+    scratch = tmp_path / name
+    scratch.mkdir()
+    (scratch / "evidence").symlink_to(evidence, target_is_directory=True)
+    return scratch
+
+
+def test_warm_runner_gives_a_fresh_process_figures_and_keeps_nothing_between_submissions(job, submissions, tmp_path):
+    root, figures = submissions
+    first = grade(job, scratch_for(tmp_path, root / "built", "a"))
+    runner = check_runner.runner_for(job.digest, engine.job_context(job), 1)
+    pid = runner._proc.pid
+    second = grade(job, scratch_for(tmp_path, root / "random", "b"))
+    again = grade(job, scratch_for(tmp_path, root / "built", "c"))
+    assert runner._proc.pid == pid, "one warm process serves every submission"
+    for records, name in ((first, "built"), (second, "random"), (again, "built")):
+        assert records["test_hidden_auc"]["values"]["hidden_auc"] == pytest.approx(figures[name]["hidden_auc"], abs=1e-6)
+        assert records["test_val_auc_threshold"]["values"]["val_auc"] == pytest.approx(figures[name]["val_auc"],
+                                                                                      abs=1e-6)
+        assert records["test_optimizer_is_adam"]["passed"] and records["test_epochs"]["passed"]
+    assert figures["built"]["val_auc"] != pytest.approx(figures["random"]["val_auc"], abs=1e-4)
+    assert first == again
+
+
+def test_a_dead_check_process_is_replaced(job, submissions, tmp_path):
+    root, figures = submissions
+    runner = check_runner.runner_for(job.digest, engine.job_context(job), 1)
+    before = grade(job, scratch_for(tmp_path, root / "built", "a"))
+    old = runner._proc.pid
+    os.kill(old, signal.SIGKILL)
+    time.sleep(0.5)
+    after = grade(job, scratch_for(tmp_path, root / "built", "b"))
+    assert runner._proc.pid != old and after == before
+
+
+def test_a_hung_check_process_is_killed(job, submissions, tmp_path):
+    root, _ = submissions
+    runner = check_runner.runner_for(job.digest, engine.job_context(job), 1)
+    grade(job, scratch_for(tmp_path, root / "built", "a"))
+    child = runner._proc
+    os.kill(child.pid, signal.SIGSTOP)
+    scratch = scratch_for(tmp_path, root / "built", "b")
+    (scratch / "check_context.json").write_text(json.dumps({"evidence_dir": str(scratch / "evidence")}))
+    with pytest.raises(check_runner.CheckRunnerFailed, match="no answer in 2 s"):
+        runner.run(scratch / "check_context.json", scratch / "check_results.json", scratch, timeout=2)
+    assert child.poll() is not None and runner._proc is None
+
+
+def test_without_the_check_process_the_checks_still_run_and_the_auc_checks_say_grader_error(
+        job, submissions, tmp_path, monkeypatch):
+    class Broken:
+        def run(self, *args, **kwargs):
+            raise check_runner.CheckRunnerFailed("the check process exited")
+
+    monkeypatch.setattr(engine, "runner_for", lambda *args: Broken())
+    records = grade(job, scratch_for(tmp_path, submissions[0] / "built", "a"))
+    assert records["test_optimizer_is_adam"]["passed"] and records["test_all_metrics"]["passed"]
+    for check in ("test_val_auc_threshold", "test_reported_val_auc_is_honest", "test_hidden_auc"):
+        assert not records[check]["passed"]
+        assert "the grader could not complete this check" in records[check]["message"]
+        assert "CheckRunnerFailed" in records[check]["detail"]
+    assert not records["test_epochs"]["passed"] and "KeyError" in records["test_epochs"]["detail"]
