@@ -99,6 +99,7 @@ class Prepared:
     files: dict[str, bytes]
     key: str
     notes: list[str] = field(default_factory=list)
+    submission: str = ""   # engine.submission_digest: the notebook and files, whatever the job
 
 
 def utcnow() -> str:
@@ -221,7 +222,8 @@ class Sanitizer:
         nb = self.notebook(entry.notebook)
         files = self.files(entry.student)
         key = engine.submission_key(nb, files, self.course.job())
-        return Prepared(entry.student, nbformat.writes(nb), files, key, list(entry.notes))
+        return Prepared(entry.student, nbformat.writes(nb), files, key, list(entry.notes),
+                        engine.submission_digest(nb, files))
 
 
 # --- Dask ----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .settings import Grading, Lab, Sandbox
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 RESULT_VERSION = 1
+EVIDENCE_FILES = ("evidence.json", "model.weights.h5")  # what the sandbox hands back (sandbox.RESULT_FILES)
 
 
 @dataclass
@@ -103,14 +104,19 @@ def _traits(configurable) -> dict:
     return {name: getattr(configurable, name) for name in configurable.trait_names(config=True)}
 
 
-def submission_key(nb: nbformat.NotebookNode, files: dict[str, bytes], job: GradingJob) -> str:
-    """Identifies what will run: cell sources, the student's files and the job."""
-    h = hashlib.sha256(job.digest.encode())
+def submission_digest(nb: nbformat.NotebookNode, files: dict[str, bytes]) -> str:
+    """Identifies the submission itself: cell sources and the student's files."""
+    h = hashlib.sha256()
     for cell in nb.cells:
         h.update(f"{cell.cell_type}\0{cell.source}\0".encode())
     for name in sorted(files):
         h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
     return h.hexdigest()
+
+
+def submission_key(nb: nbformat.NotebookNode, files: dict[str, bytes], job: GradingJob) -> str:
+    """Identifies what will run: the submission and the job."""
+    return hashlib.sha256(f"{job.digest}\0{submission_digest(nb, files)}".encode()).hexdigest()
 
 
 def _grader_dir(job: GradingJob) -> Path:
@@ -145,7 +151,7 @@ def grade_notebook(nb_json: str, files: dict[str, bytes], job: GradingJob, noteb
         outcome = sandbox.run_notebook(notebook, scratch, grader / "public.tsv", Sandbox(**job.sandbox), env)
         executed = _read_executed(scratch / "executed.ipynb", job)
         check_started = time.monotonic()
-        checks = run_checks(scratch, grader, job, outcome)
+        checks = run_checks(scratch, job, outcome.status)
         return {
             "version": RESULT_VERSION,
             **asdict(outcome),
@@ -154,7 +160,34 @@ def grade_notebook(nb_json: str, files: dict[str, bytes], job: GradingJob, noteb
             "seconds": round(time.monotonic() - started, 2),
             "executed": executed,
             "checks": checks,
+            "evidence": kept_evidence(scratch / "evidence"),
         }
+
+
+def kept_evidence(folder: Path) -> dict[str, bytes]:
+    """The evidence files the sandbox handed back, kept so a check can be run again later."""
+    kept = {}
+    for name in EVIDENCE_FILES:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            kept[name] = path.read_bytes()
+    return kept
+
+
+def recheck(result: dict, evidence: dict[str, bytes], job: GradingJob, check_id: str) -> dict:
+    """``result`` with one check run again on its kept evidence under this job's checks and settings."""
+    with tempfile.TemporaryDirectory(prefix="spamkit-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "evidence").mkdir()
+        for name, data in evidence.items():
+            (scratch / "evidence" / name).write_bytes(data)
+        fresh = run_checks(scratch, job, result["status"], only=check_id)
+    if not fresh:
+        raise ValueError(f"there is no check {check_id!r}")
+    checks = [c for c in result["checks"] if c["id"] != check_id]
+    checks.insert(next((i for i, c in enumerate(result["checks"]) if c["id"] == check_id), len(checks)), fresh[0])
+    return {**result, "checks": checks, "evidence": evidence,
+            "rechecked": [*result.get("rechecked", []), {"check": check_id, "job": job.digest[:16]}]}
 
 
 def _read_executed(path: Path, job: GradingJob) -> str | None:
@@ -182,13 +215,16 @@ def job_context(job: GradingJob) -> dict:
     }
 
 
-def run_checks(scratch: Path, grader: Path, job: GradingJob, outcome) -> list[dict]:
-    """Run the hidden checks on the evidence: in this process's warm check runner, else in a fresh pytest."""
+def run_checks(scratch: Path, job: GradingJob, run_status: str, only: str | None = None) -> list[dict]:
+    """Run the hidden checks (or only the check named ``only``) on ``scratch/evidence``.
+
+    They run in this process's warm check runner, else in a fresh pytest.
+    """
     context = {
         "evidence_dir": str(scratch / "evidence"),
-        "executed_notebook": str(scratch / "executed.ipynb"),
         "plot_history": PLOT_HISTORY,
-        "run_status": outcome.status,
+        "run_status": run_status,
+        "only": only,
         **job.grading,
     }
     context_file = scratch / "check_context.json"

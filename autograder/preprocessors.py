@@ -21,7 +21,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int
 
-from .engine import grade_notebook, make_job, submission_key
+from .engine import grade_notebook, make_job, submission_digest, submission_key
 from .results import ResultStore, summarize
 
 _JOBS: dict = {}
@@ -165,11 +165,12 @@ class GradeSubmission(NbGraderPreprocessor):
             self.log.info("Grading %s in the sandbox", info["student"])
             result = grade_notebook(nbformat.writes(nb), files, job, info["notebook"])
             store.put(key, result)
+            result.pop("evidence")
         else:
             self.log.info("Using the stored result of %s (%s)", info["student"], key[:12])
         merge_outputs(nb, result.get("executed"), self.max_cell_output_bytes)
         write_reports(nb, result)
-        store.write_summary(info["assignment"], info["student"], summarize(result, key))
+        store.write_summary(info["assignment"], info["student"], summarize(result, key, submission_digest(nb, files)))
         resources.setdefault("kit", {})["result"] = result
         return nb, resources
 

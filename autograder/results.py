@@ -4,14 +4,17 @@
 exactly what ran (cell sources, student files, settings, data, kit code), so
 a batch that is killed and restarted re-runs nothing it already finished,
 and a changed submission is graded again. Writes are atomic (temp + rename).
-Per-student summaries (checks, metrics, status; no notebook) feed exports
-and the class report.
+Beside each result lies the evidence its run left (evidence.json and the
+trained weights), so one check can be run again later without re-running the
+notebook. Per-student summaries (checks, metrics, status; no notebook) feed
+exports and the class report.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -58,10 +61,11 @@ def cell_errors(executed_json: str | None) -> list[dict]:
     return found[:50]
 
 
-def summarize(result: dict, key: str) -> dict:
+def summarize(result: dict, key: str, submission: str) -> dict:
     checks = result["checks"]
     return {
         "key": key,
+        "submission": submission,
         "status": result["status"],
         "message": result["message"],
         "sandboxed": result["sandboxed"],
@@ -74,6 +78,7 @@ def summarize(result: dict, key: str) -> dict:
         "checks": checks,
         "metrics": check_metrics(checks),
         "cell_errors": cell_errors(result.get("executed")),
+        "rechecked": result.get("rechecked", []),
     }
 
 
@@ -94,10 +99,37 @@ class ResultStore:
             return None
 
     def put(self, key: str, result: dict) -> None:
-        write_json_atomic(self._path(key), result)
+        """Store a result; its ``evidence`` files (name -> bytes) go to a folder beside it."""
+        evidence = result.get("evidence")
+        if evidence is not None:
+            self._put_evidence(key, evidence)
+        record = {k: v for k, v in result.items() if k != "evidence"}
+        record["evidence_kept"] = sorted(evidence) if evidence is not None else None
+        write_json_atomic(self._path(key), record)
+
+    def _evidence_dir(self, key: str) -> Path:
+        return self.root / "store" / f"{key}.evidence"
+
+    def _put_evidence(self, key: str, evidence: dict[str, bytes]) -> None:
+        folder = self._evidence_dir(key)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key[:16]}."))
+        for name, data in evidence.items():
+            (tmp / name).write_bytes(data)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+
+    def evidence(self, key: str) -> dict[str, bytes] | None:
+        """The evidence kept with a stored result ({} if its run left none), None if none was kept."""
+        result = self.get(key)
+        if result is None or result.get("evidence_kept") is None:
+            return None
+        folder = self._evidence_dir(key)
+        return {name: (folder / name).read_bytes() for name in result["evidence_kept"] if (folder / name).is_file()}
 
     def discard(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+        shutil.rmtree(self._evidence_dir(key), ignore_errors=True)
 
     def summary_path(self, assignment: str, student: str) -> Path:
         return self.root / "results" / assignment / f"{student}.json"

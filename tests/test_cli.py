@@ -52,13 +52,13 @@ def test_settings_from_the_command_line(tmp_path):
         cli.parse_overrides(["--workers", "3"])
 
 
-def test_check_option_explains_why_it_reruns(tmp_path):
+def test_check_option_needs_graded_results(tmp_path):
     root = tmp_path / "course"
     root.mkdir()
     shutil.copy(REPO / "course_config.py", root)
     proc = run([sys.executable, "-m", "autograder", "grade", "--check", "test_hidden_auc"], root)
     assert proc.returncode == 2
-    assert "sandbox" in proc.stdout and "--force" in proc.stdout
+    assert "no check 'test_hidden_auc'" in proc.stdout and "nothing graded yet" in proc.stdout
 
 
 def test_calibrate_is_dispatched_lazily(monkeypatch):

@@ -23,6 +23,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "check(cell, points, name): a graded check of a test cell")
 
 
+def pytest_collection_modifyitems(config, items):
+    """``only`` in the context names the one check to run (``spamkit grade --check ID``)."""
+    only = _context().get("only")
+    if only:
+        config.hook.pytest_deselected(items=[item for item in items if item.name != only])
+        items[:] = [item for item in items if item.name == only]
+
+
 def _context():
     return json.loads(Path(os.environ["KIT_CHECK_CONTEXT"]).read_text(encoding="utf-8"))
 
@@ -38,13 +46,6 @@ def evidence(context):
     from autograder.evidence import load_evidence
 
     return load_evidence(Path(context["evidence_dir"]))
-
-
-@pytest.fixture(scope="session")
-def executed(context):
-    import nbformat
-
-    return nbformat.read(context["executed_notebook"], as_version=4)
 
 
 @pytest.fixture(scope="session")
