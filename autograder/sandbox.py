@@ -377,7 +377,9 @@ def _environment(settings: Sandbox, home: str, data_file: str, extra: dict) -> d
         "HOME": home,
         "TMPDIR": "/tmp",
         "LANG": "C.UTF-8",
-        "MPLBACKEND": "agg",
+        # No MPLBACKEND: ipykernel then sets matplotlib_inline's backend, as in plain nbgrader, so the
+        # student's plots are kept as image/png outputs of the executed notebook. The font cache is
+        # built in the scratch folder on the first pyplot import (about 0.1 s with the system's fonts).
         "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter-runtime",
         "IPYTHONDIR": f"{home}/.ipython",
         "MPLCONFIGDIR": f"{home}/.matplotlib",

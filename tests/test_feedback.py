@@ -10,6 +10,7 @@ pass a correct notebook and fail the plain release.
 
 from __future__ import annotations
 
+import base64
 import html
 import shutil
 import sys
@@ -122,6 +123,17 @@ def test_feedback_holds_no_grader_code(feedback_course, feedback_pages):
         text = _text(page)
         leaked = [line for line in secret if line in text or html.escape(line) in page]
         assert not leaked, f"{student}: grader code in feedback: {leaked[:5]}"
+
+
+def test_training_curves_are_graded_and_shown(feedback_course, feedback_pages):
+    """The reference's three figures stay in the autograded notebook and reach its feedback as PNGs."""
+    nb = nbformat.read(feedback_course / "autograded" / "reference" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    plot = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "plot_history")
+    assert sum("image/png" in o.get("data", {}) for o in plot.outputs) == 3
+    images = [img["src"] for img in BeautifulSoup(feedback_pages["reference"], "html.parser").find_all("img")]
+    pngs = [src for src in images if src.startswith("data:image/png;base64,")]
+    assert len(pngs) == 3, images[:5]
+    assert all(base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n" for src in pngs)
 
 
 def test_feedback_holds_no_grader_paths(feedback_pages):

@@ -281,6 +281,10 @@ def test_same_grade_without_the_sandbox(graded, tmp_path):
     assert outside.get("metrics") == inside.get("metrics")
     assert gradebook_scores(graded.root, "normal_open") == graded.normal_scores
     assert "graded without the sandbox" in cell(autograded(graded, "normal_open"), "test_fit").outputs[0]["text"]
+    for student in ("normal", "normal_open"):  # the kernel's inline backend keeps the three training curves
+        outputs = cell(autograded(graded, student), "plot_history").outputs
+        shown = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert len(shown) == 3, f"{student}: {len(shown)} figures in the plot_history cell"
 
 
 @pytest.mark.parametrize("fake_bwrap, message", [
