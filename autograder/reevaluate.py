@@ -44,8 +44,8 @@ def reevaluate_weights(context: dict, weights: Path, given: dict) -> dict:
             f"the trained weights do not fit the given model ({type(exc).__name__}); "
             "train the model built by build_model(), do not change its architecture"
         ) from None
-    model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
-    if "hidden_ds" not in given:
+    if "hidden_ds" not in given:  # once per process: compiled, its test step traced on the first evaluate
+        model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
         sys.path.insert(0, context["lab_dir"])
         import spam_data
 
