@@ -8,7 +8,9 @@ an error, and the run goes on). Around the student's cells it adds two cells
 made from CAPTURE.py (see its docstring): a guard cell before the first one,
 run outside the kernel's history so the student's cells keep their numbers,
 and the capture cell after the last one; both are removed again before OUT is
-written.
+written. Right before the capture cell the runner empties the evidence folder
+(a file the notebook planted there, even read-only, is gone), and if the
+capture cell fails it empties it again: only a capture that ran leaves evidence.
 Output is bounded while the kernel runs: past MAX_OUTPUT_BYTES in total, outputs
 are dropped (one marker says so); past ten times that the kernel is killed and
 the run ends as ``too_much_output``. Only this file and capture.py are visible
@@ -17,7 +19,9 @@ inside the sandbox; they hold no checks. The outcome is written next to OUT as
 """
 
 import json
+import os
 import secrets
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,6 +37,7 @@ from nbgrader.preprocessors import Execute  # noqa: E402
 
 CAPTURE_TAG = "kit-evidence-capture"
 GUARD_TAG = "kit-evidence-guard"
+EVIDENCE_DIR = "evidence"  # where capture.py writes (its EVIDENCE_DIR)
 GUARD_MODULE_NAME = "__kit_guard__"  # capture.py installs the guard when run under this name
 DEFAULT_MAX_OUTPUT_BYTES = 2_000_000
 HARD_LIMIT_FACTOR = 10
@@ -54,6 +59,13 @@ class BoundedExecute(Execute):
         if cell.metadata.get("tags") == [GUARD_TAG]:  # not in the kernel's history: In/Out and numbers untouched
             self._check_assign_resources(resources)
             return self.execute_cell(cell, index, store_history=False), self.resources
+        if cell.metadata.get("tags") == [CAPTURE_TAG]:
+            evidence = Path(resources["metadata"]["path"]) / EVIDENCE_DIR
+            _clear(evidence)  # only what the capture cell writes may be evidence
+            cell, resources = super().preprocess_cell(cell, resources, index)
+            if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                _clear(evidence)  # a capture that failed leaves nothing half-written or planted
+            return cell, resources
         return super().preprocess_cell(cell, resources, index)
 
     def process_message(self, msg, cell, cell_index):
@@ -75,6 +87,23 @@ class BoundedExecute(Execute):
             process = getattr(getattr(self.km, "provisioner", None), "process", None)
             if process is not None:
                 process.kill()  # nbclient then sees a dead kernel
+
+
+def _clear(folder: Path) -> None:
+    """Remove the evidence folder and anything the notebook put there, even made read-only."""
+    try:
+        if folder.is_symlink() or folder.is_file():
+            folder.unlink()
+        elif folder.is_dir():
+            folder.chmod(0o700)
+            for root, dirs, _ in os.walk(folder):
+                for name in dirs:
+                    path = Path(root, name)
+                    if not path.is_symlink():
+                        path.chmod(0o700)
+            shutil.rmtree(folder)
+    except OSError:
+        pass  # the sandbox's uid owns all of scratch, so this is not expected; capture's own write then fails
 
 
 def _size(content) -> int:

@@ -195,6 +195,18 @@ def evidence_symlinks(t: Target) -> str:
         """, watcher=watcher)
 
 
+def planted_evidence() -> str:
+    """Evidence written by the notebook itself, made read-only so that the capture cell cannot replace it."""
+    return _code("""
+        import os
+        os.makedirs("evidence", exist_ok=True)
+        with open("evidence/evidence.json", "w") as f:
+            f.write("{}")
+        os.chmod("evidence/evidence.json", 0o444)
+        os.chmod("evidence", 0o555)
+        """)
+
+
 def monkeypatch() -> tuple[str, str]:
     """Compile with SGD + MSE but make the kernel report Adam + cross-entropy: an SGD class named like
     Keras' Adam bound to keras.optimizers.Adam, an edited compile config, a patched isinstance; lie
@@ -236,6 +248,8 @@ def cases(t: Target, reference: dict) -> list[Case]:
              {"compile": network(t) + ref_compile, "fit": NO_FIT}, "ok"),
         Case("adv_symlink", "swap evidence files for symlinks to the gradebook and /etc/passwd after capture",
              {"compile": ref_compile + evidence_symlinks(t), "fit": NO_FIT}, "ok"),
+        Case("adv_planted_evidence", "plant a read-only fake evidence.json in a read-only folder",
+             {"compile": ref_compile + planted_evidence(), "fit": NO_FIT}, "ok"),
         Case("adv_cell_timeout", "a cell that sleeps forever (interrupted at the cell timeout)",
              {"fit": "import time\nepochs = 1\ntime.sleep(10**6)\n"}, "ok"),
         Case("adv_memory_leak", "allocate 80 MB every 50 ms until killed",

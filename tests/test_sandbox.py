@@ -50,6 +50,7 @@ EXPECTED = {
     "adv_write": COMPILED_NOT_TRAINED,
     "adv_network": COMPILED_NOT_TRAINED,
     "adv_symlink": ZERO,                       # evidence swapped for symlinks: refused, nothing to check
+    "adv_planted_evidence": COMPILED_NOT_TRAINED,  # the plant is cleared; the genuine capture is graded
     "adv_cell_timeout": COMPILED_NOT_TRAINED,  # the sleeping fit cell is interrupted, the rest still runs
     "adv_memory_leak": ZERO,
     "adv_huge_alloc": COMPILED_NOT_TRAINED,    # MemoryError at once, the kernel lives on
