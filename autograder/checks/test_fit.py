@@ -110,15 +110,21 @@ def test_val_auc_threshold(regraded, context, evidence, record_property):
 
 @pytest.mark.check(cell=CELL, points=2, name="Reported validation AUC matches the grader's")
 def test_reported_val_auc_is_honest(evidence, regraded, context, record_property):
+    """The saved weights score what the history reports for the last epoch, or for an earlier epoch
+    whose weights a callback restored (``EarlyStopping(restore_best_weights=True)``)."""
     key, reported = reported_val_auc(evidence, record_property)
     assert key is not None, (
         "the history reports no validation AUC, so the grader cannot confirm it: "
         "train with validation_data=val_ds and the metric keras.metrics.AUC(name=\"auc\")"
     )
-    gap = abs(reported - regraded["val_auc"])
+    own = regraded["val_auc"]
+    series = evidence["history"]["history"][key]
+    gaps = [abs(v - own) for v in series if isinstance(v, (int, float)) and math.isfinite(v)]
+    gap = min(gaps) if gaps else math.inf
     record_property("honesty_gap", gap)
-    assert math.isfinite(reported) and gap <= context["honesty_tolerance"], (
-        f"the history reports {key} {reported:.4f}, but the trained model scores {regraded['val_auc']:.4f} "
+    earlier = " (nor does any earlier epoch)" if len(series) > 1 else ""
+    assert gap <= context["honesty_tolerance"], (
+        f"the history reports {key} {reported:.4f}{earlier}, but the trained model scores {own:.4f} "
         "on the validation data: the history must come from training this model, unchanged"
     )
 
