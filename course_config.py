@@ -27,7 +27,7 @@ c.Execute.timeout = 600
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)^(WARNING|I0000|W0000|E0000|.*Warning:|  warnings\.warn|.*oneDNN)"
 c.Autograde.autograde_preprocessors = [
-    "autograder.preprocessors.GradeSubmission",  # replaces Execute: sandbox + hidden checks
+    "autograder.nbgrader_plugins.GradeSubmission",  # replaces Execute: sandbox + hidden checks
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -36,7 +36,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.GenerateFeedback.preprocessors = [
-    "autograder.preprocessors.HideGraderInternals",
+    "autograder.nbgrader_plugins.HideGraderInternals",
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -98,7 +98,7 @@ def parse_overrides(extra: list[str]) -> Config:
 
 
 def open_course(course_dir: str | None, overrides: Config):
-    from .batch import Course
+    from .course.batch import Course
     from .settings import load_course_config
 
     root = Path(course_dir or os.getcwd()).resolve()
@@ -129,7 +129,7 @@ def cmd_release(course, args) -> int:
 
 
 def cmd_collect(course, args) -> int:
-    from . import intake
+    from .course import intake
 
     if args.zip:
         proc = intake.zip_collect(course.root, course.assignment, args.zip, args.lms, args.regexp)
@@ -158,9 +158,9 @@ def cmd_collect(course, args) -> int:
 
 
 def grades_table(rows, title: str) -> Table:
-    from .batch import AUTOGRADE_FAILED, GRADED, GRADER_ERROR, UP_TO_DATE
-    from .intake import STATUS_TEXT
-    from .recheck import RECHECKED
+    from .course.batch import AUTOGRADE_FAILED, GRADED, GRADER_ERROR, UP_TO_DATE
+    from .course.intake import STATUS_TEXT
+    from .course.recheck import RECHECKED
 
     table = Table(title=title)
     table.add_column("Student", overflow="fold", max_width=24)
@@ -184,7 +184,7 @@ def grades_table(rows, title: str) -> Table:
 
 
 def run_batch(course, students, force, scheduler, workers, no_progress) -> list:
-    from .batch import BatchGrader
+    from .course.batch import BatchGrader
 
     with progress_bar(no_progress) as progress:
         rows = BatchGrader(course, progress).grade(students=students or None, force=force,
@@ -193,7 +193,7 @@ def run_batch(course, students, force, scheduler, workers, no_progress) -> list:
 
 
 def cmd_grade(course, args) -> int:
-    from .batch import AUTOGRADE_FAILED, GRADER_ERROR
+    from .course.batch import AUTOGRADE_FAILED, GRADER_ERROR
 
     if args.check:
         return cmd_recheck(course, args)
@@ -205,8 +205,8 @@ def cmd_grade(course, args) -> int:
 
 
 def cmd_recheck(course, args) -> int:
-    from .batch import AUTOGRADE_FAILED, GRADER_ERROR
-    from .recheck import NOT_RECHECKED, Rechecker, known_checks
+    from .course.batch import AUTOGRADE_FAILED, GRADER_ERROR
+    from .course.recheck import NOT_RECHECKED, Rechecker, known_checks
 
     known = known_checks(course)
     if args.force or args.check not in known:
@@ -234,7 +234,7 @@ def cmd_feedback(course, args) -> int:
 
 
 def cmd_export(course, args) -> int:
-    from .exports import export_all
+    from .course.exports import export_all
 
     for name, path in export_all(course).items():
         console.print(f"{name:>13}: {path}")
@@ -242,7 +242,7 @@ def cmd_export(course, args) -> int:
 
 
 def cmd_report(course, args) -> int:
-    from .report import write_report
+    from .course.report import write_report
 
     console.print(f"Class report: {write_report(course, args.output)}")
     return 0
@@ -250,7 +250,7 @@ def cmd_report(course, args) -> int:
 
 def cmd_calibrate(argv: list[str]) -> int:
     try:
-        from . import calibrate
+        from .course import calibrate
     except ImportError as exc:
         console.print(f"[red]calibration is not available: {exc}[/red]")
         return 1
@@ -270,9 +270,9 @@ def make_course_root(root: Path) -> None:
 
 
 def cmd_demo(args, overrides: Config) -> int:
-    from . import examples
-    from .exports import export_all
-    from .report import write_report
+    from .course import examples
+    from .course.exports import export_all
+    from .course.report import write_report
 
     root = Path(args.course_dir or os.getcwd()).resolve()
     if not (root / "course_config.py").is_file():
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         parser.error(str(exc))
     except RuntimeError as exc:
-        from .batch import BatchError
+        from .course.batch import BatchError
 
         if not isinstance(exc, BatchError):
             raise

@@ -43,7 +43,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from autograder import examples  # noqa: E402
+from autograder.course import examples  # noqa: E402
 
 ASSIGNMENT = "spam_transformer"
 NBGRADER_PIPELINE = [  # nbgrader 0.9's default Autograde.autograde_preprocessors
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
 
     base = make_course(work / "base", args.students)
     report: dict = {"students": args.students, "cpus": os.cpu_count(), "runs": {}}
-    from autograder.batch import default_workers
+    from autograder.course.batch import default_workers
     from autograder.settings import Sandbox, load_course_config
 
     cfg = load_course_config(base)

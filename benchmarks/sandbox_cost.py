@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from kit_testing import ASSIGNMENT, fill, make_course, release_notebook, source_answers  # noqa: E402
 
 from autograder import sandbox  # noqa: E402
-from autograder.engine import grade_notebook, make_job  # noqa: E402
+from autograder.grading.engine import grade_notebook, make_job  # noqa: E402
 from autograder.settings import Sandbox, load_course_config  # noqa: E402
 
 

@@ -66,7 +66,7 @@ def snoop(t: Target) -> str:
 
         targets = {
             "solution notebook": COURSE + "/source/spam_transformer/spam_transformer.ipynb",
-            "hidden checks": REPO + "/autograder/checks/test_fit.py",
+            "hidden checks": REPO + "/autograder/grading/checks/test_fit.py",
             "gradebook": COURSE + "/gradebook.db",
             "gradebook (../../../)": "../../../gradebook.db",
             "other student's submission": COURSE + "/submitted/" + OTHER + "/spam_transformer/spam_transformer.ipynb",
@@ -79,7 +79,7 @@ def snoop(t: Target) -> str:
         }
         reads = {name: attempt(path) for name, path in targets.items()}
         try:
-            import autograder.checks
+            import autograder.grading.checks
             reads["import autograder.checks"] = "IMPORTED"
         except Exception as exc:
             reads["import autograder.checks"] = type(exc).__name__
@@ -140,7 +140,7 @@ def write_outside(t: Target) -> str:
         attempt("gradebook (../../../)", lambda: overwrite("../../../gradebook.db"))
         attempt("delete solution notebook", lambda: os.remove(COURSE + "/source/spam_transformer/spam_transformer.ipynb"))
         attempt("new file in course", lambda: open(COURSE + "/pwned-" + TOKEN, "w").close())
-        attempt("hidden checks", lambda: open_for_writing(REPO + "/autograder/checks/conftest.py"))
+        attempt("hidden checks", lambda: open_for_writing(REPO + "/autograder/grading/checks/conftest.py"))
         attempt("site-packages", lambda: open(sysconfig.get_paths()["purelib"] + "/pwned_" + TOKEN + ".pth", "w").close())
         attempt("/usr", lambda: open("/usr/pwned-" + TOKEN, "w").close())
         attempt("/etc/passwd", lambda: open_for_writing("/etc/passwd"))
@@ -151,8 +151,9 @@ def write_outside(t: Target) -> str:
         for planted in ("pytest.py", "conftest.py", "sitecustomize.py", "nbformat.py", "jsonschema.py", "h5py.py"):
             with open(planted, "w") as f:
                 f.write(payload)
-        os.makedirs("autograder/checks", exist_ok=True)
-        for planted in ("autograder/__init__.py", "autograder/evidence.py", "autograder/checks/conftest.py"):
+        os.makedirs("autograder/grading/checks", exist_ok=True)
+        for planted in ("autograder/__init__.py", "autograder/grading/__init__.py", "autograder/grading/evidence.py",
+                        "autograder/grading/checks/conftest.py"):
             with open(planted, "w") as f:
                 f.write(payload)
         """, course=t.course, repo=t.repo, token=t.token) + _report("results")

@@ -15,7 +15,7 @@ variant does, not from what the grader printed:
 * a notebook that cannot run still earns the checks of exercises that do not
   depend on the broken one.
 
-Check ids are the test function names in ``autograder/checks``; their cell
+Check ids are the test function names in ``autograder/grading/checks``; their cell
 and points are read from the checks' ``@pytest.mark.check`` markers.
 """
 
@@ -31,14 +31,15 @@ import pytest
 
 from kit_testing import fill, release_notebook, source_answers
 
-CHECK_MODULES = ("autograder.checks.test_compile", "autograder.checks.test_fit", "autograder.checks.test_plot")
+CHECK_MODULES = ("autograder.grading.checks.test_compile", "autograder.grading.checks.test_fit",
+                 "autograder.grading.checks.test_plot")
 TEST_CELLS = ("test_compile", "test_fit", "test_plot")
 
 
 def check_modules() -> dict:
     """The hidden check modules, imported outside their own pytest session.
 
-    Their ``check`` marker is registered by autograder/checks/conftest.py only,
+    Their ``check`` marker is registered by autograder/grading/checks/conftest.py only,
     so importing them here would warn about an unknown marker.
     """
     with warnings.catch_warnings():

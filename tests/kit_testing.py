@@ -11,13 +11,15 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import examples
-from autograder.examples import fill  # noqa: F401 - re-exported for the tests
+from autograder.course import examples
+from autograder.course.examples import fill  # noqa: F401 - re-exported for the tests
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "spam_transformer"
 SHARED_DATA = Path(os.environ.get("SPAM_LAB_DATA_DIR", REPO.parent / "shared" / "data"))
 NBGRADER = [sys.executable, "-m", "nbgrader"]
+SPAMKIT = [sys.executable, "-m", "autograder"]
+DASK = Path(sys.executable).with_name("dask")
 
 
 def course_env(extra: dict | None = None) -> dict:
@@ -74,3 +76,57 @@ def gradebook_scores(root: Path, student: str) -> dict[str, float]:
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         notebook = gb.find_submission(ASSIGNMENT, student).notebooks[0]
         return {g.name: g.score for g in notebook.grades}
+
+
+def autograded_scores(root: Path, student: str) -> float:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        notebook = gb.find_submission(ASSIGNMENT, student).notebooks[0]
+        return sum(g.auto_score or 0.0 for g in notebook.grades if g.cell.cell_type == "code")
+
+
+def submissions_in_gradebook(root: Path) -> dict[str, int]:
+    """How many submissions of the assignment each student has in the gradebook."""
+    from nbgrader.api import Gradebook, SubmittedAssignment
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        counts = {}
+        for student in gb.students:
+            counts[student.id] = gb.db.query(SubmittedAssignment).filter(
+                SubmittedAssignment.student_id == student.id).count()
+        return counts
+
+
+def variant(root: Path, name: str) -> nbformat.NotebookNode:
+    """One of the example submissions (autograder.course.examples.VARIANTS) of this course."""
+    return examples.fill(release_notebook(root), {**source_answers(root), **examples.VARIANTS[name]})
+
+
+def spamkit(root: Path, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SPAMKIT, *args, "--no-progress"], cwd=root, env=course_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"spamkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return proc
+
+
+def events(root: Path) -> list[dict]:
+    """The batch log of the course (.kit/log/<assignment>.jsonl)."""
+    path = root / ".kit" / "log" / f"{ASSIGNMENT}.jsonl"
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def open_course(root: Path):
+    from autograder.course.batch import Course
+    from autograder.settings import load_course_config
+
+    os.environ.setdefault("SPAM_LAB_DATA_DIR", course_env()["SPAM_LAB_DATA_DIR"])
+    return Course(root, load_course_config(root))

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import nbformat
 
-from . import sandbox
-from .capture import PLOT_HISTORY
-from .check_runner import PYTEST_ARGS, CheckRunnerFailed, check_env, runner_for
-from .settings import Grading, Lab, Sandbox
+from .. import sandbox
+from ..sandbox.payload.capture import PLOT_HISTORY
+from ..settings import Grading, Lab, Sandbox
+from .check_process import PYTEST_ARGS, CheckRunnerFailed, check_env, runner_for
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
+KIT_PACKAGE = Path(__file__).resolve().parent.parent
 RESULT_VERSION = 1
 EVIDENCE_FILES = ("evidence.json", "model.weights.h5")  # what the sandbox hands back (sandbox.RESULT_FILES)
 
@@ -54,17 +54,17 @@ class GradingJob:
 
 
 # Kit modules that do not change how a submission is graded (batch driver, exports, report).
-NOT_GRADING_CODE = {"__main__.py", "batch.py", "calibrate.py", "cli.py", "examples.py", "exports.py", "intake.py",
-                    "report.py"}
+NOT_GRADING_CODE = {"__main__.py", "cli.py", "course/batch.py", "course/calibrate.py", "course/examples.py",
+                    "course/exports.py", "course/intake.py", "course/report.py"}
 
 
 @functools.lru_cache(maxsize=None)
 def kit_code_digest() -> bytes:
     """The kit's grading code, hashed once per process (the code this process runs)."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        if path.name not in NOT_GRADING_CODE or path.parent != Path(__file__).parent:
-            h.update(path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted(KIT_PACKAGE.rglob("*.py")):
+        if path.relative_to(KIT_PACKAGE).as_posix() not in NOT_GRADING_CODE:
+            h.update(path.relative_to(KIT_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     return h.digest()
 
 

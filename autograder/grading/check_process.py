@@ -3,7 +3,7 @@
 Importing TensorFlow, running the lab's given code, adapting the tokenizer
 and starting pytest take seconds, the same seconds for every submission of a
 job. So each grading process (nbgrader's autograde, or a Dask worker) keeps
-one long-lived child, ``python -m autograder.check_runner``, that does this
+one long-lived child, ``python -m autograder.grading.check_process``, that does this
 once and then, per submission, scores the saved weights on the validation and
 hidden test splits (``reevaluate.py``) and runs ``pytest autograder/checks``
 in-process on the evidence and those figures.
@@ -27,7 +27,7 @@ import sys
 import threading
 from pathlib import Path
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
+KIT_ROOT = Path(__file__).resolve().parent.parent.parent
 CHECKS_DIR = Path(__file__).with_name("checks")
 PYTEST_ARGS = [str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR), "-W", "ignore"]
 START_TIMEOUT = 300
@@ -68,7 +68,7 @@ class CheckRunner:
 
     def _start(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.check_runner"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "autograder.grading.check_process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=check_env(self.cpu_threads), text=True, cwd=self.job_context["lab_dir"])
         self._exchange(self.job_context, START_TIMEOUT)
 
@@ -115,8 +115,8 @@ def runner_for(job_digest: str, job_context: dict, cpu_threads: int) -> CheckRun
 
 def regrade(evidence_dir: Path, job_context: dict, given: dict) -> dict:
     """The grader's own figures: AUCs of the saved weights (or why there are none)."""
-    from autograder.evidence import EvidenceMissing, load_evidence, weights_file
-    from autograder.reevaluate import reevaluate_weights
+    from autograder.grading.evidence import EvidenceMissing, load_evidence, weights_file
+    from autograder.grading.reevaluate import reevaluate_weights
 
     try:
         weights = weights_file(evidence_dir, load_evidence(evidence_dir))
@@ -138,7 +138,7 @@ def _serve() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not break the protocol
     import pytest
 
-    from autograder.reevaluate import given_namespace, training_steps
+    from autograder.grading.reevaluate import given_namespace, training_steps
 
     job_context = json.loads(sys.stdin.readline())
     given = given_namespace(job_context)

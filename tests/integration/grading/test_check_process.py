@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from evidence_samples import reference_evidence
 from kit_testing import REPO
-from test_checks_unit import reference_evidence
 
-from autograder import check_runner, engine
+from autograder.grading import check_process as check_runner
+from autograder.grading import engine
 from autograder.settings import load_course_config
 
 # Saves the given model's weights twice (as built, then with weights drawn at random) and scores each
@@ -21,7 +22,7 @@ MAKE_WEIGHTS = """
 import json, sys
 import numpy as np
 from pathlib import Path
-from autograder.reevaluate import given_namespace, reevaluate_weights
+from autograder.grading.reevaluate import given_namespace, reevaluate_weights
 context, out = json.loads(sys.argv[1]), Path(sys.argv[2])
 given = given_namespace(context)
 model, figures = given["model"], {}

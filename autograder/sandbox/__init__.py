@@ -89,11 +89,11 @@ from pathlib import Path
 
 import psutil
 
-from .settings import Sandbox
+from ..settings import Sandbox
 
-RUNNER = Path(__file__).with_name("runner.py")
-CAPTURE = Path(__file__).with_name("capture.py")
-KIT_PACKAGE = Path(__file__).resolve().parent
+RUNNER = Path(__file__).parent / "payload" / "runner.py"
+CAPTURE = Path(__file__).parent / "payload" / "capture.py"
+KIT_PACKAGE = Path(__file__).resolve().parent.parent
 INSIDE_HOME = "/home/student"
 INSIDE_KIT = "/opt/kit"
 INSIDE_DATA = "/opt/data/public_splits.tsv"

@@ -14,7 +14,8 @@ kept no evidence, is listed with what to run instead.
 
 from __future__ import annotations
 
-from . import engine, intake
+from ..grading import engine
+from . import intake
 from .batch import GRADED, GRADER_ERROR, BatchGrader, Row, Sanitizer, _read_json
 
 RECHECKED = "rechecked"

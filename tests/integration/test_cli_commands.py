@@ -14,7 +14,8 @@ import pytest
 from kit_testing import ASSIGNMENT, REPO, course_env, make_course, release_notebook
 from nbgrader.api import Gradebook
 
-from autograder import cli, intake
+from autograder import cli
+from autograder.course import intake
 from autograder.settings import Batch, Grading
 
 COMMANDS = ("release", "collect", "grade", "feedback", "export", "report", "calibrate", "demo")
@@ -64,12 +65,12 @@ def test_check_option_needs_graded_results(tmp_path):
 
 def test_calibrate_is_dispatched_lazily(monkeypatch):
     seen = []
-    fake = types.ModuleType("autograder.calibrate")
+    fake = types.ModuleType("autograder.course.calibrate")
     fake.main = lambda argv: seen.append(argv) or 7
-    monkeypatch.setitem(sys.modules, "autograder.calibrate", fake)
-    import autograder
+    monkeypatch.setitem(sys.modules, "autograder.course.calibrate", fake)
+    import autograder.course
 
-    monkeypatch.setattr(autograder, "calibrate", fake, raising=False)
+    monkeypatch.setattr(autograder.course, "calibrate", fake, raising=False)
     assert cli.main(["calibrate", "--runs", "3"]) == 7
     assert cli.main(["calibrate", "--course-dir", "/x", "--course-dir=/y"]) == 7
     assert seen == [["--runs", "3"], ["--course", "/x", "--course=/y"]]

@@ -191,7 +191,7 @@ def zip_collect(course_root: Path, assignment: str, archives: list[Path], lms: s
     for archive in archives:
         shutil.copy(archive, archive_dir / Path(archive).name)
     args = [sys.executable, "-m", "nbgrader", "zip_collect", assignment, "--force",
-            "--collector=autograder.intake.LmsCollector", f"--LmsCollector.lms={lms}"]
+            "--collector=autograder.course.intake.LmsCollector", f"--LmsCollector.lms={lms}"]
     if regexp:
         args.append(f"--LmsCollector.named_regexp={regexp}")
     return subprocess.run(args, cwd=course_root, env={**os.environ, **(env or {})}, capture_output=True, text=True)

@@ -21,8 +21,8 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int
 
-from .engine import grade_notebook, make_job, submission_digest, submission_key
-from .results import ResultStore, summarize
+from .course.store import ResultStore, summarize
+from .grading.engine import grade_notebook, make_job, submission_digest, submission_key
 
 _JOBS: dict = {}
 MAX_STUDENT_FILES_BYTES = 20_000_000

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from autograder.evidence import load_evidence
+from autograder.grading.evidence import load_evidence
 from corpus import check_modules
 from kit_testing import REPO
 
@@ -26,8 +26,8 @@ DRIVER = """
 import builtins, os, sys
 from pathlib import Path
 sys.path.insert(0, os.environ["KIT_ROOT"])
-from autograder.runner import capture_source_with_guard, guard_source
-source = Path(os.environ["KIT_ROOT"], "autograder", "capture.py").read_text(encoding="utf-8")
+from autograder.sandbox.payload.runner import capture_source_with_guard, guard_source
+source = Path(os.environ["KIT_ROOT"], "autograder", "sandbox", "payload", "capture.py").read_text(encoding="utf-8")
 key = "_kit_guard_" + os.environ["KIT_TOKEN"]
 user = {"__name__": "__main__", "__builtins__": builtins}
 for code in (guard_source(source, key), Path("student.py").read_text(), capture_source_with_guard(source, key)):

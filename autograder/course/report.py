@@ -17,8 +17,8 @@ from pathlib import Path
 
 import jinja2
 
-from .results import ResultStore
-from .settings import Grading
+from ..settings import Grading
+from .store import ResultStore
 
 TEMPLATES = Path(__file__).with_name("templates")
 HONESTY_CHECK = "test_reported_val_auc_is_honest"

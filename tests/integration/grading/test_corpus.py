@@ -19,8 +19,7 @@ import time
 import pytest
 
 from corpus import VARIANTS, cell_scores, check_table
-from kit_testing import ASSIGNMENT, gradebook_scores, make_course, nbgrader, submit, summary
-from test_batch import events, spamkit
+from kit_testing import ASSIGNMENT, events, gradebook_scores, make_course, nbgrader, spamkit, submit, summary
 
 TABLE = check_table()
 

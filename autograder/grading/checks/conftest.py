@@ -43,7 +43,7 @@ def context():
 @pytest.fixture(scope="session")
 def evidence(context):
     """The evidence captured in the student's kernel, validated by shape."""
-    from autograder.evidence import load_evidence
+    from autograder.grading.evidence import load_evidence
 
     return load_evidence(Path(context["evidence_dir"]))
 
@@ -51,7 +51,7 @@ def evidence(context):
 @pytest.fixture(scope="session")
 def regraded(context, evidence):
     """The grader's own evaluation of the student's trained weights (``check_runner.regrade``)."""
-    from autograder.evidence import EvidenceMissing
+    from autograder.grading.evidence import EvidenceMissing
 
     figures = context["regraded"]
     if figures.get("error") == "EvidenceMissing":
@@ -65,7 +65,7 @@ def regraded(context, evidence):
 
 def _message(exc) -> tuple[str, str]:
     """What the student reads, and the grader-side detail (instructor only)."""
-    from autograder.evidence import EvidenceMissing
+    from autograder.grading.evidence import EvidenceMissing
 
     text = str(exc).split("\nassert ")[0].strip()
     if isinstance(exc, (AssertionError, EvidenceMissing)):

@@ -4,7 +4,7 @@
   row per student and assignment, from the gradebook. ``CsvExport`` is an
   nbgrader ``ExportPlugin`` writing those columns with the csv module (so a
   name with a comma stays one field); plain nbgrader can use it too:
-  ``nbgrader export --exporter=autograder.exports.CsvExport``.
+  ``nbgrader export --exporter=autograder.course.exports.CsvExport``.
 - ``checks.csv``: one row per student, one column per check (its score),
   then the total and the maximum, from the kit's per-student summaries.
 - ``gradescope/<student>/results.json``: Gradescope's autograder format.
@@ -24,7 +24,7 @@ from nbgrader.plugins import ExportPlugin
 from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
-from .results import ResultStore
+from .store import ResultStore
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]

@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from traitlets.config.loader import KVArgParseConfigLoader
 
-from .engine import grade_notebook, make_job
-from .settings import Grading, Lab, load_course_config
+from ..grading.engine import grade_notebook, make_job
+from ..settings import Grading, Lab, load_course_config
 
 FIGURES = {
     "reported_val_auc": "val_auc in the history",
@@ -111,7 +111,7 @@ def _course_root(given: Path | None) -> Path:
         return given.resolve()
     if (Path.cwd() / "course_config.py").is_file():
         return Path.cwd()
-    from .settings import REPO_ROOT
+    from ..settings import REPO_ROOT
 
     return REPO_ROOT
 

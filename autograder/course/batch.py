@@ -48,9 +48,11 @@ from nbgrader.utils import find_all_files
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
-from . import engine, intake, preprocessors
-from .results import ResultStore, write_json_atomic
-from .settings import Batch, Lab
+from .. import nbgrader_plugins as preprocessors
+from ..grading import engine
+from ..settings import Batch, Lab
+from . import intake
+from .store import ResultStore, write_json_atomic
 
 log = logging.getLogger(__name__)
 

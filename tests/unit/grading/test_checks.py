@@ -7,7 +7,6 @@ running ``pytest autograder/checks`` in a subprocess on missing evidence.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -18,69 +17,16 @@ import jsonschema
 import nbformat
 import pytest
 
-from autograder.capture import PLOT_HISTORY
-from autograder.checks import conftest as collector
-from autograder.check_runner import CHECKS_DIR, KIT_ROOT
-from autograder.evidence import SCHEMA, EvidenceMissing, load_evidence
+from autograder.grading.check_process import CHECKS_DIR, KIT_ROOT
+from autograder.grading.checks import conftest as collector
+from autograder.grading.evidence import SCHEMA, EvidenceMissing, load_evidence
+from autograder.sandbox.payload.capture import PLOT_HISTORY
 from corpus import TEST_CELLS, check_modules, check_table
+from evidence_samples import ADAM, AUC, BCE, CONTEXT, TRAIN_STEPS, figure, keras_object, reference_evidence
 from kit_testing import ASSIGNMENT, REPO
 
 _MODULES = check_modules()
 compile_checks, fit_checks, plot_checks = (_MODULES[name] for name in ("test_compile", "test_fit", "test_plot"))
-
-TRAIN_STEPS = 227
-CONTEXT = {"val_auc_threshold": 0.93, "hidden_auc_threshold": 0.93, "honesty_tolerance": 0.005,
-           "min_learning_rate": 1e-5, "max_learning_rate": 1e-2, "plot_history": PLOT_HISTORY,
-           "training_steps": TRAIN_STEPS}
-
-
-def _figure(metric, labels=None, ys=None, xlabel="Epoch", ylabel=None, legend=True):
-    values = PLOT_HISTORY[metric]
-    labels = labels or [f"train_{metric}", f"val_{metric}"]
-    ys = ys or [values[metric], values[f"val_{metric}"]]
-    lines = [{"label": label, "x": [1.0, 2.0, 3.0], "y": y} for label, y in zip(labels, ys)]
-    return {"axes": [{"xlabel": xlabel, "ylabel": metric if ylabel is None else ylabel, "title": "",
-                      "legend": labels if legend else None, "lines": lines}]}
-
-
-def keras_object(path: str, verified: bool = True, **attrs) -> dict:
-    """A passed object as capture.py describes it; ``verified`` = it is the genuine Keras object."""
-    module, name = path.rsplit(".", 1)
-    return {"kind": "object", "class": "function" if name.islower() else name,
-            "module": "builtins" if name.islower() else module, "path": path, "verified": verified, **attrs}
-
-
-ADAM = keras_object("keras.src.optimizers.adam.Adam")
-AUC = keras_object("keras.src.metrics.confusion_metrics.AUC", name="auc")
-BCE = "keras.src.losses.losses.BinaryCrossentropy"
-
-
-def reference_evidence() -> dict:
-    """What the reference solution leaves behind (shape of capture.py's output)."""
-    return copy.deepcopy({
-        "errors": {},
-        "guard": True,
-        "compile": {
-            "compiled": True,
-            "recorded": True,
-            "compile_calls": 1,
-            "optimizer": {**ADAM, "name": "adam", "is_adam": True, "learning_rate": 1e-3, "iterations": TRAIN_STEPS,
-                          "given": ADAM},
-            "loss": {"kind": "str", "value": "binary_crossentropy"},
-            "metrics": [{"kind": "str", "value": "accuracy"}, AUC],
-        },
-        "history": {
-            "class": "keras.src.callbacks.history.History", "is_history": True, "is_model_history": True,
-            "recorded": True, "fit_calls": [{"epochs": 1, "epochs_run": 1, "steps": TRAIN_STEPS}],
-            "epoch": [0],
-            "history": {"loss": [0.2], "accuracy": [0.93], "auc": [0.95],
-                        "val_loss": [0.1], "val_accuracy": [0.96], "val_auc": [0.9765]},
-            "steps_per_epoch": TRAIN_STEPS,
-        },
-        "weights": "model.weights.h5",
-        "plots": {m: {"error": None, "figures": [_figure(m)]} for m in PLOT_HISTORY},
-    })
-
 
 def changed(**paths) -> dict:
     """Reference evidence with dotted paths replaced, e.g. changed(**{"compile.loss": None})."""
@@ -334,16 +280,16 @@ def test_overwritten_weights_fail_threshold_honesty_and_hidden():
 # --- plot --------------------------------------------------------------------------------
 
 def _plots(**figures_per_metric):
-    return {m: {"error": None, "figures": figures_per_metric.get(m, [_figure(m)])} for m in PLOT_HISTORY}
+    return {m: {"error": None, "figures": figures_per_metric.get(m, [figure(m)])} for m in PLOT_HISTORY}
 
 
 def test_plot_data_is_matched_by_value_not_label():
-    evidence = changed(plots=_plots(**{m: [_figure(m, labels=["training", "validation"])] for m in PLOT_HISTORY}))
+    evidence = changed(plots=_plots(**{m: [figure(m, labels=["training", "validation"])] for m in PLOT_HISTORY}))
     assert failed(all_checks(evidence)) == {"test_line_labels"}
 
 
 def test_plot_without_validation_line():
-    figures = {m: [_figure(m, labels=[f"train_{m}"], ys=[PLOT_HISTORY[m][m]])] for m in PLOT_HISTORY}
+    figures = {m: [figure(m, labels=[f"train_{m}"], ys=[PLOT_HISTORY[m][m]])] for m in PLOT_HISTORY}
     assert failed(all_checks(changed(plots=_plots(**figures)))) == {"test_line_labels", "test_data_matches_history"}
 
 
@@ -354,7 +300,7 @@ def test_plot_that_draws_nothing_fails_every_plot_check():
 
 
 def test_plot_two_figures_and_missing_axis_labels():
-    evidence = changed(plots=_plots(loss=[_figure("loss"), _figure("loss", xlabel="", legend=False)]))
+    evidence = changed(plots=_plots(loss=[figure("loss"), figure("loss", xlabel="", legend=False)]))
     assert failed(all_checks(evidence)) == {"test_one_figure_per_call", "test_labels_and_legend"}
 
 

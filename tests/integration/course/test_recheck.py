@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kit_testing import gradebook_scores, make_course, submit, summary
-from test_batch import events, spamkit, variant
+from kit_testing import events, gradebook_scores, make_course, spamkit, submit, summary, variant
 
-from autograder.results import ResultStore
+from autograder.course.store import ResultStore
 
 CHECK = "test_hidden_auc"
 

@@ -9,12 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from kit_testing import ASSIGNMENT, course_env, summary
+from kit_testing import ASSIGNMENT, course_env, open_course, summary
 from nbgrader.api import Gradebook, MissingEntry
-from test_batch import dask_cluster, graded_course, open_course  # noqa: F401 - shared session fixtures
 
-from autograder.exports import NBGRADER_COLUMNS, export_all, gradescope_results
-from autograder.report import write_report
+from autograder.course.exports import NBGRADER_COLUMNS, export_all, gradescope_results
+from autograder.course.report import write_report
 
 STUDENTS = ("alice", "bob", "carol", "dave")
 
@@ -110,7 +109,7 @@ def test_visible_checks_setting():
 def test_nbgrader_export_uses_the_plugin(exported):
     """Plain `nbgrader export` with the kit's exporter gives the same rows."""
     root, written = exported
-    subprocess.run([sys.executable, "-m", "nbgrader", "export", "--exporter=autograder.exports.CsvExport",
+    subprocess.run([sys.executable, "-m", "nbgrader", "export", "--exporter=autograder.course.exports.CsvExport",
                     "--to=plain.csv"], cwd=root, env=course_env(), check=True, capture_output=True)
     with open(root / "plain.csv", newline="") as a, open(written["nbgrader_csv"], newline="") as b:
         assert list(csv.DictReader(a)) == list(csv.DictReader(b))

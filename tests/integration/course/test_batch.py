@@ -7,73 +7,20 @@ and ``spamkit grade`` killed with SIGKILL halfway and started again.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
-from kit_testing import (ASSIGNMENT, course_env, fill, make_course, nbgrader, release_notebook, source_answers,
-                         submit, summary)
-from nbgrader.api import Gradebook, SubmittedAssignment
+from kit_testing import (ASSIGNMENT, SPAMKIT, autograded_scores, course_env, events, make_course, nbgrader,
+                         open_course, spamkit, submissions_in_gradebook, submit, summary, variant)
+from nbgrader.api import Gradebook
 
-from autograder import examples, intake
-from autograder.batch import Course, Sanitizer
-from autograder.results import ResultStore
-from autograder.settings import load_course_config
-
-SPAMKIT = [sys.executable, "-m", "autograder"]
-DASK = Path(sys.executable).with_name("dask")
-
-
-def spamkit(root: Path, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*SPAMKIT, *args, "--no-progress"], cwd=root, env=course_env(), capture_output=True,
-                          text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"spamkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n"
-                             f"{proc.stderr[-4000:]}")
-    return proc
-
-
-def events(root: Path) -> list[dict]:
-    path = root / ".kit" / "log" / f"{ASSIGNMENT}.jsonl"
-    out = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass
-    return out
-
-
-def open_course(root: Path) -> Course:
-    os.environ.setdefault("SPAM_LAB_DATA_DIR", course_env()["SPAM_LAB_DATA_DIR"])
-    return Course(root, load_course_config(root))
-
-
-def submissions_in_gradebook(root: Path) -> dict[str, int]:
-    """How many submissions of the assignment each student has in the gradebook."""
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        counts = {}
-        for student in gb.students:
-            counts[student.id] = gb.db.query(SubmittedAssignment).filter(
-                SubmittedAssignment.student_id == student.id).count()
-        return counts
-
-
-def autograded_scores(root: Path, student: str) -> float:
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        notebook = gb.find_submission(ASSIGNMENT, student).notebooks[0]
-        return sum(g.auto_score or 0.0 for g in notebook.grades if g.cell.cell_type == "code")
-
-
-def variant(root: Path, name: str) -> nbformat.NotebookNode:
-    return fill(release_notebook(root), {**source_answers(root), **examples.VARIANTS[name]})
-
+from autograder.course import intake
+from autograder.course.batch import Sanitizer
+from autograder.course.store import ResultStore
 
 # --- fast: the key, intake -----------------------------------------------------
 
@@ -180,63 +127,6 @@ def test_students_without_a_gradable_notebook_do_not_stop_the_batch(tmp_path):
 
 
 # --- slow: real grading on real Dask processes ---------------------------------
-
-@pytest.fixture(scope="session")
-def dask_cluster(tmp_path_factory):
-    """A Dask scheduler and two one-thread workers, as separate processes on 127.0.0.1.
-
-    The workers run in a folder of their own, without the course or the data
-    location: everything they need comes with the task.
-    """
-    where = tmp_path_factory.mktemp("dask")
-    scheduler_file = where / "scheduler.json"
-    env = {k: v for k, v in os.environ.items() if k != "SPAM_LAB_DATA_DIR"}
-    procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(scheduler_file)], cwd=where, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for _ in range(2):
-            procs.append(subprocess.Popen(
-                [str(DASK), "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                 "--host", "127.0.0.1", "--local-directory", str(where)],
-                cwd=where, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        from distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
-            workers = set(client.scheduler_info()["workers"])
-        yield address, workers
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-_GRADED: dict = {}  # test_exports imports the fixture: grade once per session, not once per module
-
-
-@pytest.fixture(scope="session")
-def graded_course(tmp_path_factory, request):
-    """A small class graded through the external scheduler: two real notebooks,
-    a corrupt one, a student on the roster without a submission."""
-    if "course" not in _GRADED:
-        address, _ = request.getfixturevalue("dask_cluster")
-        root = make_course(tmp_path_factory.mktemp("batch") / "course")
-        submit(root, "alice", variant(root, "reference"))
-        submit(root, "bob", variant(root, "wrong-loss"))
-        submit(root, "carol", nbformat.writes(variant(root, "reference"))[:500])
-        nbgrader(root, "db", "student", "add", "dave", "--last-name=Doe, Jr.", "--first-name=Dave")
-        _GRADED["course"] = root, spamkit(root, "grade", "--scheduler", address)
-    return _GRADED["course"]
-
 
 def test_batch_on_external_dask_workers(graded_course, dask_cluster):
     root, proc = graded_course

@@ -76,7 +76,7 @@ def test_course_config_feeds_generate_feedback_through_a_real_trait():
     assert "preprocessors" in GenerateFeedback.class_trait_names(config=True)
     config = load_course_config(REPO)
     converter = GenerateFeedback(config=config)
-    assert converter.preprocessors[0] == "autograder.preprocessors.HideGraderInternals"
+    assert converter.preprocessors[0] == "autograder.nbgrader_plugins.HideGraderInternals"
 
 
 def test_hidden_test_code_is_graded_but_never_shown(feedback_course):

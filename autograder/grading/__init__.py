@@ -1,0 +1,1 @@
+"""Grading: the engine, the warm check process, re-evaluation, the evidence schema and the hidden checks."""

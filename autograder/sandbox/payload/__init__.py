@@ -1,0 +1,1 @@
+"""What runs inside the sandbox: the notebook runner and the evidence capture (they never import the kit)."""

@@ -1,0 +1,60 @@
+"""Evidence shaped like what capture.py records for the reference solution, for tests that need no notebook run."""
+
+from __future__ import annotations
+
+import copy
+
+from autograder.sandbox.payload.capture import PLOT_HISTORY
+
+TRAIN_STEPS = 227
+CONTEXT = {"val_auc_threshold": 0.93, "hidden_auc_threshold": 0.93, "honesty_tolerance": 0.005,
+           "min_learning_rate": 1e-5, "max_learning_rate": 1e-2, "plot_history": PLOT_HISTORY,
+           "training_steps": TRAIN_STEPS}
+
+
+def figure(metric, labels=None, ys=None, xlabel="Epoch", ylabel=None, legend=True):
+    values = PLOT_HISTORY[metric]
+    labels = labels or [f"train_{metric}", f"val_{metric}"]
+    ys = ys or [values[metric], values[f"val_{metric}"]]
+    lines = [{"label": label, "x": [1.0, 2.0, 3.0], "y": y} for label, y in zip(labels, ys)]
+    return {"axes": [{"xlabel": xlabel, "ylabel": metric if ylabel is None else ylabel, "title": "",
+                      "legend": labels if legend else None, "lines": lines}]}
+
+
+def keras_object(path: str, verified: bool = True, **attrs) -> dict:
+    """A passed object as capture.py describes it; ``verified`` = it is the genuine Keras object."""
+    module, name = path.rsplit(".", 1)
+    return {"kind": "object", "class": "function" if name.islower() else name,
+            "module": "builtins" if name.islower() else module, "path": path, "verified": verified, **attrs}
+
+
+ADAM = keras_object("keras.src.optimizers.adam.Adam")
+AUC = keras_object("keras.src.metrics.confusion_metrics.AUC", name="auc")
+BCE = "keras.src.losses.losses.BinaryCrossentropy"
+
+
+def reference_evidence() -> dict:
+    """What the reference solution leaves behind (shape of capture.py's output)."""
+    return copy.deepcopy({
+        "errors": {},
+        "guard": True,
+        "compile": {
+            "compiled": True,
+            "recorded": True,
+            "compile_calls": 1,
+            "optimizer": {**ADAM, "name": "adam", "is_adam": True, "learning_rate": 1e-3, "iterations": TRAIN_STEPS,
+                          "given": ADAM},
+            "loss": {"kind": "str", "value": "binary_crossentropy"},
+            "metrics": [{"kind": "str", "value": "accuracy"}, AUC],
+        },
+        "history": {
+            "class": "keras.src.callbacks.history.History", "is_history": True, "is_model_history": True,
+            "recorded": True, "fit_calls": [{"epochs": 1, "epochs_run": 1, "steps": TRAIN_STEPS}],
+            "epoch": [0],
+            "history": {"loss": [0.2], "accuracy": [0.93], "auc": [0.95],
+                        "val_loss": [0.1], "val_accuracy": [0.96], "val_auc": [0.9765]},
+            "steps_per_epoch": TRAIN_STEPS,
+        },
+        "weights": "model.weights.h5",
+        "plots": {m: {"error": None, "figures": [figure(m)]} for m in PLOT_HISTORY},
+    })
