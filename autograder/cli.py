@@ -15,16 +15,19 @@ nbgrader way, e.g. ``spamkit grade --Grading.val_auc_threshold=0.95``.
     spamkit feedback [--student S]  nbgrader generate_feedback (hidden tests stripped)
     spamkit export                  grades.csv, checks.csv, Gradescope results.json
     spamkit report                  the class report (one HTML file)
-    spamkit calibrate ...           thresholds from seeded runs of the reference solution
+    spamkit calibrate [--runs N] [--first-seed S] [--margin M] [--json OUT]
+                                    thresholds from seeded runs of the reference solution
 
-``python -m autograder`` is the same program.
+``python -m autograder`` is the same program. It only parses and renders:
+the work is done by ``autograder.api``, which scripts and tests call too.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -34,12 +37,10 @@ from rich.table import Table
 from traitlets.config import Config
 from traitlets.config.loader import KVArgParseConfigLoader
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
-COURSE_FILES = ("course_config.py", "nbgrader_config.py")
-console = Console(highlight=False)
+from .errors import KitError, UsageError
+from .model import Status
 
-class UsageError(Exception):
-    pass
+console = Console(highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="the class report (HTML)")
     p.add_argument("--output", type=Path, default=None, help="where to write it (default: exports/report.html)")
 
-    sub.add_parser("calibrate", parents=[common], help="pass-thresholds from seeded reference runs",
-                   add_help=False)
+    p = sub.add_parser("calibrate", parents=[common], help="pass-thresholds from seeded reference runs")
+    p.add_argument("--runs", "-n", type=int, default=20, help="number of training seeds (default 20)")
+    p.add_argument("--first-seed", type=int, default=None,
+                   help="first seed; the others follow it (default: the grader's seed, Lab.seed)")
+    p.add_argument("--margin", type=float, default=0.02, help="subtracted from the lowest AUC (default 0.02)")
+    p.add_argument("--tolerance-floor", type=float, default=0.005,
+                   help="added to the largest honest gap for Grading.honesty_tolerance (default 0.005)")
+    p.add_argument("--json", type=Path, default=None, help="also write every run and the summary here")
 
     p = sub.add_parser("demo", parents=[common],
                        help="in a course root (made if empty): release, example submissions, grade, export, report")
@@ -97,71 +104,36 @@ def parse_overrides(extra: list[str]) -> Config:
     return KVArgParseConfigLoader(argv=extra, aliases={}, flags={}).load_config()
 
 
-def open_course(course_dir: str | None, overrides: Config):
-    from .course.batch import Course
-    from .settings import load_course_config
+class ProgressBar:
+    """A rich progress bar, as what a batch reports its progress to."""
 
-    root = Path(course_dir or os.getcwd()).resolve()
-    if not (root / "course_config.py").is_file():
-        raise UsageError(f"{root} is not a course root (no course_config.py); use --course-dir, "
-                         "or `spamkit demo --course-dir NEW_FOLDER` to make one")
-    config = load_course_config(root)
-    config.merge(overrides)
-    return Course(root, config)
+    def __init__(self, disabled: bool):
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, disable=disabled or not console.is_terminal)
+        self.task = None
 
+    def __enter__(self) -> ProgressBar:
+        self.bar.__enter__()
+        return self
 
-def progress_bar(disabled: bool) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, disable=disabled or not console.is_terminal)
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
 
+    def start(self, total: int, text: str) -> None:
+        self.task = self.bar.add_task(text, total=total)
 
-# --- commands ------------------------------------------------------------------
-
-def cmd_release(course, args) -> int:
-    outcome = course.api.generate_assignment(course.assignment, force=args.force, create=True)
-    if not outcome["success"]:
-        console.print(outcome.get("log", ""), outcome.get("error", ""), markup=False)
-        console.print("[red]generate_assignment failed[/red]")
-        return 1
-    release = Path(course.coursedir.format_path(course.coursedir.release_directory, ".", course.assignment))
-    console.print(f"Released [bold]{course.assignment}[/bold] to {release}")
-    return 0
+    def advance(self) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, advance=1)
 
 
-def cmd_collect(course, args) -> int:
-    from .course import intake
+# --- rendering -----------------------------------------------------------------
 
-    if args.zip:
-        proc = intake.zip_collect(course.root, course.assignment, args.zip, args.lms, args.regexp)
-        if proc.returncode != 0:
-            console.print(proc.stdout[-3000:], proc.stderr[-3000:], markup=False)
-            console.print("[red]nbgrader zip_collect failed[/red]")
-            return 1
-        warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln]
-        for line in warnings:
-            console.print(f"[yellow]{line}[/yellow]", markup=True)
-    if args.fix_names:
-        for line in intake.fix_names(course.submitted_dir(), course.assignment, course.notebook):
-            console.print(f"renamed {line}")
-    entries = intake.inventory(course.submitted_dir(), course.assignment, course.notebook, course.roster())
-    table = Table(title=f"Submissions of {course.assignment}")
-    for col in ("Student", "Status", "Details"):
-        table.add_column(col)
-    for e in entries:
-        style = "green" if e.status == intake.OK else "red"
-        table.add_row(e.student, f"[{style}]{intake.STATUS_TEXT[e.status]}[/{style}]",
-                      "; ".join(filter(None, [e.message, *e.notes])))
-    console.print(table)
-    ready = sum(e.status == intake.OK for e in entries)
-    console.print(f"{ready} of {len(entries)} students have a notebook to grade.")
-    return 0
+ROW_STYLE = {Status.GRADED: "green", Status.RECHECKED: "green", Status.UP_TO_DATE: "cyan",
+             Status.GRADER_ERROR: "red bold", Status.AUTOGRADE_FAILED: "red bold"}
 
 
 def grades_table(rows, title: str) -> Table:
-    from .course.batch import AUTOGRADE_FAILED, GRADED, GRADER_ERROR, UP_TO_DATE
-    from .course.intake import STATUS_TEXT
-    from .course.recheck import RECHECKED
-
     table = Table(title=title)
     table.add_column("Student", overflow="fold", max_width=24)
     table.add_column("Status", no_wrap=True)
@@ -170,173 +142,171 @@ def grades_table(rows, title: str) -> Table:
     table.add_column("Time (s)", justify="right")
     table.add_column("Details", overflow="fold")
     for r in rows:
-        style = {GRADED: "green", RECHECKED: "green", UP_TO_DATE: "cyan", GRADER_ERROR: "red bold", AUTOGRADE_FAILED: "red bold"}.get(
-            r.status, "yellow")
-        run_style = "green" if r.run_status == "ok" else "red"
+        style = ROW_STYLE.get(r.status, "yellow")
+        run_style = "green" if r.run_status == Status.OK else "red"
         score = "" if r.score is None else f"{r.score:g} / {r.max_score:g}"
-        shown = r.message and (r.run_status != "ok" or r.status == RECHECKED)
+        shown = r.message and (r.run_status != Status.OK or r.status == Status.RECHECKED)
         message = (r.message or "").strip().splitlines()[0][:160] if shown else ""
         details = "; ".join(filter(None, [message, *r.notes]))[:200]
-        table.add_row(r.student, f"[{style}]{STATUS_TEXT.get(r.status, r.status)}[/{style}]", score,
+        table.add_row(r.student, f"[{style}]{r.status.instructor}[/{style}]", score,
                       f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
-                      "" if not r.seconds else f"{r.seconds:.1f}", details, )
+                      "" if not r.seconds else f"{r.seconds:.1f}", details)
     return table
 
 
-def run_batch(course, students, force, scheduler, workers, no_progress) -> list:
-    from .course.batch import BatchGrader
+def entries_table(entries, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("Student", "Status", "Details"):
+        table.add_column(col)
+    for e in entries:
+        ok = e.status == Status.OK
+        label = "ready to grade" if ok else e.status.instructor
+        style = "green" if ok else "red"
+        table.add_row(e.student, f"[{style}]{label}[/{style}]", "; ".join(filter(None, [e.message, *e.notes])))
+    return table
 
-    with progress_bar(no_progress) as progress:
-        rows = BatchGrader(course, progress).grade(students=students or None, force=force,
-                                                   scheduler=scheduler, n_workers=workers)
-    return rows
+
+def print_exports(written: dict) -> None:
+    for name, path in written.items():
+        console.print(f"{name:>13}: {path}")
 
 
-def cmd_grade(course, args) -> int:
-    from .course.batch import AUTOGRADE_FAILED, GRADER_ERROR
+# --- commands ------------------------------------------------------------------
 
+def cmd_release(api, course, args) -> int:
+    console.print(f"Released [bold]{course.assignment}[/bold] to {api.release(course, force=args.force)}")
+    return 0
+
+
+def cmd_collect(api, course, args) -> int:
+    found = api.collect(course, args.zip, args.lms, args.regexp, fix_names=args.fix_names)
+    for line in found.warnings:
+        console.print(line, style="yellow", markup=False)
+    for line in found.renamed:
+        console.print(f"renamed {line}", markup=False)
+    console.print(entries_table(found.entries, f"Submissions of {course.assignment}"))
+    ready = sum(e.status == Status.OK for e in found.entries)
+    console.print(f"{ready} of {len(found.entries)} students have a notebook to grade.")
+    return 0
+
+
+def cmd_grade(api, course, args) -> int:
     if args.check:
-        return cmd_recheck(course, args)
-    rows = run_batch(course, args.student, args.force, args.scheduler, args.workers, args.no_progress)
+        return cmd_recheck(api, course, args)
+    with ProgressBar(args.no_progress) as progress:
+        rows = api.grade_class(course, args.student, args.force, args.scheduler, args.workers, progress)
     console.print(grades_table(rows, f"{course.assignment}: {len(rows)} students"))
     executed = sum(r.executed for r in rows)
     console.print(f"{executed} notebook(s) run now; the gradebook is {course.coursedir.db_url}")
-    return 1 if any(r.status in (GRADER_ERROR, AUTOGRADE_FAILED) for r in rows) else 0
+    return 1 if any(r.status in (Status.GRADER_ERROR, Status.AUTOGRADE_FAILED) for r in rows) else 0
 
 
-def cmd_recheck(course, args) -> int:
-    from .course.batch import AUTOGRADE_FAILED, GRADER_ERROR
-    from .course.recheck import NOT_RECHECKED, Rechecker, known_checks
-
-    known = known_checks(course)
-    if args.force or args.check not in known:
-        why = ("--check runs one check on the kept evidence; --force re-runs whole notebooks: use one of them"
-               if args.force else f"there is no check {args.check!r} in the graded results; checks: "
-               + (", ".join(known) or "none (nothing graded yet)"))
-        console.print(f"[red]{why}[/red]", markup=True)
+def cmd_recheck(api, course, args) -> int:
+    if args.force:
+        console.print("--check runs one check on the kept evidence; --force re-runs whole notebooks: use one of them",
+                      style="red", markup=False)
         return 2
-    with progress_bar(args.no_progress) as progress:
-        rows = Rechecker(course, progress).recheck(args.check, args.student or None)
+    with ProgressBar(args.no_progress) as progress:
+        rows = api.recheck(course, args.check, args.student, progress)
     console.print(grades_table(rows, f"{course.assignment}: {args.check} run again for {len(rows)} students"))
-    return 1 if any(r.status in (NOT_RECHECKED, GRADER_ERROR, AUTOGRADE_FAILED) for r in rows) else 0
+    failed = (Status.NOT_RECHECKED, Status.GRADER_ERROR, Status.AUTOGRADE_FAILED)
+    return 1 if any(r.status in failed for r in rows) else 0
 
 
-def cmd_feedback(course, args) -> int:
-    failed = 0
-    for student in args.student or [None]:
-        outcome = course.api.generate_feedback(course.assignment, student_id=student, force=True)
-        if not outcome["success"]:
-            failed += 1
-            console.print(outcome.get("log", "")[-3000:], outcome.get("error", ""), markup=False)
-    folder = Path(course.coursedir.format_path(course.coursedir.feedback_directory, "*", course.assignment))
+def cmd_feedback(api, course, args) -> int:
+    folder, failed = api.feedback(course, args.student)
+    for log in failed.values():
+        console.print(log, markup=False)
     console.print(f"Feedback written to {folder}" if not failed else "[red]generate_feedback failed[/red]")
     return 1 if failed else 0
 
 
-def cmd_export(course, args) -> int:
-    from .course.exports import export_all
-
-    for name, path in export_all(course).items():
-        console.print(f"{name:>13}: {path}")
+def cmd_export(api, course, args) -> int:
+    print_exports(api.export(course))
     return 0
 
 
-def cmd_report(course, args) -> int:
-    from .course.report import write_report
-
-    console.print(f"Class report: {write_report(course, args.output)}")
+def cmd_report(api, course, args) -> int:
+    console.print(f"Class report: {api.report(course, args.output)}")
     return 0
 
 
-def cmd_calibrate(argv: list[str]) -> int:
-    try:
-        from .course import calibrate
-    except ImportError as exc:
-        console.print(f"[red]calibration is not available: {exc}[/red]")
-        return 1
-    # the other commands' --course-dir is calibrate's --course
-    argv = [("--course" + a[len("--course-dir"):]) if a.startswith("--course-dir") else a for a in argv]
-    return calibrate.main(argv) or 0
+def cmd_calibrate(api, course, args) -> int:
+    from .course.calibrate import FIGURES
+    from .settings import Grading, Sandbox
+
+    lab = course.lab
+    console.print(f"Calibrating {lab.assignment} ({lab.dataset}) on {args.runs} seeds, sandbox "
+                  f"{Sandbox(config=course.config).mode}; the grader's seed is {lab.seed}.")
+
+    def show(run: dict) -> None:
+        figures = "  ".join(f"{k}={run[k]:.4f}" for k in FIGURES if isinstance(run[k], (int, float)))
+        failed = f"  failed: {', '.join(run['failed'])}" if run["failed"] else ""
+        console.print(f"  seed {run['seed']:>4}: {run['status']:<6} {run['seconds']:6.1f}s  {figures}{failed}")
+
+    found = api.calibrate(course, args.runs, args.first_seed, args.margin, args.tolerance_floor, on_run=show)
+    table = Table(title=f"Reference solution over {len(found.runs)} seeds")
+    for column in ("figure", "n", "min", "p5", "median", "max"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for name, label in FIGURES.items():
+        s = found.stats[name]
+        if s:
+            table.add_row(label, str(s["n"]), *(f"{s[k]:.4f}" for k in ("min", "p5", "median", "max")))
+    console.print(table)
+    seconds = [r["seconds"] for r in found.runs]
+    console.print(f"Grading seconds per run: min {min(seconds):.1f}, median {statistics.median(seconds):.1f}, "
+                  f"max {max(seconds):.1f}")
+    if found.unfinished:
+        console.print(f"[red]Runs that did not finish: seeds {found.unfinished}; "
+                      "fix these before trusting the figures.[/red]")
+    console.print("Put in course_config.py (current values in brackets):")
+    for key, value in found.recommended.items():
+        console.print(f"  c.Grading.{key} = {value:g}    [{found.current[key]:g}]", markup=False)
+    failing = found.failing_now(Grading(config=course.config))
+    if failing:
+        console.print(f"[red]Under the current thresholds the reference solution fails with seeds {failing}.[/red]")
+    if args.json:
+        args.json.write_text(json.dumps(found.to_dict(), indent=1))
+    return 1 if found.unfinished else 0
 
 
-def make_course_root(root: Path) -> None:
-    """A new course root from the kit's own course (source notebook, configs)."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(KIT_ROOT / "source", root / "source", ignore=shutil.ignore_patterns("__pycache__"),
-                    dirs_exist_ok=True)
-    for name in COURSE_FILES:
-        shutil.copy(KIT_ROOT / name, root / name)
-    console.print(f"Made a course root in {root}")
-
-
-def cmd_demo(args, overrides: Config) -> int:
-    from .course import examples
-    from .course.exports import export_all
-    from .course.report import write_report
-
-    root = Path(args.course_dir or os.getcwd()).resolve()
-    if not (root / "course_config.py").is_file():
-        if root.exists() and any(root.iterdir()):
-            raise UsageError(f"{root} is neither a course root nor empty: give an empty or new --course-dir")
-        make_course_root(root)
-    course = open_course(str(root), overrides)
-    release_nb = Path(course.coursedir.format_path(course.coursedir.release_directory, ".", course.assignment))
-    release_nb = release_nb / f"{course.notebook}.ipynb"
-    with course.gradebook() as gb:  # a fresh clone has release/ but no gradebook yet
-        released = any(a.name == course.assignment for a in gb.assignments)
-    if args.force or not release_nb.is_file() or not released:
-        if cmd_release(course, argparse.Namespace(force=True)) != 0:
-            return 1
-    source_nb = Path(course.coursedir.format_path(course.coursedir.source_directory, ".", course.assignment))
-    source_nb = source_nb / f"{course.notebook}.ipynb"
-    made = []
-    for name, data in examples.example_submissions(release_nb, source_nb).items():
-        folder = course.submitted_dir() / f"demo-{name}" / course.assignment
-        target = folder / f"{course.notebook}.ipynb"
-        if target.exists() and not args.force:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        made.append(f"demo-{name}")
-    with course.gradebook() as gb:
-        gb.update_or_create_student("demo-absent")  # on the roster, never submitted
+def cmd_demo(api, args, overrides: Config) -> int:
+    with ProgressBar(args.no_progress) as progress:
+        demo = api.demo(args.course_dir or os.getcwd(), overrides, args.force, args.workers, progress)
+    course = demo.course
+    if demo.made_root:
+        console.print(f"Made a course root in {course.root}")
+    if demo.released:
+        console.print(f"Released [bold]{course.assignment}[/bold] to {course.folder('release')}")
     console.print(f"Example submissions in {course.submitted_dir()}: "
-                  + (", ".join(made) if made else "already there (use --force to remake)"))
-    students = [f"demo-{n}" for n in (*examples.VARIANTS, "corrupt", "absent")]
-    rows = run_batch(course, students, args.force, "", args.workers, args.no_progress)
-    console.print(grades_table(rows, f"{course.assignment}: demo grades"))
-    for name, path in export_all(course).items():
-        console.print(f"{name:>13}: {path}")
-    console.print(f"{'report':>13}: {write_report(course)}")
+                  + (", ".join(demo.submitted) if demo.submitted else "already there (use --force to remake)"))
+    console.print(grades_table(demo.rows, f"{course.assignment}: demo grades"))
+    print_exports(demo.exports)
+    console.print(f"{'report':>13}: {demo.report}")
     return 0
 
 
 COMMANDS = {"release": cmd_release, "collect": cmd_collect, "grade": cmd_grade, "feedback": cmd_feedback,
-            "export": cmd_export, "report": cmd_report}
+            "export": cmd_export, "report": cmd_report, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    if argv and argv[0] == "calibrate":
-        return cmd_calibrate(argv[1:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    from . import api  # after parsing: `spamkit --help` needs no nbgrader
+
     try:
         overrides = parse_overrides(extra)
         if args.command == "demo":
-            return cmd_demo(args, overrides)
-        course = open_course(args.course_dir, overrides)
-        return COMMANDS[args.command](course, args)
+            return cmd_demo(api, args, overrides)
+        course = api.open_course(args.course_dir, overrides)
+        return COMMANDS[args.command](api, course, args)
     except UsageError as exc:
         parser.error(str(exc))
-    except RuntimeError as exc:
-        from .course.batch import BatchError
-
-        if not isinstance(exc, BatchError):
-            raise
-        console.print(f"[red]{exc}[/red]")
+    except KitError as exc:
+        console.print(str(exc), style="red", markup=False)
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]: run the same command again to finish what is left")

@@ -1,15 +1,25 @@
-"""nbgrader preprocessors of the kit, plugged in through course_config.py.
+"""Every class of the kit that nbgrader loads: its extension points, in one module.
 
-``GradeSubmission`` takes the place of nbgrader's ``Execute`` in
-``Autograde.autograde_preprocessors``: it runs the sanitized notebook in the
-sandbox, runs the hidden checks on the evidence and writes each test cell's
-per-check report and partial score into that cell's outputs, where
-nbgrader's ``SaveAutoGrades`` finds them. ``HideGraderInternals`` runs first
-in ``GenerateFeedback.preprocessors``.
+By dotted path, from course_config.py or the command line:
+
+- ``GradeSubmission`` takes the place of nbgrader's ``Execute`` in
+  ``Autograde.autograde_preprocessors``: it runs the sanitized notebook in the
+  sandbox, runs the hidden checks on the evidence and writes each test cell's
+  per-check report and partial score into that cell's outputs, where
+  nbgrader's ``SaveAutoGrades`` finds them.
+- ``HideGraderInternals`` runs first in ``GenerateFeedback.preprocessors``.
+- ``CsvExport``: ``nbgrader export --exporter=autograder.nbgrader_plugins.CsvExport``.
+- ``LmsCollector``: ``nbgrader zip_collect --collector=autograder.nbgrader_plugins.LmsCollector``.
+
+And one converter the batch builds itself: ``AutogradeWithJob``, nbgrader's
+``Autograde`` handing the batch's GradingJob to ``GradeSubmission`` in the
+notebook's resources. Under plain ``nbgrader autograde`` there is none, and
+``GradeSubmission`` builds the job from the course's config.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import textwrap
@@ -17,55 +27,30 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_output
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.plugins import ExportPlugin, FileNameCollectorPlugin
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Int
+from traitlets import Enum, Instance, Int, Unicode, default
 
-from .course.store import ResultStore, summarize
-from .grading.engine import grade_notebook, make_job, submission_digest, submission_key
+from .course.intake import COPY_SUFFIX, LMS_PATTERNS
+from .course.store import ResultStore
+from .grading.engine import grade_notebook
+from .grading.job import GradingJob, make_job
+from .grading.submission import prepare_submission
+from .model import CheckResult, GradingResult, Status, Summary
 
-_JOBS: dict = {}
-MAX_STUDENT_FILES_BYTES = 20_000_000
+KIT = "kit"   # the key of the kit's entry in a notebook's nbconvert resources
 MAX_TRACEBACK_FRAMES = 12
 MAX_FRAME_CHARS = 4000
 REPORT_WIDTH = 88  # formgrader shows reports in a <pre> that does not wrap
-STATUS_TEXT = {
-    "timeout": "Your notebook did not finish in time",
-    "out_of_memory": "Your notebook used too much memory",
-    "too_much_output": "Your notebook printed too much output",
-    "too_many_processes": "Your notebook started too many processes",
-    "too_much_disk": "Your notebook wrote too much to disk",
-    "kernel_died": "Your notebook's Python kernel died",
-    "no_output": "Your notebook could not be run",
-    "error": "Your notebook could not be run",
-}
+NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                    "raw_score", "late_submission_penalty", "score", "max_score"]
 
 
 def course_root(config) -> Path:
     return Path(CourseDirectory(config=config).root).resolve()
-
-
-def grading_job(config):
-    root = course_root(config)
-    if root not in _JOBS:
-        _JOBS[root] = make_job(config, root)
-    return _JOBS[root]
-
-
-def student_files(folder: Path, notebook_name: str) -> dict[str, bytes]:
-    """The student's own extra files next to the notebook (size-capped)."""
-    files, total = {}, 0
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if not path.is_file() or path.is_symlink() or rel in (f"{notebook_name}.ipynb", "spam_data.py"):
-            continue
-        if rel.endswith(".ipynb") or "/." in f"/{rel}":
-            continue
-        total += path.stat().st_size
-        if total > MAX_STUDENT_FILES_BYTES:
-            break
-        files[rel] = path.read_bytes()
-    return files
 
 
 def _trimmed_error(output):
@@ -108,35 +93,36 @@ def merge_outputs(nb, executed_json: str | None, max_bytes: int) -> None:
         cell.execution_count = ran.get("execution_count")
 
 
-def report_text(cell_checks: list[dict], points: float, result: dict) -> str:
-    score = sum(c["score"] for c in cell_checks)
+def report_text(cell_checks: list[CheckResult], points: float, result: GradingResult) -> str:
+    """A test cell's report: its score, how the run ended if not well, and each check's line."""
+    score = sum(c.score for c in cell_checks)
     lines = [f"Grader checks: {score:g} / {points:g} points"]
-    if result["status"] != "ok":
-        status = f"{STATUS_TEXT.get(result['status'], result['status'])}: {result['message'][:300]}"
+    if result.status != Status.OK:
+        status = f"{result.status.student}: {result.message[:300]}"
         lines.extend(textwrap.wrap(status, REPORT_WIDTH, initial_indent="  ! ", subsequent_indent="    "))
-    if not result["sandboxed"]:
+    if not result.sandboxed:
         lines.append("  ! graded without the sandbox (course opted out)")
     for check in cell_checks:
-        mark = "PASS" if check["passed"] else "FAIL"
-        lines.append(f"  [{mark}] {check['score']:g}/{check['points']:g}  {check['name']}")
-        if not check["passed"] and check["message"]:
-            lines.extend(textwrap.wrap(check["message"], REPORT_WIDTH, initial_indent=" " * 9,
+        mark = "PASS" if check.passed else "FAIL"
+        lines.append(f"  [{mark}] {check.score:g}/{check.points:g}  {check.name}")
+        if not check.passed and check.message:
+            lines.extend(textwrap.wrap(check.message, REPORT_WIDTH, initial_indent=" " * 9,
                                        subsequent_indent=" " * 9, break_on_hyphens=False))
     return "\n".join(lines) + "\n"
 
 
-def write_reports(nb, result: dict) -> None:
+def write_reports(nb, result: GradingResult) -> None:
     """Replace each graded test cell's outputs by its checks' report and score."""
     by_cell: dict = {}
-    for check in result["checks"]:
-        by_cell.setdefault(check["cell"], []).append(check)
+    for check in result.checks:
+        by_cell.setdefault(check.cell, []).append(check)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         checks = by_cell.get(meta.get("grade_id"))
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution") or checks is None:
             continue
         points = float(meta["points"])
-        score = min(points, sum(c["score"] for c in checks))
+        score = min(points, sum(c.score for c in checks))
         cell.outputs = [
             new_output("stream", name="stdout", text=report_text(checks, points, result)),
             # nbgrader scores the plain text; formgrader and feedback show the HTML
@@ -155,23 +141,21 @@ class GradeSubmission(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
         root = course_root(self.config)
-        job = grading_job(self.config)
-        folder = Path(resources["metadata"]["path"])
-        files = student_files(folder, info["notebook"])
-        key = submission_key(nb, files, job)
+        job = resources.get(KIT, {}).get("job") or make_job(self.config, root)
+        submission = prepare_submission(nb, Path(resources["metadata"]["path"]), info["notebook"], job)
         store = ResultStore(root)
-        result = store.get(key)
+        result = store.get(submission.key)
         if result is None:
             self.log.info("Grading %s in the sandbox", info["student"])
-            result = grade_notebook(nbformat.writes(nb), files, job, info["notebook"])
-            store.put(key, result)
-            result.pop("evidence")
+            result = grade_notebook(submission.nb_json, submission.files, job, info["notebook"])
+            store.put(submission.key, result)
         else:
-            self.log.info("Using the stored result of %s (%s)", info["student"], key[:12])
-        merge_outputs(nb, result.get("executed"), self.max_cell_output_bytes)
+            self.log.info("Using the stored result of %s (%s)", info["student"], submission.key[:12])
+        merge_outputs(nb, result.executed, self.max_cell_output_bytes)
         write_reports(nb, result)
-        store.write_summary(info["assignment"], info["student"], summarize(result, key, submission_digest(nb, files)))
-        resources.setdefault("kit", {})["result"] = result
+        store.write_summary(info["assignment"], info["student"],
+                            Summary.of_result(result, submission.key, submission.digest))
+        resources.setdefault(KIT, {})["result"] = result
         return nb, resources
 
 
@@ -187,3 +171,115 @@ class HideGraderInternals(NbGraderPreprocessor):
         cell.metadata.pop("kit", None)
         cell.metadata.pop("tags", None)
         return cell, resources
+
+
+class AutogradeWithJob(Autograde):
+    """nbgrader's autograde converter for a batch that built the GradingJob already.
+
+    The job goes into each notebook's resources (``resources["kit"]["job"]``),
+    nbconvert's way of handing data down a pipeline, where ``GradeSubmission``
+    takes it instead of building the job again.
+    """
+
+    job = Instance(GradingJob, allow_none=True, help="the job GradeSubmission grades with")
+
+    def init_single_notebook_resources(self, notebook_filename: str) -> dict:
+        resources = super().init_single_notebook_resources(notebook_filename)
+        if self.job is not None:
+            resources[KIT] = {"job": self.job}
+        return resources
+
+
+class CsvExport(ExportPlugin):
+    """nbgrader's CSV export, written with the csv module."""
+
+    def export(self, gradebook: Gradebook) -> None:
+        dest = self.to or "grades.csv"
+        students = {str(s) for s in self.student}
+        assignments = {str(a) for a in self.assignment}
+        with open(dest, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=NBGRADER_COLUMNS)
+            writer.writeheader()
+            for assignment in gradebook.assignments:
+                if assignments and assignment.name not in assignments:
+                    continue
+                for student in gradebook.students:
+                    if students and student.id not in students:
+                        continue
+                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
+                           "last_name": student.last_name, "first_name": student.first_name,
+                           "email": student.email, "max_score": assignment.max_score}
+                    try:
+                        submission = gradebook.find_submission(assignment.name, student.id)
+                    except MissingEntry:
+                        row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
+                    else:
+                        penalty = submission.late_submission_penalty
+                        row.update(timestamp=submission.timestamp, raw_score=submission.score,
+                                   late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
+                    writer.writerow({k: "" if v is None else str(v) for k, v in row.items()})
+
+
+class LmsCollector(FileNameCollectorPlugin):
+    """``zip_collect`` plugin: student and file from Canvas / Moodle file names.
+
+    Besides matching ``named_regexp`` (a preset per LMS, or your own), it maps
+    the names LMSs and browsers give to a resubmitted notebook
+    (``spam_transformer-1.ipynb``, ``spam_transformer (2).ipynb``), or a
+    student's only notebook, to the released notebook's name, so that
+    nbgrader finds it. A student with several differently named notebooks
+    keeps them as they are; grading then reports that student.
+    """
+
+    lms = Enum(["canvas", "moodle", "custom"], "canvas",
+               help="file naming of the download; 'custom' uses named_regexp as given").tag(config=True)
+    notebook = Unicode("", help="the released notebook's name (default: the only released notebook)").tag(config=True)
+
+    _plan: dict | None = None
+
+    @default("named_regexp")
+    def _named_regexp_default(self) -> str:
+        return LMS_PATTERNS.get(self.lms, "")
+
+    def _released_notebook(self) -> str:
+        if self.notebook:
+            return self.notebook
+        app = self.parent
+        released = Path(app.coursedir.format_path(app.coursedir.release_directory, ".", app.coursedir.assignment_id))
+        names = sorted(p.stem for p in released.glob("*.ipynb"))
+        return names[0] if len(names) == 1 else ""
+
+    def _make_plan(self) -> dict:
+        """Per extracted notebook file, the name it is collected as."""
+        plan: dict = {}
+        expected = self._released_notebook()
+        if not expected or self.parent is None:
+            return plan
+        extracted = Path(self.parent._format_collect_path(self.parent.extracted_directory))
+        by_student: dict[str, list[tuple[str, str]]] = {}
+        for path in sorted(extracted.rglob("*.ipynb")):
+            match = re.match(self.named_regexp, str(path))
+            if match:
+                by_student.setdefault(match["student_id"], []).append((str(path), match["file_id"]))
+        same = re.compile(re.escape(expected) + COPY_SUFFIX + r"\.ipynb$")
+        for student, files in by_student.items():
+            if any(file_id == f"{expected}.ipynb" for _, file_id in files):
+                continue
+            variants = [path for path, file_id in files if same.match(file_id)]
+            if len(variants) == 1:
+                plan[variants[0]] = f"{expected}.ipynb"
+            elif not variants and len(files) == 1:
+                plan[files[0][0]] = f"{expected}.ipynb"
+        return plan
+
+    def collect(self, submitted_file: str):
+        info = super().collect(submitted_file)
+        if not info:
+            return info
+        if self._plan is None:
+            self._plan = self._make_plan()
+        renamed = self._plan.get(submitted_file)
+        if renamed and renamed != info["file_id"]:
+            self.log.warning("Collecting %s as %s", info["file_id"], renamed)
+            info["file_id"] = renamed
+        return info

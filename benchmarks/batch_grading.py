@@ -140,11 +140,9 @@ def run_timed(args: list[str], cwd: Path, extra_env: dict | None = None) -> tupl
 # --- the course and the submissions ---------------------------------------------
 
 def make_course(root: Path, n: int) -> Path:
-    from autograder.cli import make_course_root
+    from autograder import api
 
-    make_course_root(root)
-    subprocess.run([sys.executable, "-m", "autograder", "release"], cwd=root, env=env(), check=True,
-                   capture_output=True)
+    api.release(api.open_course(root, create=True), force=True)
     release = root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     source = root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     released = nbformat.read(release, as_version=4)

@@ -31,7 +31,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from kit_testing import ASSIGNMENT, fill, make_course, release_notebook, source_answers  # noqa: E402
 
 from autograder import sandbox  # noqa: E402
-from autograder.grading.engine import grade_notebook, make_job  # noqa: E402
+from autograder.grading.engine import grade_notebook  # noqa: E402
+from autograder.grading.job import make_job  # noqa: E402
+from autograder.sandbox import bwrap  # noqa: E402
+from autograder.sandbox.limits import Slot  # noqa: E402
 from autograder.settings import Sandbox, load_course_config  # noqa: E402
 
 
@@ -49,11 +52,11 @@ def startup_seconds(settings: Sandbox, repeat: int) -> tuple[float, float]:
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             direct.append(time.perf_counter() - start)
-            env = sandbox._environment(settings, sandbox.INSIDE_HOME, sandbox.INSIDE_DATA, {})
-            with sandbox._Slot() as slot:
+            env = bwrap.environment(settings, bwrap.INSIDE_HOME, bwrap.INSIDE_DATA, {})
+            with Slot() as slot:
                 start = time.perf_counter()
-                sandbox._prepare_scratch(scratch, strategy, slot)
-                command = sandbox._command(strategy, slot, scratch, data, settings, env)
+                bwrap.prepare_scratch(scratch, strategy, slot)
+                command = bwrap.command(strategy, slot, scratch, data, settings, env)
                 subprocess.run([*command, sys.executable, "-c", "pass"], check=True)
                 boxed.append(time.perf_counter() - start)
     return statistics.median(direct), statistics.median(boxed)
@@ -80,16 +83,16 @@ def main() -> None:
             for mode in ("bwrap", "none"):
                 mode_job = replace(job, sandbox={**job.sandbox, "mode": mode})
                 result = grade_notebook(nb_json, {}, mode_job, ASSIGNMENT)
-                score = sum(c["score"] for c in result["checks"])
                 times[mode].append(result)
-                print(f"run {i + 1} {mode:>5}: {result['seconds']:6.2f} s total, execute {result['execute_seconds']:6.2f} s,"
-                      f" checks {result['check_seconds']:5.2f} s, status {result['status']}, score {score:g}")
+                print(f"run {i + 1} {mode:>5}: {result.seconds:6.2f} s total, execute {result.execute_seconds:6.2f} s,"
+                      f" checks {result.check_seconds:5.2f} s, status {result.status}, score {result.score:g}")
 
     print()
     print(f"{'':>14} {'total':>8} {'execute':>8} {'checks':>8}   (median of {args.repeat})")
     medians = {}
     for mode, results in times.items():
-        medians[mode] = {k: statistics.median(r[k] for r in results) for k in ("seconds", "execute_seconds", "check_seconds")}
+        medians[mode] = {k: statistics.median(getattr(r, k) for r in results)
+                         for k in ("seconds", "execute_seconds", "check_seconds")}
         m = medians[mode]
         print(f"{'sandbox' if mode == 'bwrap' else 'no sandbox':>14} {m['seconds']:8.2f} {m['execute_seconds']:8.2f} {m['check_seconds']:8.2f}")
     d = {k: medians["bwrap"][k] - medians["none"][k] for k in medians["bwrap"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from autograder.sandbox.payload.capture import PLOT_HISTORY
+from autograder.grading.evidence import PLOT_HISTORY
 
 TRAIN_STEPS = 227
 CONTEXT = {"val_auc_threshold": 0.93, "hidden_auc_threshold": 0.93, "honesty_tolerance": 0.005,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 
+from traitlets.config import Config
+
 from autograder.course import examples
+from autograder.course.course import Course, path_with_venv_tools
+from autograder.course.course import open_course as autograder_open_course
 from autograder.course.examples import fill  # noqa: F401 - re-exported for the tests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,20 +26,29 @@ DASK = Path(sys.executable).with_name("dask")
 
 
 def course_env(extra: dict | None = None) -> dict:
-    env = {**os.environ, "SPAM_LAB_DATA_DIR": str(SHARED_DATA), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    """The environment of a command run in a test course: its own SQLite gradebook, the shared data."""
+    env = {**os.environ, "SPAM_LAB_DATA_DIR": str(SHARED_DATA), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PATH": path_with_venv_tools(os.environ.get("PATH", ""))}
     env.pop("KIT_DB_URL", None)
     env.update(extra or {})
     return env
 
 
+def open_course(root: Path, overrides: dict | None = None, *, create: bool = False) -> Course:
+    """The test course in root (made from the repo's source and config with ``create``), its own gradebook,
+    with ``overrides`` over its course_config.py (e.g. ``{"Grading": {"hidden_auc_threshold": 0.99}}``)."""
+    os.environ.setdefault("SPAM_LAB_DATA_DIR", str(SHARED_DATA))
+    config = Config({"CourseDirectory": {"db_url": f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"}})
+    config.merge(Config(overrides or {}))
+    return autograder_open_course(root, config, create=create)
+
+
 def make_course(root: Path) -> Path:
-    """A fresh course root: the repo's source and config, its own gradebook."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(REPO / "source", root / "source", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("course_config.py", "nbgrader_config.py"):
-        shutil.copy(REPO / name, root / name)
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    return root
+    """A fresh course root, released: the repo's source and config, its own gradebook."""
+    course = open_course(root, create=True)
+    outcome = course.release(force=True)
+    assert outcome["success"], f"generate_assignment failed:\n{outcome.get('log', '')}\n{outcome.get('error', '')}"
+    return course.root
 
 
 def nbgrader(root: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -122,11 +134,3 @@ def events(root: Path) -> list[dict]:
         except ValueError:
             pass
     return out
-
-
-def open_course(root: Path):
-    from autograder.course.batch import Course
-    from autograder.settings import load_course_config
-
-    os.environ.setdefault("SPAM_LAB_DATA_DIR", course_env()["SPAM_LAB_DATA_DIR"])
-    return Course(root, load_course_config(root))

@@ -1,10 +1,10 @@
 """Grades out: nbgrader's CSV, a per-check CSV, Gradescope results.json.
 
 - ``grades.csv``: nbgrader's export (the columns of ``nbgrader export``), one
-  row per student and assignment, from the gradebook. ``CsvExport`` is an
-  nbgrader ``ExportPlugin`` writing those columns with the csv module (so a
+  row per student and assignment, from the gradebook, written by the kit's
+  ``CsvExport`` plugin (``nbgrader_plugins.py``) with the csv module (so a
   name with a comma stays one field); plain nbgrader can use it too:
-  ``nbgrader export --exporter=autograder.course.exports.CsvExport``.
+  ``nbgrader export --exporter=autograder.nbgrader_plugins.CsvExport``.
 - ``checks.csv``: one row per student, one column per check (its score),
   then the total and the maximum, from the kit's per-student summaries.
 - ``gradescope/<student>/results.json``: Gradescope's autograder format.
@@ -19,15 +19,16 @@ import csv
 import json
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.plugins import ExportPlugin
+from nbgrader.api import Gradebook
 from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
+from ..model import Status, Summary
+from ..nbgrader_plugins import NBGRADER_COLUMNS, CsvExport
 from .store import ResultStore
 
-NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-                    "raw_score", "late_submission_penalty", "score", "max_score"]
+__all__ = ["NBGRADER_COLUMNS", "CsvExport", "Exports", "export_all", "gradescope_results", "write_checks_csv",
+           "write_gradescope", "write_nbgrader_csv"]
 
 
 class Exports(Configurable):
@@ -35,36 +36,6 @@ class Exports(Configurable):
     visible_checks = List(Unicode(), help="ids of checks whose result students see at once (Gradescope)").tag(config=True)
     hidden_visibility = Enum(["hidden", "after_due_date", "after_published", "visible"], "after_published",
                              help="Gradescope visibility of the other checks").tag(config=True)
-
-
-class CsvExport(ExportPlugin):
-    """nbgrader's CSV export, written with the csv module."""
-
-    def export(self, gradebook: Gradebook) -> None:
-        dest = self.to or "grades.csv"
-        students = {str(s) for s in self.student}
-        assignments = {str(a) for a in self.assignment}
-        with open(dest, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=NBGRADER_COLUMNS)
-            writer.writeheader()
-            for assignment in gradebook.assignments:
-                if assignments and assignment.name not in assignments:
-                    continue
-                for student in gradebook.students:
-                    if students and student.id not in students:
-                        continue
-                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
-                           "last_name": student.last_name, "first_name": student.first_name,
-                           "email": student.email, "max_score": assignment.max_score}
-                    try:
-                        submission = gradebook.find_submission(assignment.name, student.id)
-                    except MissingEntry:
-                        row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
-                    else:
-                        penalty = submission.late_submission_penalty
-                        row.update(timestamp=submission.timestamp, raw_score=submission.score,
-                                   late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
-                    writer.writerow({k: "" if v is None else str(v) for k, v in row.items()})
 
 
 def write_nbgrader_csv(db_url: str, course_id: str, dest: Path, assignment: str = "") -> Path:
@@ -75,78 +46,59 @@ def write_nbgrader_csv(db_url: str, course_id: str, dest: Path, assignment: str 
     return dest
 
 
-def check_columns(summaries: dict[str, dict]) -> list[tuple[str, str, float]]:
+def check_columns(summaries: dict[str, Summary]) -> list[tuple[str, str, float]]:
     """(id, name, points) of every check, in the order the checks ran."""
     columns: dict[str, tuple[str, str, float]] = {}
     for summary in summaries.values():
-        for check in summary.get("checks", []):
-            columns.setdefault(check["id"], (check["id"], check["name"], float(check["points"])))
+        for check in summary.checks:
+            columns.setdefault(check.id, (check.id, check.name, float(check.points)))
     return list(columns.values())
 
 
-def write_checks_csv(summaries: dict[str, dict], dest: Path) -> Path:
+def write_checks_csv(summaries: dict[str, Summary], dest: Path) -> Path:
     columns = check_columns(summaries)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["student_id", "status", *[c[0] for c in columns], "total", "max_score"])
         for student, summary in sorted(summaries.items()):
-            scores = {c["id"]: c["score"] for c in summary.get("checks", [])}
-            writer.writerow([student, summary["status"], *[f"{scores.get(c[0], 0.0):g}" for c in columns],
-                             f"{summary['score']:g}", f"{summary['max_score']:g}"])
+            scores = {c.id: c.score for c in summary.checks}
+            writer.writerow([student, summary.status, *[f"{scores.get(c[0], 0.0):g}" for c in columns],
+                             f"{summary.score:g}", f"{summary.max_score:g}"])
     return dest
 
 
-RUN_TEXT = {
-    "ok": "Your notebook ran to the end.",
-    "timeout": "Your notebook did not finish in time.",
-    "out_of_memory": "Your notebook used too much memory.",
-    "too_much_output": "Your notebook printed too much output.",
-    "too_many_processes": "Your notebook started too many processes.",
-    "too_much_disk": "Your notebook wrote too much to disk.",
-    "kernel_died": "Your notebook's Python kernel died.",
-    "no_output": "Your notebook could not be run.",
-    "error": "Your notebook could not be run.",
-    "no_submission": "No submission was found.",
-    "wrong_name": "No notebook with the expected file name was found.",
-    "empty": "The submitted notebook is empty.",
-    "unreadable": "The submitted notebook file is corrupt and cannot be opened.",
-    "invalid": "The submitted notebook's grading cells are damaged.",
-    "grader error": "The grader failed on this submission; your instructor will look at it.",
-}
-
-
-def gradescope_results(summary: dict, visible: set[str], hidden_visibility: str) -> dict:
+def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: str) -> dict:
     """One student's Gradescope ``results.json``."""
-    status = summary["status"]
-    output = RUN_TEXT.get(status, status)
-    if status != "ok" and summary.get("message"):
-        output += f"\n{summary['message']}"
+    output = summary.status.gradescope or summary.status.instructor
+    if summary.status != Status.OK and summary.message:
+        output += f"\n{summary.message}"
     tests, cells = [], []
-    for check in summary.get("checks", []):
-        if check["cell"] not in cells:
-            cells.append(check["cell"])
-        number = f"{cells.index(check['cell']) + 1}.{sum(t['cell'] == check['cell'] for t in tests) + 1}"
+    for check in summary.checks:
+        if check.cell not in cells:
+            cells.append(check.cell)
+        number = f"{cells.index(check.cell) + 1}.{sum(t['cell'] == check.cell for t in tests) + 1}"
         tests.append({
-            "score": float(check["score"]),
-            "max_score": float(check["points"]),
-            "name": check["name"],
+            "score": float(check.score),
+            "max_score": float(check.points),
+            "name": check.name,
             "number": number,
-            "cell": check["cell"],
-            "output": check.get("message", "") if not check["passed"] else "",
-            "visibility": "visible" if check["id"] in visible else hidden_visibility,
-            "status": "passed" if check["passed"] else "failed",
+            "cell": check.cell,
+            "output": check.message if not check.passed else "",
+            "visibility": "visible" if check.id in visible else hidden_visibility,
+            "status": "passed" if check.passed else "failed",
         })
     return {
-        "score": float(summary["score"]),
-        "execution_time": round(float(summary.get("seconds") or 0.0), 2),
+        "score": float(summary.score),
+        "execution_time": round(float(summary.seconds or 0.0), 2),
         "output": output,
         "visibility": "visible",
         "tests": [{k: v for k, v in t.items() if k != "cell"} for t in tests],
     }
 
 
-def write_gradescope(summaries: dict[str, dict], folder: Path, visible: list[str], hidden_visibility: str) -> list[Path]:
+def write_gradescope(summaries: dict[str, Summary], folder: Path, visible: list[str],
+                     hidden_visibility: str) -> list[Path]:
     paths = []
     for student, summary in sorted(summaries.items()):
         path = folder / student / "results.json"

@@ -17,27 +17,12 @@ from pathlib import Path
 
 import jinja2
 
+from ..model import Status, Summary
 from ..settings import Grading
 from .store import ResultStore
 
 TEMPLATES = Path(__file__).with_name("templates")
 HONESTY_CHECK = "test_reported_val_auc_is_honest"
-PROBLEM_TEXT = {
-    "no_submission": "no submission",
-    "wrong_name": "wrong file name",
-    "empty": "empty notebook",
-    "unreadable": "corrupt notebook",
-    "invalid": "nbgrader rejected the notebook",
-    "grader error": "grader error",
-    "timeout": "timed out",
-    "out_of_memory": "out of memory",
-    "too_much_output": "too much output",
-    "too_many_processes": "too many processes",
-    "too_much_disk": "wrote too much to disk",
-    "kernel_died": "kernel died",
-    "no_output": "could not be run",
-    "error": "could not be run",
-}
 
 
 def _png(fig) -> str:
@@ -46,15 +31,15 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def figures(summaries: dict[str, dict], checks: list[dict], grading: Grading) -> list[dict]:
+def figures(summaries: dict[str, Summary], checks: list[dict], grading: Grading) -> list[dict]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = []
-    scores = [s["score"] for s in summaries.values()]
-    max_score = max((s["max_score"] for s in summaries.values()), default=0) or 1
+    scores = [s.score for s in summaries.values()]
+    max_score = max((s.max_score for s in summaries.values()), default=0) or 1
 
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.hist(scores, bins=min(20, int(max_score) + 1), range=(0, max_score), color="#4c72b0", edgecolor="white")
@@ -76,7 +61,7 @@ def figures(summaries: dict[str, dict], checks: list[dict], grading: Grading) ->
         out.append({"title": "Pass rate per check", "png": _png(fig)})
         plt.close(fig)
 
-    series = {label: [s["metrics"][key] for s in summaries.values() if key in (s.get("metrics") or {})]
+    series = {label: [s.metrics[key] for s in summaries.values() if key in s.metrics]
               for label, key in (("val reported", "val_auc_reported"), ("val (grader)", "val_auc_regraded"),
                                  ("hidden test", "hidden_auc"))}
     if any(series.values()):
@@ -97,15 +82,15 @@ def figures(summaries: dict[str, dict], checks: list[dict], grading: Grading) ->
         out.append({"title": "AUC: what students reported, what the grader measured", "png": _png(fig)})
         plt.close(fig)
 
-    timed = sorted((s for s in summaries.items() if s[1].get("seconds")), key=lambda kv: kv[0])
+    timed = sorted((s for s in summaries.items() if s[1].seconds), key=lambda kv: kv[0])
     many = len(timed) > 40
     if many:
-        timed.sort(key=lambda kv: kv[1]["seconds"])
+        timed.sort(key=lambda kv: kv[1].seconds)
     if timed:
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
         names = [str(i) for i in range(len(timed))] if many else [k for k, _ in timed]
-        run = [v.get("execute_seconds") or 0 for _, v in timed]
-        chk = [v.get("check_seconds") or 0 for _, v in timed]
+        run = [v.execute_seconds or 0 for _, v in timed]
+        chk = [v.check_seconds or 0 for _, v in timed]
         ax.bar(names, run, label="notebook run (sandbox)", color="#8172b2")
         ax.bar(names, chk, bottom=run, label="hidden checks", color="#ccb974")
         ax.set_ylabel("seconds")
@@ -121,34 +106,33 @@ def figures(summaries: dict[str, dict], checks: list[dict], grading: Grading) ->
     return out
 
 
-def check_table(summaries: dict[str, dict]) -> list[dict]:
+def check_table(summaries: dict[str, Summary]) -> list[dict]:
     table: dict[str, dict] = {}
     for summary in summaries.values():
-        for check in summary.get("checks", []):
-            row = table.setdefault(check["id"], {"id": check["id"], "name": check["name"], "cell": check["cell"],
-                                                 "points": check["points"], "passed": 0, "total": 0})
+        for check in summary.checks:
+            row = table.setdefault(check.id, {"id": check.id, "name": check.name, "cell": check.cell,
+                                              "points": check.points, "passed": 0, "total": 0})
             row["total"] += 1
-            row["passed"] += bool(check["passed"])
+            row["passed"] += bool(check.passed)
     for row in table.values():
         row["rate"] = row["passed"] / row["total"] if row["total"] else 0.0
     return list(table.values())
 
 
-def attention(summaries: dict[str, dict]) -> list[dict]:
+def attention(summaries: dict[str, Summary]) -> list[dict]:
     rows = []
     for student, s in sorted(summaries.items()):
-        if s["status"] != "ok":
-            rows.append({"student": student, "reason": PROBLEM_TEXT.get(s["status"], s["status"]),
-                         "detail": (s.get("message") or "")[:300]})
-        crashed = [f"{e['cell']}: {e['ename']}" for e in s.get("cell_errors") or [] if not e["test"]]
+        if s.status != Status.OK:
+            rows.append({"student": student, "reason": s.status.instructor, "detail": (s.message or "")[:300]})
+        crashed = [f"{e['cell']}: {e['ename']}" for e in s.cell_errors if not e["test"]]
         if crashed:
             rows.append({"student": student, "reason": "errors while running", "detail": "; ".join(crashed)})
-        for check in s.get("checks", []):
-            if check["id"] == HONESTY_CHECK and not check["passed"] and "honesty_gap" in (s.get("metrics") or {}):
-                rows.append({"student": student, "reason": "honesty check failed", "detail": check.get("message", "")})
-            if check.get("detail"):
-                rows.append({"student": student, "reason": f"grader error in {check['id']}", "detail": check["detail"]})
-        for note in s.get("notes") or []:
+        for check in s.checks:
+            if check.id == HONESTY_CHECK and not check.passed and "honesty_gap" in s.metrics:
+                rows.append({"student": student, "reason": "honesty check failed", "detail": check.message})
+            if check.detail:
+                rows.append({"student": student, "reason": f"grader error in {check.id}", "detail": check.detail})
+        for note in s.notes:
             rows.append({"student": student, "reason": "note", "detail": note})
     return rows
 
@@ -159,18 +143,18 @@ def _fmt(value, digits=4):
     return f"{value:.{digits}f}"
 
 
-def render(course_id: str, assignment: str, summaries: dict[str, dict], grading: Grading) -> str:
+def render(course_id: str, assignment: str, summaries: dict[str, Summary], grading: Grading) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     env.filters["fmt"] = _fmt
     checks = check_table(summaries)
-    graded = [s for s in summaries.values() if s.get("key")]
+    graded = [s for s in summaries.values() if s.graded]
     return env.get_template("report.html.j2").render(
         assignment=assignment, course_id=course_id, generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
         n_students=len(summaries), n_graded=len(graded),
-        mean_score=sum(s["score"] for s in summaries.values()) / max(1, len(summaries)),
-        max_score=max((s["max_score"] for s in summaries.values()), default=0),
+        mean_score=sum(s.score for s in summaries.values()) / max(1, len(summaries)),
+        max_score=max((s.max_score for s in summaries.values()), default=0),
         figures=figures(summaries, checks, grading), checks=checks, attention=attention(summaries),
-        students=[{"student": k, **v, "metrics": v.get("metrics") or {}} for k, v in sorted(summaries.items())],
+        students=[{"student": k, **v.to_dict()} for k, v in sorted(summaries.items())],
     )
 
 

@@ -5,8 +5,10 @@ and starting pytest take seconds, the same seconds for every submission of a
 job. So each grading process (nbgrader's autograde, or a Dask worker) keeps
 one long-lived child, ``python -m autograder.grading.check_process``, that does this
 once and then, per submission, scores the saved weights on the validation and
-hidden test splits (``reevaluate.py``) and runs ``pytest autograder/checks``
-in-process on the evidence and those figures.
+hidden test splits (``reevaluate.py``) and runs the hidden checks
+(``pytest autograder/grading/checks``) in-process on the evidence and those
+figures. ``run_checks`` is the one way in: it uses this process's warm child
+for the job and falls back to a fresh pytest.
 
 The child runs outside the sandbox, like the checks always have; it only reads
 the evidence (JSON, checked against a schema, and an HDF5 weights file). If it
@@ -27,14 +29,12 @@ import sys
 import threading
 from pathlib import Path
 
+from ..errors import CheckProcessFailed
+
 KIT_ROOT = Path(__file__).resolve().parent.parent.parent
 CHECKS_DIR = Path(__file__).with_name("checks")
 PYTEST_ARGS = [str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR), "-W", "ignore"]
 START_TIMEOUT = 300
-
-
-class CheckRunnerFailed(RuntimeError):
-    """The check process died or did not answer in time."""
 
 
 def check_env(cpu_threads: int) -> dict:
@@ -50,7 +50,7 @@ def check_env(cpu_threads: int) -> dict:
     }
 
 
-class CheckRunner:
+class CheckProcess:
     """One warm check process for one job (its given code and data splits)."""
 
     def __init__(self, job_context: dict, cpu_threads: int):
@@ -79,14 +79,14 @@ class CheckRunner:
             proc.stdin.flush()
         except OSError:
             self.close()
-            raise CheckRunnerFailed("the check process exited") from None
+            raise CheckProcessFailed("the check process exited") from None
         reader = threading.Thread(target=lambda: answer.append(proc.stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         line = answer[0] if answer else None
         if not line:
             self.close()
-            raise CheckRunnerFailed("the check process exited" if line == "" else f"no answer in {timeout:.0f} s")
+            raise CheckProcessFailed("the check process exited" if line == "" else f"no answer in {timeout:.0f} s")
         return json.loads(line)
 
     def close(self) -> None:
@@ -96,26 +96,55 @@ class CheckRunner:
             proc.wait()
 
 
-_RUNNERS: dict[str, CheckRunner] = {}
-_RUNNERS_LOCK = threading.Lock()
+_WARM: dict[str, CheckProcess] = {}   # job digest -> this process's warm child (one job at a time)
+_WARM_LOCK = threading.Lock()
 
 
-def runner_for(job_digest: str, job_context: dict, cpu_threads: int) -> CheckRunner:
-    """This process's check runner for a job (one at a time: an older job's is closed)."""
-    with _RUNNERS_LOCK:
-        if job_digest not in _RUNNERS:
-            for old in _RUNNERS.values():
+def warm_process(job_digest: str, job_context: dict, cpu_threads: int) -> CheckProcess:
+    """This process's check process for a job (one at a time: an older job's is closed)."""
+    with _WARM_LOCK:
+        if job_digest not in _WARM:
+            for old in _WARM.values():
                 old.close()
-            _RUNNERS.clear()
-            _RUNNERS[job_digest] = CheckRunner(job_context, cpu_threads)
-        return _RUNNERS[job_digest]
+            _WARM.clear()
+            _WARM[job_digest] = CheckProcess(job_context, cpu_threads)
+        return _WARM[job_digest]
+
+
+def run_checks(context: dict, scratch: Path, job_digest: str, job_context: dict, cpu_threads: int,
+               timeout: float) -> list[dict]:
+    """Run the hidden checks of one submission: the check records (``conftest.py``) as dicts.
+
+    ``context`` says where the evidence is and holds the settings the checks
+    read. The warm check process of this job adds the grader's figures and
+    runs them; if it dies or hangs, the checks run in a fresh pytest without
+    those figures: the checks that need none still count, and the AUC checks
+    report a grader error.
+    """
+    context_file = scratch / "check_context.json"
+    results_file = scratch / "check_results.json"
+    context_file.write_text(json.dumps(context), encoding="utf-8")
+    try:
+        warm_process(job_digest, job_context, cpu_threads).run(context_file, results_file, scratch, timeout=timeout)
+    except CheckProcessFailed as exc:
+        context = {**context, "regraded": {"error": type(exc).__name__, "message": str(exc)}}
+        context_file.write_text(json.dumps(context), encoding="utf-8")
+        results_file.unlink(missing_ok=True)
+        env = {**check_env(cpu_threads), "KIT_CHECK_CONTEXT": str(context_file), "KIT_CHECK_RESULTS": str(results_file)}
+        proc = subprocess.run([sys.executable, "-m", "pytest", *PYTEST_ARGS], cwd=scratch, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        if not results_file.is_file():
+            raise RuntimeError(f"the hidden checks did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    if not results_file.is_file():
+        raise RuntimeError("the hidden checks did not run (no results from the check process)")
+    return json.loads(results_file.read_text(encoding="utf-8"))
 
 
 # --- the child ----------------------------------------------------------------
 
 def regrade(evidence_dir: Path, job_context: dict, given: dict) -> dict:
     """The grader's own figures: AUCs of the saved weights (or why there are none)."""
-    from autograder.grading.evidence import EvidenceMissing, load_evidence, weights_file
+    from autograder.grading.evidence import load_evidence, weights_file
     from autograder.grading.reevaluate import reevaluate_weights
 
     try:

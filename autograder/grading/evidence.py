@@ -1,8 +1,10 @@
-"""Read what the student's kernel recorded, trusting nothing but its shape.
+"""The evidence: what the capture cells record in the student's kernel, and how the grader reads it.
 
-Evidence crosses the sandbox boundary as JSON (validated against a schema,
-size-capped) and an HDF5 weights file that Keras reads as arrays only; no
-code from the sandbox is imported, executed or unpickled.
+The capture (``sandbox/payload/capture.py``) is told where to write and what
+to call ``plot_history`` with by ``capture_settings()``, passed through the
+sandbox. Evidence crosses the sandbox boundary as JSON (validated against a
+schema, size-capped) and an HDF5 weights file that Keras reads as arrays
+only; no code from the sandbox is imported, executed or unpickled.
 """
 
 from __future__ import annotations
@@ -12,8 +14,33 @@ from pathlib import Path
 
 import jsonschema
 
+from ..errors import EvidenceMissing
+
+EVIDENCE_DIR = "evidence"              # in the submission's scratch folder
+EVIDENCE_FILE = "evidence.json"
+WEIGHTS_FILE = "model.weights.h5"
 MAX_EVIDENCE_BYTES = 5_000_000
 MAX_WEIGHTS_BYTES = 50_000_000
+EVIDENCE_FILES = {EVIDENCE_FILE: MAX_EVIDENCE_BYTES, WEIGHTS_FILE: MAX_WEIGHTS_BYTES}
+
+# A history the grader knows: the capture calls the student's plot_history with it, so that plotted
+# values can be compared exactly (the plot checks read it from their context).
+PLOT_HISTORY = {
+    "accuracy": {"accuracy": [0.861, 0.934, 0.957], "val_accuracy": [0.902, 0.941, 0.936]},
+    "auc": {"auc": [0.713, 0.958, 0.989], "val_auc": [0.884, 0.973, 0.969]},
+    "loss": {"loss": [0.412, 0.187, 0.104], "val_loss": [0.298, 0.161, 0.175]},
+}
+
+
+def capture_settings() -> dict:
+    """What the capture cells are told (JSON): where the evidence goes and the history to plot."""
+    return {"evidence_dir": EVIDENCE_DIR, "evidence_file": EVIDENCE_FILE, "weights_file": WEIGHTS_FILE,
+            "plot_history": PLOT_HISTORY}
+
+
+def sandbox_files() -> dict[str, int]:
+    """The evidence files the sandbox brings back (path in scratch -> largest size accepted)."""
+    return {f"{EVIDENCE_DIR}/{name}": size for name, size in EVIDENCE_FILES.items()}
 
 _number_list = {"type": "array", "items": {"type": "number"}, "maxItems": 10_000}
 _described = {"type": ["object", "null"], "properties": {
@@ -69,12 +96,8 @@ SCHEMA = {
 }
 
 
-class EvidenceMissing(RuntimeError):
-    """The notebook did not get far enough to leave evidence."""
-
-
 def load_evidence(evidence_dir: Path) -> dict:
-    path = Path(evidence_dir) / "evidence.json"
+    path = Path(evidence_dir) / EVIDENCE_FILE
     if not path.is_file() or path.is_symlink():
         raise EvidenceMissing("the notebook did not run to its end, so nothing could be checked")
     if path.stat().st_size > MAX_EVIDENCE_BYTES:

@@ -4,7 +4,7 @@ The given code of the lab (setup, data, tokenizer, model: the locked cells of
 the instructor's source notebook) is run here, in the grader's process, to
 rebuild the architecture and the tokenizer; the student's weights are loaded
 into it and evaluated on the validation split and on the hidden test split.
-``evaluator.py`` keeps this warm in a long-lived process.
+``check_process.py`` keeps this warm in a long-lived process, one per grading process.
 """
 
 from __future__ import annotations

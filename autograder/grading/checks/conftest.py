@@ -1,7 +1,7 @@
 """Fixtures and the result collector of the hidden checks.
 
-The grader runs ``pytest autograder/checks`` outside the sandbox (in its warm
-check process, ``check_runner.py``) with ``KIT_CHECK_CONTEXT`` naming a JSON
+The grader runs ``pytest autograder/grading/checks`` outside the sandbox (in
+its warm check process, ``check_process.py``) with ``KIT_CHECK_CONTEXT`` naming a JSON
 file that says where the submission's evidence is and holds the grader's own
 figures (``regraded`` AUCs, ``training_steps``). Every check carries ``@pytest.mark.check(cell, points, name)``;
 the collector writes one record per check (no source, no traceback) to the
@@ -50,8 +50,8 @@ def evidence(context):
 
 @pytest.fixture(scope="session")
 def regraded(context, evidence):
-    """The grader's own evaluation of the student's trained weights (``check_runner.regrade``)."""
-    from autograder.grading.evidence import EvidenceMissing
+    """The grader's own evaluation of the student's trained weights (``check_process.regrade``)."""
+    from autograder.errors import EvidenceMissing
 
     figures = context["regraded"]
     if figures.get("error") == "EvidenceMissing":
@@ -65,7 +65,7 @@ def regraded(context, evidence):
 
 def _message(exc) -> tuple[str, str]:
     """What the student reads, and the grader-side detail (instructor only)."""
-    from autograder.grading.evidence import EvidenceMissing
+    from autograder.errors import EvidenceMissing
 
     text = str(exc).split("\nassert ")[0].strip()
     if isinstance(exc, (AssertionError, EvidenceMissing)):

@@ -19,9 +19,10 @@ kernel, in two cells it adds and removes again before anything is saved:
   batches per epoch. The guard publishes its capture entry in the student's
   namespace under a name holding a random token of this run.
 * the **capture cell**, after the student's last cell. It calls the guard's
-  entry, which reads ``model`` and ``history`` and writes ``evidence/``
-  (evidence.json and model.weights.h5) using only the references and records
-  kept by the guard. When the guard recorded no compile (or no fit) for
+  entry, which reads ``model`` and ``history`` and writes the evidence folder
+  (evidence.json and model.weights.h5; folder and names come with the
+  settings the runner passes in) using only the references and records kept
+  by the guard. When the guard recorded no compile (or no fit) for
   ``model``, that part falls back to reading the model's state as it is at the
   end (``model.optimizer``, ``model._compile_config``, ``model.history``),
   still judged with the guard's genuine classes, and the evidence says so
@@ -59,8 +60,9 @@ import json as _json
 import os as _os
 import traceback as _traceback
 
-GUARD_MODULE_NAME = "__kit_guard__"   # __name__ of this source when the guard cell runs it
-EVIDENCE_DIR = "evidence"
+# The runner passes the settings in (``KIT_SETTINGS`` for the guard cell, ``_KIT_SETTINGS`` for the capture
+# cell): evidence_dir, evidence_file, weights_file, and plot_history, the history the grader knows, so that
+# plotted values can be compared exactly.
 
 # The Keras objects the checks care about, kept by the guard as it found them.
 GENUINE_OBJECTS = (
@@ -84,7 +86,7 @@ def _qualified(obj) -> str:
 class _Refs:
     """Genuine references: taken by the guard at the start, or at the end when the guard is gone."""
 
-    def __init__(self, out_dir=EVIDENCE_DIR):
+    def __init__(self, out_dir):
         import importlib
         import types
 
@@ -152,12 +154,12 @@ class _Records:
         return [r for r in self.fits if r[0] is model]
 
 
-def _install_guard(namespace, key):
+def _install_guard(namespace, key, settings):
     """The guard cell: keep genuine references, wrap compile and fit, publish the capture entry."""
     import functools
     import inspect
 
-    refs = _Refs()
+    refs = _Refs(settings["evidence_dir"])
     records = _Records()
     model_class = refs.Model
     genuine_compile, genuine_fit = model_class.compile, model_class.fit
@@ -198,15 +200,15 @@ def _install_guard(namespace, key):
         return history
 
     model_class.compile, model_class.fit = compile, fit
-    namespace[key] = functools.partial(_kit_capture, namespace, refs, records)
+    namespace[key] = functools.partial(_kit_capture, namespace, refs, records, settings)
 
 
 def _error_text(exc) -> str:
     return "".join(_traceback.format_exception_only(type(exc), exc)).strip()[:2000]
 
 
-def _kit_capture(namespace, refs, records):
-    """Write evidence/ from ``namespace``; ``records`` is None when the guard is gone."""
+def _kit_capture(namespace, refs, records, settings):
+    """Write the evidence folder from ``namespace``; ``records`` is None when the guard is gone."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -267,7 +269,7 @@ def _kit_capture(namespace, refs, records):
         }
 
     def weights():
-        path = refs.join(refs.out_dir, "model.weights.h5")
+        path = refs.join(refs.out_dir, settings["weights_file"])
         refs.save_weights(model, path)
         return refs.basename(path)
 
@@ -279,7 +281,7 @@ def _kit_capture(namespace, refs, records):
         previous_backend = matplotlib.get_backend()
         plt.switch_backend("agg")
         try:
-            for metric, values in PLOT_HISTORY.items():
+            for metric, values in settings["plot_history"].items():
                 results[metric] = _plot_once(plot_history, metric, values, refs.History, plt)
         finally:
             plt.switch_backend(previous_backend)
@@ -289,16 +291,8 @@ def _kit_capture(namespace, refs, records):
     attempt("history", history)
     attempt("weights", weights)
     attempt("plots", plots)
-    with open(refs.join(refs.out_dir, "evidence.json"), "w", encoding="utf-8") as f:
+    with open(refs.join(refs.out_dir, settings["evidence_file"]), "w", encoding="utf-8") as f:
         f.write(refs.encode(evidence))
-
-
-# A history the grader knows, so that plotted values can be compared exactly.
-PLOT_HISTORY = {
-    "accuracy": {"accuracy": [0.861, 0.934, 0.957], "val_accuracy": [0.902, 0.941, 0.936]},
-    "auc": {"auc": [0.713, 0.958, 0.989], "val_auc": [0.884, 0.973, 0.969]},
-    "loss": {"loss": [0.412, 0.187, 0.104], "val_loss": [0.298, 0.161, 0.175]},
-}
 
 
 def _plot_once(plot_history, metric, values, history_class, plt):
@@ -352,10 +346,10 @@ def _plot_once(plot_history, metric, values, history_class, plt):
     return {"error": error, "figures": [seen[k] for k in sorted(seen)]}
 
 
-if __name__ == GUARD_MODULE_NAME:  # the guard cell (runner.py passes KIT_NAMESPACE and KIT_GUARD_KEY)
-    _install_guard(KIT_NAMESPACE, KIT_GUARD_KEY)  # noqa: F821
-elif __name__ == "__main__":  # the capture cell; false when the grader imports this file
+if __name__ == "__main__":  # the capture cell, in the student's namespace; false when this file is imported
     if _KIT_GUARD is not None:  # noqa: F821 - set by the runner's first lines of the capture cell
         _KIT_GUARD()  # noqa: F821
     else:  # the guard is gone: capture from the live modules, as before the guard existed
-        _kit_capture(globals(), _Refs(), None)
+        _kit_capture(globals(), _Refs(_KIT_SETTINGS["evidence_dir"]), None, _KIT_SETTINGS)  # noqa: F821
+elif "KIT_GUARD_KEY" in globals():  # the guard cell (runner.py passes KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS)
+    _install_guard(KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS)  # noqa: F821

@@ -1,21 +1,31 @@
 """Execute one notebook and capture its evidence: the program the sandbox runs.
 
-Usage: python runner.py IN.ipynb OUT.ipynb CELL_TIMEOUT CAPTURE.py [MAX_OUTPUT_BYTES]
+Usage: python runner.py SPEC, where SPEC is one JSON object (the sandbox
+writes it; this file never imports the kit, so it gets everything from it):
+
+    notebook, output, report   paths of the notebook to run, the executed
+                               notebook and this run's report (JSON)
+    cell_timeout               seconds per cell
+    max_output_bytes           outputs kept before they are cut
+    capture                    path of capture.py
+    capture_settings           handed to the capture cells as they are:
+                               evidence_dir, evidence_file, weights_file,
+                               plot_history
 
 It uses nbgrader's own Execute preprocessor, so a cell behaves exactly as in
-plain ``nbgrader autograde`` (a cell past CELL_TIMEOUT is interrupted and gets
+plain ``nbgrader autograde`` (a cell past cell_timeout is interrupted and gets
 an error, and the run goes on). Around the student's cells it adds two cells
-made from CAPTURE.py (see its docstring): a guard cell before the first one,
+made from capture.py (see its docstring): a guard cell before the first one,
 run outside the kernel's history so the student's cells keep their numbers,
 and the capture cell after the last one; both are removed again before OUT is
 written. Right before the capture cell the runner empties the evidence folder
 (a file the notebook planted there, even read-only, is gone), and if the
 capture cell fails it empties it again: only a capture that ran leaves evidence.
-Output is bounded while the kernel runs: past MAX_OUTPUT_BYTES in total, outputs
+Output is bounded while the kernel runs: past max_output_bytes in total, outputs
 are dropped (one marker says so); past ten times that the kernel is killed and
 the run ends as ``too_much_output``. Only this file and capture.py are visible
-inside the sandbox; they hold no checks. The outcome is written next to OUT as
-``run.json``; the grader treats all of it as untrusted data.
+inside the sandbox; they hold no checks. The outcome is written to the report
+file; the grader treats all of it as untrusted data.
 """
 
 import json
@@ -37,9 +47,7 @@ from nbgrader.preprocessors import Execute  # noqa: E402
 
 CAPTURE_TAG = "kit-evidence-capture"
 GUARD_TAG = "kit-evidence-guard"
-EVIDENCE_DIR = "evidence"  # where capture.py writes (its EVIDENCE_DIR)
-GUARD_MODULE_NAME = "__kit_guard__"  # capture.py installs the guard when run under this name
-DEFAULT_MAX_OUTPUT_BYTES = 2_000_000
+GUARD_MODULE_NAME = "__kit_guard__"  # __name__ of capture.py's source when the guard cell runs it
 HARD_LIMIT_FACTOR = 10
 COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data",
            "comm_open", "comm_msg"}
@@ -48,9 +56,10 @@ COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_
 class BoundedExecute(Execute):
     """nbgrader's Execute, keeping at most ``max_output_bytes`` of outputs in memory."""
 
-    def __init__(self, max_output_bytes, **kwargs):
+    def __init__(self, max_output_bytes, evidence_dir, **kwargs):
         super().__init__(**kwargs)
         self.max_output_bytes = max_output_bytes
+        self.evidence_dir = evidence_dir
         self.output_bytes = 0
         self.cut_cells = set()
         self.too_much = False
@@ -60,7 +69,7 @@ class BoundedExecute(Execute):
             self._check_assign_resources(resources)
             return self.execute_cell(cell, index, store_history=False), self.resources
         if cell.metadata.get("tags") == [CAPTURE_TAG]:
-            evidence = Path(resources["metadata"]["path"]) / EVIDENCE_DIR
+            evidence = Path(resources["metadata"]["path"]) / self.evidence_dir
             _clear(evidence)  # only what the capture cell writes may be evidence
             cell, resources = super().preprocess_cell(cell, resources, index)
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
@@ -117,17 +126,17 @@ def _size(content) -> int:
     return 8
 
 
-def guard_source(capture_source: str, key: str) -> str:
+def guard_source(capture_source: str, key: str, settings: dict) -> str:
     """The first cell: run capture.py privately, with a copy of the builtins as they are before any student code."""
     return (f"exec(compile({capture_source!r}, 'kit-guard', 'exec'), "
             f"{{'__name__': {GUARD_MODULE_NAME!r}, '__builtins__': dict(vars(__import__('builtins'))), "
-            f"'KIT_NAMESPACE': globals(), 'KIT_GUARD_KEY': {key!r}}})\n")
+            f"'KIT_NAMESPACE': globals(), 'KIT_GUARD_KEY': {key!r}, 'KIT_SETTINGS': {settings!r}}})\n")
 
 
-def capture_source_with_guard(capture_source: str, key: str) -> str:
+def capture_source_with_guard(capture_source: str, key: str, settings: dict) -> str:
     """The last cell: capture.py run as before, told where the guard left its entry (if it is still there)."""
-    return (f"try:\n    _KIT_GUARD = {key}\nexcept NameError:  # the guard is gone\n    _KIT_GUARD = None\n\n"
-            + capture_source)
+    return (f"try:\n    _KIT_GUARD = {key}\nexcept NameError:  # the guard is gone\n    _KIT_GUARD = None\n"
+            f"_KIT_SETTINGS = {settings!r}\n\n" + capture_source)
 
 
 def _tagged(source: str, tag: str):
@@ -141,15 +150,17 @@ def _errors(nb, tag: str) -> list:
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
-def main(in_path, out_path, cell_timeout, capture_path, max_output_bytes=DEFAULT_MAX_OUTPUT_BYTES):
+def main(spec: dict):
+    in_path, out_path, cell_timeout = spec["notebook"], spec["output"], int(spec["cell_timeout"])
+    settings = spec["capture_settings"]
     nb = nbformat.read(in_path, as_version=4)
-    source = Path(capture_path).read_text(encoding="utf-8")
+    source = Path(spec["capture"]).read_text(encoding="utf-8")
     key = f"_kit_guard_{secrets.token_hex(8)}"  # unknown to the notebook until the guard has run
-    nb.cells = [_tagged(guard_source(source, key), GUARD_TAG), *nb.cells,
-                _tagged(capture_source_with_guard(source, key), CAPTURE_TAG)]
+    nb.cells = [_tagged(guard_source(source, key, settings), GUARD_TAG), *nb.cells,
+                _tagged(capture_source_with_guard(source, key, settings), CAPTURE_TAG)]
     # The sandbox ends with the run: no need to wait for a graceful kernel exit (TensorFlow takes ~1.4 s)
-    executor = BoundedExecute(int(max_output_bytes), timeout=int(cell_timeout), kernel_name="python3",
-                              shutdown_kernel="immediate")
+    executor = BoundedExecute(int(spec["max_output_bytes"]), settings["evidence_dir"], timeout=cell_timeout,
+                              kernel_name="python3", shutdown_kernel="immediate")
     outcome = {"status": "ok", "message": ""}
     start = time.monotonic()
     try:
@@ -170,8 +181,8 @@ def main(in_path, out_path, cell_timeout, capture_path, max_output_bytes=DEFAULT
     outcome["capture_errors"] = [f"guard: {e}" for e in _errors(nb, GUARD_TAG)] + _errors(nb, CAPTURE_TAG)
     nb.cells = [c for c in nb.cells if c.metadata.get("tags") not in ([CAPTURE_TAG], [GUARD_TAG])]
     nbformat.write(nb, out_path)
-    Path(out_path).with_name("run.json").write_text(json.dumps(outcome), encoding="utf-8")
+    Path(spec["report"]).write_text(json.dumps(outcome), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(json.loads(sys.argv[1]))

@@ -7,10 +7,6 @@ import pytest
 import headless_chromium
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "browser: drives JupyterLab in headless Chromium (slow, needs chromium + playwright)")
-
-
 def pytest_collection_modifyitems(config, items):
     reason = headless_chromium.available()
     if reason:

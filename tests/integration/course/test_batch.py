@@ -18,11 +18,13 @@ from kit_testing import (ASSIGNMENT, SPAMKIT, autograded_scores, course_env, eve
                          open_course, spamkit, submissions_in_gradebook, submit, summary, variant)
 from nbgrader.api import Gradebook
 
-from autograder.course import intake
-from autograder.course.batch import Sanitizer
+from autograder import nbgrader_plugins
+from autograder.course.gradebook import GradebookWriter
+from autograder.course.prepare import Sanitizer
 from autograder.course.store import ResultStore
+from autograder.model import GradingResult, Status
 
-# --- fast: the key, intake -----------------------------------------------------
+# --- the key, the hand-off to nbgrader, students without a notebook: no notebook runs ---------------------
 
 FAKE_CHECKS = [
     {"id": "fake_compile", "cell": "test_compile", "name": "fake", "points": 5.0, "passed": True, "score": 5.0,
@@ -34,8 +36,12 @@ FAKE_CHECKS = [
 ]
 
 
-def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path):
-    """What the batch computes ahead is what nbgrader autograde then looks up: no work twice."""
+def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path, monkeypatch):
+    """What the batch computes ahead is what nbgrader autograde then looks up: no work twice.
+
+    Plain ``nbgrader autograde`` builds the job from the course's config; the batch's own autograde
+    (GradebookWriter) hands GradeSubmission the job it graded with, and builds none.
+    """
     root = make_course(tmp_path / "course")
     nb = variant(root, "reference")
     for cell in nb.cells:  # things nbgrader's sanitize step changes: outputs, an edited test cell
@@ -49,10 +55,10 @@ def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path):
     (folder / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC\n")
 
     course = open_course(root)
-    entry = next(e for e in intake.inventory(course.submitted_dir(), ASSIGNMENT, ASSIGNMENT) if e.student == "alice")
+    entry = next(e for e in course.entries() if e.student == "alice")
     prepared = Sanitizer(course).prepare(entry)
-    assert "notes.txt" in prepared.files and "timestamp.txt" in prepared.files
-    sanitized = nbformat.reads(prepared.nb_json, as_version=4)
+    assert "notes.txt" in prepared.submission.files and "timestamp.txt" in prepared.submission.files
+    sanitized = nbformat.reads(prepared.submission.nb_json, as_version=4)
     test_cell = next(c for c in sanitized.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_compile")
     assert "assert model.compiled" in test_cell.source  # OverwriteCells restored it
     assert all(not c.get("outputs") for c in sanitized.cells if c.cell_type == "code")  # ClearOutput
@@ -61,7 +67,7 @@ def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path):
     fake = {"version": 1, "status": "ok", "message": "", "sandboxed": True, "seconds": 0.5, "peak_rss_mb": 1.0,
             "capture_errors": [], "execute_seconds": 0.4, "check_seconds": 0.1, "executed": None,
             "checks": FAKE_CHECKS}
-    ResultStore(root).put(prepared.key, fake)
+    ResultStore(root).put(prepared.key, GradingResult.from_dict(fake))
     nbgrader(root, "autograde", ASSIGNMENT, "--student", "alice", "--force")
 
     assert summary(root, "alice")["key"] == prepared.key
@@ -69,39 +75,19 @@ def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path):
         grades = {g.name: g.auto_score for g in gb.find_submission(ASSIGNMENT, "alice").notebooks[0].grades}
     assert (grades["test_compile"], grades["test_fit"], grades["test_plot"]) == (5.0, 0.0, 3.0)
 
+    # The batch's own autograde, in this process: the job goes in the resources, none is built.
+    def no_job(*args):
+        raise AssertionError("GradeSubmission built a job although the batch handed it one")
+
+    monkeypatch.setattr(nbgrader_plugins, "make_job", no_job)
+    row = GradebookWriter(course).write(prepared, force=True, executed=False)
+    assert (row.status, row.score, row.run_status) == (Status.GRADED, 8.0, Status.OK)
+    assert summary(root, "alice")["gradebook_key"] == prepared.key
+
     # a changed submission has another key; an unchanged one keeps its key
     assert Sanitizer(course).prepare(entry).key == prepared.key
     (folder / "notes.txt").write_text("changed\n")
     assert Sanitizer(course).prepare(entry).key != prepared.key
-
-
-def test_inventory_reports_every_kind_of_submission(tmp_path):
-    sub = tmp_path / "submitted"
-    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
-
-    def put(student: str, name: str, data: bytes) -> None:
-        (sub / student / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
-        (sub / student / ASSIGNMENT / name).write_bytes(data)
-
-    put("ok", f"{ASSIGNMENT}.ipynb", nbformat.writes(good).encode())
-    put("several", f"{ASSIGNMENT}.ipynb", nbformat.writes(good).encode())
-    put("several", "scratch.ipynb", nbformat.writes(good).encode())
-    put("renamed", "Copy of lab.ipynb", nbformat.writes(good).encode())
-    put("empty", f"{ASSIGNMENT}.ipynb", b"")
-    put("corrupt", f"{ASSIGNMENT}.ipynb", nbformat.writes(good).encode()[:40])
-    put("nocells", f"{ASSIGNMENT}.ipynb", nbformat.writes(nbformat.v4.new_notebook()).encode())
-    put("onlydata", "data.csv", b"a,b\n")
-    entries = {e.student: e for e in intake.inventory(sub, ASSIGNMENT, ASSIGNMENT, roster=["absent", "ok"])}
-
-    assert {k: e.status for k, e in entries.items()} == {
-        "absent": intake.NO_SUBMISSION, "ok": intake.OK, "several": intake.OK, "renamed": intake.WRONG_NAME,
-        "empty": intake.EMPTY, "corrupt": intake.UNREADABLE, "nocells": intake.EMPTY,
-        "onlydata": intake.NO_SUBMISSION,
-    }
-    assert entries["several"].notes == ["other notebooks ignored: scratch.ipynb"]
-    assert "Copy of lab.ipynb" in entries["renamed"].message
-    assert intake.fix_names(sub, ASSIGNMENT, ASSIGNMENT) == [f"renamed: Copy of lab.ipynb -> {ASSIGNMENT}.ipynb"]
-    assert (sub / "renamed" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
 
 
 def test_students_without_a_gradable_notebook_do_not_stop_the_batch(tmp_path):
@@ -116,7 +102,7 @@ def test_students_without_a_gradable_notebook_do_not_stop_the_batch(tmp_path):
     proc = spamkit(root, "grade", "--student", "eve", "--student", "frank", "--student", "nobody")
     assert "0 notebook(s) run now" in proc.stdout
     assert summary(root, "eve")["status"] == "invalid" and "nbgrader cannot sanitize" in summary(root, "eve")["message"]
-    assert summary(root, "frank")["status"] == intake.EMPTY
+    assert summary(root, "frank")["status"] == Status.EMPTY
     assert "unknown student" in proc.stdout
     assert not (root / ".kit" / "results" / ASSIGNMENT / "nobody.json").exists()
     assert set(submissions_in_gradebook(root)) == {"eve", "frank"}  # on the roster, no grades
@@ -143,8 +129,8 @@ def test_batch_on_external_dask_workers(graded_course, dask_cluster):
         assert s["score"] == pytest.approx(autograded_scores(root, name))
         assert s["metrics"]["val_auc_regraded"] > 0.5
     assert bob["score"] < alice["score"]  # wrong loss loses the loss and AUC checks
-    assert carol["status"] == intake.UNREADABLE and carol["score"] == 0
-    assert dave["status"] == intake.NO_SUBMISSION and dave["score"] == 0
+    assert carol["status"] == Status.UNREADABLE and carol["score"] == 0
+    assert dave["status"] == Status.NO_SUBMISSION and dave["score"] == 0
     assert submissions_in_gradebook(root) == {"alice": 1, "bob": 1, "carol": 0, "dave": 0}
     for student in ("alice", "bob", "carol", "dave"):
         assert student in proc.stdout

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from kit_testing import events, gradebook_scores, make_course, spamkit, submit, summary, variant
+from kit_testing import events, gradebook_scores, make_course, open_course, spamkit, submit, summary, variant
 
-from autograder.course.store import ResultStore
+from autograder import api
+from autograder.model import Status
 
 CHECK = "test_hidden_auc"
-
-
-def test_store_keeps_evidence_beside_a_result(tmp_path):
-    store = ResultStore(tmp_path)
-    store.put("k1", {"checks": [], "evidence": {"evidence.json": b"{}", "model.weights.h5": b"\\x89HDF"}})
-    store.put("k2", {"checks": [], "evidence": {}})   # the run left no evidence
-    store.put("k3", {"checks": []})                   # a result from before evidence was kept
-    assert store.evidence("k1") == {"evidence.json": b"{}", "model.weights.h5": b"\\x89HDF"}
-    assert store.get("k1") == {"checks": [], "evidence_kept": ["evidence.json", "model.weights.h5"]}
-    assert store.evidence("k2") == {} and store.evidence("k3") is None and store.evidence("nope") is None
-    store.put("k1", {"checks": [1], "evidence": {"evidence.json": b"[]"}})   # replaced as a whole
-    assert store.evidence("k1") == {"evidence.json": b"[]"}
-    store.discard("k1")
-    assert store.get("k1") is None and not (tmp_path / ".kit" / "store" / "k1.evidence").exists()
 
 
 def check(root, student: str, check_id: str = CHECK) -> dict:
@@ -38,8 +25,9 @@ def test_one_check_regraded_for_the_class_without_running_notebooks(tmp_path):
     ran = [e for e in events(root) if e["event"] == "executed"]
 
     # A stricter threshold for the hidden AUC check: only that check changes, nothing trains again.
-    proc = spamkit(root, "grade", "--check", CHECK, "--Grading.hidden_auc_threshold=0.9999")
-    assert proc.stdout.count("rechecked") >= 2
+    rows = api.recheck(open_course(root, {"Grading": {"hidden_auc_threshold": 0.9999}}), CHECK)
+    assert [(r.student, r.status) for r in rows] == [("ann", Status.RECHECKED), ("ben", Status.RECHECKED)]
+    assert rows[0].message == f"{CHECK}: 2 -> 0"
     for student in ("ann", "ben"):
         after = summary(root, student)
         assert not check(root, student)["passed"] and check(root, student)["score"] == 0

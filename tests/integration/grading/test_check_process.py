@@ -12,8 +12,9 @@ import pytest
 from evidence_samples import reference_evidence
 from kit_testing import REPO
 
-from autograder.grading import check_process as check_runner
-from autograder.grading import engine
+from autograder.errors import CheckProcessFailed
+from autograder.grading import check_process, engine
+from autograder.grading.job import job_context, make_job
 from autograder.settings import load_course_config
 
 # Saves the given model's weights twice (as built, then with weights drawn at random) and scores each
@@ -39,15 +40,15 @@ print(json.dumps(figures))
 
 @pytest.fixture(scope="module")
 def job():
-    return engine.make_job(load_course_config(REPO), REPO)
+    return make_job(load_course_config(REPO), REPO)
 
 
 @pytest.fixture(scope="module")
 def submissions(job, tmp_path_factory):
     """Two evidence folders (reference evidence, different weights) and the AUCs a fresh process gives them."""
     root = tmp_path_factory.mktemp("evidence")
-    proc = subprocess.run([sys.executable, "-c", MAKE_WEIGHTS, json.dumps(engine.job_context(job)), str(root)],
-                          env=check_runner.check_env(1), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", MAKE_WEIGHTS, json.dumps(job_context(job)), str(root)],
+                          env=check_process.check_env(1), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     for name in figures:
@@ -59,7 +60,7 @@ def grade(job, scratch: Path) -> dict:
     """The check records of one submission whose evidence is in scratch, by id."""
     (scratch / "evidence").mkdir(exist_ok=True)
     records = engine.run_checks(scratch, job, "ok")
-    return {r["id"]: r for r in records}
+    return {r.id: r.to_dict() for r in records}
 
 
 def scratch_for(tmp_path: Path, evidence: Path, name: str) -> Path:
@@ -72,7 +73,7 @@ def scratch_for(tmp_path: Path, evidence: Path, name: str) -> Path:
 def test_warm_runner_gives_a_fresh_process_figures_and_keeps_nothing_between_submissions(job, submissions, tmp_path):
     root, figures = submissions
     first = grade(job, scratch_for(tmp_path, root / "built", "a"))
-    runner = check_runner.runner_for(job.digest, engine.job_context(job), 1)
+    runner = check_process.warm_process(job.digest, job_context(job), 1)
     pid = runner._proc.pid
     second = grade(job, scratch_for(tmp_path, root / "random", "b"))
     again = grade(job, scratch_for(tmp_path, root / "built", "c"))
@@ -88,7 +89,7 @@ def test_warm_runner_gives_a_fresh_process_figures_and_keeps_nothing_between_sub
 
 def test_a_dead_check_process_is_replaced(job, submissions, tmp_path):
     root, figures = submissions
-    runner = check_runner.runner_for(job.digest, engine.job_context(job), 1)
+    runner = check_process.warm_process(job.digest, job_context(job), 1)
     before = grade(job, scratch_for(tmp_path, root / "built", "a"))
     old = runner._proc.pid
     os.kill(old, signal.SIGKILL)
@@ -99,13 +100,13 @@ def test_a_dead_check_process_is_replaced(job, submissions, tmp_path):
 
 def test_a_hung_check_process_is_killed(job, submissions, tmp_path):
     root, _ = submissions
-    runner = check_runner.runner_for(job.digest, engine.job_context(job), 1)
+    runner = check_process.warm_process(job.digest, job_context(job), 1)
     grade(job, scratch_for(tmp_path, root / "built", "a"))
     child = runner._proc
     os.kill(child.pid, signal.SIGSTOP)
     scratch = scratch_for(tmp_path, root / "built", "b")
     (scratch / "check_context.json").write_text(json.dumps({"evidence_dir": str(scratch / "evidence")}))
-    with pytest.raises(check_runner.CheckRunnerFailed, match="no answer in 2 s"):
+    with pytest.raises(CheckProcessFailed, match="no answer in 2 s"):
         runner.run(scratch / "check_context.json", scratch / "check_results.json", scratch, timeout=2)
     assert child.poll() is not None and runner._proc is None
 
@@ -114,13 +115,13 @@ def test_without_the_check_process_the_checks_still_run_and_the_auc_checks_say_g
         job, submissions, tmp_path, monkeypatch):
     class Broken:
         def run(self, *args, **kwargs):
-            raise check_runner.CheckRunnerFailed("the check process exited")
+            raise CheckProcessFailed("the check process exited")
 
-    monkeypatch.setattr(engine, "runner_for", lambda *args: Broken())
+    monkeypatch.setattr(check_process, "warm_process", lambda *args: Broken())
     records = grade(job, scratch_for(tmp_path, submissions[0] / "built", "a"))
     assert records["test_optimizer_is_adam"]["passed"] and records["test_all_metrics"]["passed"]
     for check in ("test_val_auc_threshold", "test_reported_val_auc_is_honest", "test_hidden_auc"):
         assert not records[check]["passed"]
         assert "the grader could not complete this check" in records[check]["message"]
-        assert "CheckRunnerFailed" in records[check]["detail"]
+        assert "CheckProcessFailed" in records[check]["detail"]
     assert not records["test_epochs"]["passed"] and "KeyError" in records["test_epochs"]["detail"]

@@ -26,11 +26,14 @@ DRIVER = """
 import builtins, os, sys
 from pathlib import Path
 sys.path.insert(0, os.environ["KIT_ROOT"])
+from autograder.grading.evidence import capture_settings
+from autograder.sandbox.bwrap import CAPTURE
 from autograder.sandbox.payload.runner import capture_source_with_guard, guard_source
-source = Path(os.environ["KIT_ROOT"], "autograder", "sandbox", "payload", "capture.py").read_text(encoding="utf-8")
+source, settings = CAPTURE.read_text(encoding="utf-8"), capture_settings()
 key = "_kit_guard_" + os.environ["KIT_TOKEN"]
 user = {"__name__": "__main__", "__builtins__": builtins}
-for code in (guard_source(source, key), Path("student.py").read_text(), capture_source_with_guard(source, key)):
+for code in (guard_source(source, key, settings), Path("student.py").read_text(),
+             capture_source_with_guard(source, key, settings)):
     exec(compile(code, "<cell>", "exec"), user)
 """
 

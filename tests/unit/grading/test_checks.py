@@ -17,10 +17,10 @@ import jsonschema
 import nbformat
 import pytest
 
+from autograder.errors import EvidenceMissing
 from autograder.grading.check_process import CHECKS_DIR, KIT_ROOT
 from autograder.grading.checks import conftest as collector
-from autograder.grading.evidence import SCHEMA, EvidenceMissing, load_evidence
-from autograder.sandbox.payload.capture import PLOT_HISTORY
+from autograder.grading.evidence import PLOT_HISTORY, SCHEMA, load_evidence
 from corpus import TEST_CELLS, check_modules, check_table
 from evidence_samples import ADAM, AUC, BCE, CONTEXT, TRAIN_STEPS, figure, keras_object, reference_evidence
 from kit_testing import ASSIGNMENT, REPO

@@ -1,0 +1,124 @@
+"""The kit as functions: everything ``spamkit`` does, for scripts and tests.
+
+The command line parses arguments, calls these and renders what they return.
+
+    from autograder import api
+
+    course = api.open_course("path/to/course", {"Grading": {"hidden_auc_threshold": 0.96}})
+    rows = api.grade_class(course, workers=2)          # one Row per student
+    rows = api.recheck(course, "test_hidden_auc")      # one check again, no notebook runs
+    api.export(course), api.report(course)
+
+A ``course`` argument is an open ``Course`` or a course root's path.
+Failures that end a command raise ``errors.KitError`` (with the exit code
+the command line uses); a single student's failure never does: it is on that
+student's ``Row``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from traitlets.config import Config
+
+from .course import intake
+from .course.batch import BatchGrader, Progress
+from .course.calibrate import Calibration
+from .course.course import Course, open_course
+from .course.demo import Demo, run_demo
+from .course.gradebook import Row
+from .course.recheck import Rechecker
+from .errors import KitError
+
+__all__ = ["open_course", "release", "collect", "grade_class", "recheck", "feedback", "export", "report",
+           "calibrate", "demo"]
+
+
+def _course(course: Course | str | os.PathLike) -> Course:
+    return course if isinstance(course, Course) else open_course(course)
+
+
+def release(course, force: bool = False) -> Path:
+    """nbgrader generate_assignment: the folder the student version went to."""
+    course = _course(course)
+    outcome = course.release(force=force)
+    if not outcome["success"]:
+        raise KitError(f"nbgrader generate_assignment failed:\n{outcome.get('log', '')}{outcome.get('error', '')}")
+    return course.folder("release")
+
+
+@dataclass
+class Collected:
+    entries: list[intake.Entry]                              # one per student, with a status
+    renamed: list[str] = field(default_factory=list)         # notebooks renamed to the released name
+    warnings: list[str] = field(default_factory=list)        # nbgrader zip_collect's warnings
+
+
+def collect(course, archives: list[Path] = (), lms: str = "canvas", regexp: str = "",
+            fix_names: bool = False) -> Collected:
+    """Bring LMS downloads in (nbgrader zip_collect with the kit's LmsCollector), then take stock of submitted/."""
+    course = _course(course)
+    found = Collected(entries=[])
+    if archives:
+        proc = intake.zip_collect(course.root, course.assignment, list(archives), lms, regexp)
+        if proc.returncode != 0:
+            raise KitError(f"nbgrader zip_collect failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        found.warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    if fix_names:
+        found.renamed = intake.fix_names(course.submitted_dir(), course.assignment, course.notebook)
+    found.entries = course.entries()
+    return found
+
+
+def grade_class(course, students: list[str] | None = None, force: bool = False, scheduler: str = "",
+                workers: int = 0, progress: Progress | None = None) -> list[Row]:
+    """Grade the class (or ``students``) on Dask and write the gradebook through nbgrader's autograde."""
+    return BatchGrader(_course(course), progress).grade(students=students or None, force=force,
+                                                         scheduler=scheduler, n_workers=workers)
+
+
+def recheck(course, check_id: str, students: list[str] | None = None, progress: Progress | None = None) -> list[Row]:
+    """Run one check again on the evidence kept from the graded runs, and rewrite the gradebook."""
+    return Rechecker(_course(course), progress).recheck(check_id, students or None)
+
+
+def feedback(course, students: list[str] | None = None) -> tuple[Path, dict[str, str]]:
+    """nbgrader generate_feedback (hidden tests stripped): the feedback folder, and each failure's log."""
+    course = _course(course)
+    failed = {}
+    for student in students or [None]:
+        outcome = course.api.generate_feedback(course.assignment, student_id=student, force=True)
+        if not outcome["success"]:
+            failed[student or "*"] = outcome.get("log", "")[-3000:] + outcome.get("error", "")
+    return course.folder("feedback", "*"), failed
+
+
+def export(course) -> dict[str, Path]:
+    """grades.csv, checks.csv and Gradescope results.json per student."""
+    from .course.exports import export_all
+
+    return export_all(_course(course))
+
+
+def report(course, dest: Path | None = None) -> Path:
+    """The class report, one HTML file."""
+    from .course.report import write_report
+
+    return write_report(_course(course), dest)
+
+
+def calibrate(course, runs: int = 20, first_seed: int | None = None, margin: float = 0.02,
+              tolerance_floor: float = 0.005, on_run: Callable[[dict], None] | None = None) -> Calibration:
+    """Thresholds from seeded runs of the reference solution."""
+    from .course.calibrate import calibrate as run
+
+    return run(_course(course), runs, first_seed, margin, tolerance_floor, on_run)
+
+
+def demo(root, overrides: Config | dict | None = None, force: bool = False, workers: int = 0,
+         progress: Progress | None = None) -> Demo:
+    """Release, grade example submissions, export and report, in ``root`` (made if empty)."""
+    return run_demo(root, Config(overrides) if overrides else None, force, workers, progress)

@@ -1,0 +1,127 @@
+"""The GradingJob: everything every submission of one assignment is graded with, as plain values.
+
+Settings, the lab's given code and the prepared data travel as data, so the
+same job grades in nbgrader's autograde process or on a Dask worker on
+another machine. Its ``digest`` names what decides a grade: the settings,
+the given code, the data, and the code of the grading path itself
+(``GRADING_CODE``: the grading and sandbox packages and the modules they
+import), so that a stored result is never reused under other rules.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from ..model import RESULT_VERSION
+from ..settings import Grading, Lab, Sandbox
+
+KIT_PACKAGE = Path(__file__).resolve().parent.parent
+# The kit's code on the path from a submission to its grade (relative to the package): the packages that
+# run, capture and check a notebook, and the modules they import.
+GRADING_CODE = ("__init__.py", "errors.py", "model.py", "settings.py", "grading", "sandbox")
+
+
+@functools.lru_cache(maxsize=None)
+def grading_code_digest() -> bytes:
+    """The grading code, hashed once per process (the code this process runs)."""
+    h = hashlib.sha256()
+    for entry in GRADING_CODE:
+        path = KIT_PACKAGE / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(file.relative_to(KIT_PACKAGE).as_posix().encode() + b"\0" + file.read_bytes())
+    return h.digest()
+
+
+@dataclass
+class GradingJob:
+    """What every submission of one assignment is graded with."""
+
+    lab: dict
+    grading: dict
+    sandbox: dict
+    given_code: str
+    spam_data_py: bytes
+    public_splits: bytes
+    hidden_test: bytes
+    extra_env: dict = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256(json.dumps([RESULT_VERSION, self.lab, self.grading, self.sandbox,
+                                       self.given_code, self.extra_env], sort_keys=True).encode())
+        h.update(grading_code_digest())
+        for blob in (self.spam_data_py, self.public_splits, self.hidden_test):
+            h.update(hashlib.sha256(blob).digest())
+        return h.hexdigest()
+
+
+def given_code(source_notebook: Path) -> str:
+    """The lab's given code: the locked code cells before the first exercise."""
+    nb = nbformat.read(source_notebook, as_version=4)
+    parts = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            break
+        if cell.cell_type == "code":
+            parts.append(f"# --- cell {meta.get('grade_id', '?')}\n{cell.source}")
+    return "\n\n".join(parts) + "\n"
+
+
+def make_job(config, course_root: Path) -> GradingJob:
+    """Build the job from course_config.py: settings, given code, data splits."""
+    lab = Lab(config=config)
+    lab_dir = course_root / "source" / lab.assignment
+    sys.path.insert(0, str(lab_dir))
+    import spam_data
+
+    splits = spam_data.load_splits(lab.dataset, lab.data_dir or None, lab.split_seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        public = spam_data.write_splits_file(splits, Path(tmp) / "public.tsv").read_bytes()
+        hidden = spam_data.write_splits_file(splits, Path(tmp) / "test.tsv", names=("test",)).read_bytes()
+    return GradingJob(
+        lab=_traits(lab), grading=_traits(Grading(config=config)), sandbox=_traits(Sandbox(config=config)),
+        given_code=given_code(lab_dir / f"{lab.notebook}.ipynb"),
+        spam_data_py=(lab_dir / "spam_data.py").read_bytes(),
+        public_splits=public, hidden_test=hidden,
+    )
+
+
+def _traits(configurable) -> dict:
+    return {name: getattr(configurable, name) for name in configurable.trait_names(config=True)}
+
+
+def job_dir(job: GradingJob) -> Path:
+    """Per-process folder with the job's files, written once per job."""
+    root = Path(tempfile.gettempdir()) / f"spamkit-job-{os.getuid()}-{job.digest[:16]}"
+    if not (root / "ready").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "lab").mkdir(exist_ok=True)
+        (root / "lab" / "spam_data.py").write_bytes(job.spam_data_py)
+        (root / "public.tsv").write_bytes(job.public_splits)
+        (root / "test.tsv").write_bytes(job.hidden_test)
+        (root / "given_code.py").write_text(job.given_code, encoding="utf-8")
+        (root / "ready").touch()
+    return root
+
+
+def job_context(job: GradingJob) -> dict:
+    """Where the check process finds the job's given code and data (written once by ``job_dir``)."""
+    folder = job_dir(job)
+    return {
+        "given_code": str(folder / "given_code.py"),
+        "public_splits": str(folder / "public.tsv"),
+        "hidden_test": str(folder / "test.tsv"),
+        "lab_dir": str(folder / "lab"),
+        "seed": job.lab["seed"],
+        "dataset": job.lab["dataset"],
+    }

@@ -1,0 +1,107 @@
+"""Which way sandboxes can be made on this host, probed once per process.
+
+``privileged`` (grader is root)
+    bwrap runs as root without a user namespace, then ``setpriv`` drops the
+    student's processes to a uid of their own (``SANDBOX_UID_BASE + slot``,
+    no account, no capabilities, no_new_privs). Real uid 0 would make the
+    kernel ignore RLIMIT_NPROC, also inside a user namespace mapped to root.
+``drop-then-userns`` (root, bwrap cannot mount without a user namespace)
+    ``setpriv`` to that uid first, then unprivileged bwrap.
+``userns`` (grader is not root)
+    unprivileged bwrap with ``--unshare-user --disable-userns``.
+
+The probe starts a real sandbox with the kit's Python; when no way works,
+``check_available`` raises the same ``SandboxUnavailable`` for every
+submission and nothing is graded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import SandboxUnavailable
+from ..settings import Sandbox
+from .bwrap import (INSIDE_DATA, INSIDE_HOME, KIT_PACKAGE, bwrap_path, command, environment, host_python_roots,
+                    is_within, prepare_scratch)
+from .limits import Slot, tool
+
+_STRATEGY: dict = {}   # mode -> strategy, or the SandboxUnavailable raised (checked once per process)
+
+
+def strategies() -> list[str]:
+    return ["privileged", "drop-then-userns"] if os.geteuid() == 0 else ["userns"]
+
+
+def check_available(settings: Sandbox) -> str:
+    """The way sandboxes are made here; raises SandboxUnavailable if there is none.
+
+    Probed once per process by starting the real sandbox with the kit's Python.
+    Returns "none" when the course opted out.
+    """
+    if settings.mode == "none":
+        return "none"
+    if settings.mode not in _STRATEGY:
+        try:
+            _STRATEGY[settings.mode] = find_strategy(settings)
+        except SandboxUnavailable as exc:
+            _STRATEGY[settings.mode] = exc
+    found = _STRATEGY[settings.mode]
+    if isinstance(found, SandboxUnavailable):
+        raise found
+    return found
+
+
+def exposed_checkout(python_roots: list[str]) -> str | None:
+    """The Python tree that would show the kit's checkout (solutions, checks) to the sandbox, if any.
+
+    A venv inside the repo is fine (only the venv folder is bound); the repo inside a
+    bound Python tree (say, a venv made in the repo root) is not.
+    """
+    checkout = KIT_PACKAGE.parent
+    if not (checkout / "pyproject.toml").is_file():  # installed into site-packages: masked by a tmpfs
+        return None
+    return next((root for root in python_roots if is_within(str(checkout), root)), None)
+
+
+def find_strategy(settings: Sandbox) -> str:
+    exposing = exposed_checkout(host_python_roots())
+    if exposing:
+        raise SandboxUnavailable(
+            f"the Python environment {exposing} contains the kit's checkout {KIT_PACKAGE.parent}; binding it "
+            "into the sandbox would show the course to student code. Use a venv in its own folder "
+            "(e.g. <checkout>/.venv) or opt out knowingly with --Sandbox.mode=none."
+        )
+    if not bwrap_path():
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed (or this is not Linux), so student code cannot be isolated. "
+            "Install it (Debian/Ubuntu: apt-get install bubblewrap; the README's setup does), "
+            "or opt out knowingly with --Sandbox.mode=none (every result is then marked unsandboxed)."
+        )
+    for name in ("prlimit", "setpriv", "taskset") if os.geteuid() == 0 else ("prlimit", "taskset"):
+        tool(name)
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="spamkit-probe-") as tmp:
+        scratch = Path(tmp) / "work"
+        scratch.mkdir()
+        data = Path(tmp) / "data.tsv"
+        data.write_text("probe\n", encoding="utf-8")
+        data.chmod(0o644)
+        probe = "import ipykernel, nbclient, nbgrader; open('probe', 'w').write('ok')"
+        for strategy in strategies():
+            with Slot() as slot:
+                prepare_scratch(scratch, strategy, slot)
+                env = environment(settings, INSIDE_HOME, INSIDE_DATA, {})
+                argv = command(strategy, slot, scratch, data, settings, env) + [sys.executable, "-c", probe]
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            if proc.returncode == 0 and (scratch / "probe").is_file():
+                return strategy
+            failures.append(f"{strategy}: {(proc.stderr or proc.stdout).strip()[-500:] or f'exit {proc.returncode}'}")
+    raise SandboxUnavailable(
+        "bubblewrap is installed but cannot create a sandbox here (" + "; ".join(failures) + "). "
+        "In a container it needs CAP_SYS_ADMIN or unprivileged user namespaces; "
+        "or opt out knowingly with --Sandbox.mode=none."
+    )

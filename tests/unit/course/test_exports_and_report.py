@@ -1,0 +1,64 @@
+"""Exports and the class report from summaries alone (no gradebook): Gradescope, per-check CSV, attention list."""
+
+from __future__ import annotations
+
+import csv
+
+from autograder.course.exports import gradescope_results, write_checks_csv
+from autograder.course.report import attention, check_table, render
+from autograder.model import CheckResult, Status, Summary
+from autograder.settings import Grading
+
+
+def summaries() -> dict[str, Summary]:
+    ok = [CheckResult("a", "c1", "A", 1.0, True, 1.0),
+          CheckResult("test_reported_val_auc_is_honest", "c2", "Honest", 2.0, False, 0.0, "the history lies"),
+          CheckResult("c", "c2", "C", 2.0, False, 0.0, "the grader could not complete this check",
+                      detail="KeyError: 'val_auc'")]
+    return {
+        "ann": Summary(Status.OK, key="k1", sandboxed=True, seconds=9.0, execute_seconds=8.0, check_seconds=1.0,
+                       score=1.0, max_score=5.0, checks=ok, metrics={"honesty_gap": 0.2, "hidden_auc": 0.97},
+                       cell_errors=[{"cell": "fit", "ename": "ValueError", "test": False}]),
+        "ben": Summary(Status.TIMEOUT, "did not finish within 900 s", key="k2", sandboxed=True, seconds=901.0,
+                       score=0.0, max_score=5.0, checks=[CheckResult("a", "c1", "A", 1.0, False, 0.0, "no model")]),
+        "cid": Summary.not_graded(Status.UNREADABLE, "spam_transformer.ipynb is not a readable notebook", 5.0,
+                                  ["other notebooks ignored: x.ipynb"]),
+    }
+
+
+def test_gradescope_results_per_student():
+    found = summaries()
+    ann = gradescope_results(found["ann"], {"a"}, "after_published")
+    assert ann["output"] == "Your notebook ran to the end."
+    assert [(t["number"], t["visibility"], t["status"], t["output"]) for t in ann["tests"]] == [
+        ("1.1", "visible", "passed", ""), ("2.1", "after_published", "failed", "the history lies"),
+        ("2.2", "after_published", "failed", "the grader could not complete this check")]
+    assert "KeyError" not in str(ann)  # the grader's detail is for the instructor only
+    ben = gradescope_results(found["ben"], set(), "hidden")
+    assert ben["output"] == "Your notebook did not finish in time.\ndid not finish within 900 s"
+    assert ben["execution_time"] == 901.0 and ben["tests"][0]["visibility"] == "hidden"
+    cid = gradescope_results(found["cid"], set(), "hidden")
+    assert cid["tests"] == [] and cid["score"] == 0.0
+    assert cid["output"].startswith("The submitted notebook file is corrupt and cannot be opened.")
+
+
+def test_checks_csv_has_a_column_per_check(tmp_path):
+    path = write_checks_csv(summaries(), tmp_path / "checks.csv")
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["student_id", "status", "a", "test_reported_val_auc_is_honest", "c", "total", "max_score"]
+    assert rows[1:] == [["ann", "ok", "1", "0", "0", "1", "5"], ["ben", "timeout", "0", "0", "0", "0", "5"],
+                        ["cid", "unreadable", "0", "0", "0", "0", "5"]]
+
+
+def test_the_class_report_names_who_needs_attention_and_why():
+    found = summaries()
+    rows = [(r["student"], r["reason"]) for r in attention(found)]
+    assert rows == [("ann", "errors while running"), ("ann", "honesty check failed"), ("ann", "grader error in c"),
+                    ("ben", "timed out"), ("cid", "corrupt notebook"), ("cid", "note")]
+    assert [(c["id"], c["passed"], c["total"]) for c in check_table(found)] == [
+        ("a", 1, 2), ("test_reported_val_auc_is_honest", 0, 1), ("c", 0, 1)]
+    found["dan"] = Summary(Status.OK, "<script>alert(1)</script>", key="k4", score=5.0, max_score=5.0)
+    page = render("course", "lab", found, Grading())
+    assert page.count("data:image/png;base64,") == 4  # scores, pass rates, AUCs, time
+    assert "3 graded" in " ".join(page.split()) and "<script>alert" not in page

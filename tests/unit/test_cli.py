@@ -1,0 +1,109 @@
+"""The spamkit command line, in process: commands, settings from the command line, usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kit_testing import course_env, open_course
+
+from autograder import api, cli
+from autograder.course.calibrate import Calibration
+from autograder.errors import UsageError
+from autograder.model import Status
+from autograder.settings import Batch, Grading
+
+COMMANDS = ("release", "collect", "grade", "feedback", "export", "report", "calibrate", "demo")
+
+
+@pytest.mark.parametrize("program", [[str(Path(sys.executable).with_name("spamkit"))],
+                                     [sys.executable, "-m", "autograder"]])
+def test_both_entry_points_list_the_commands(program, tmp_path):
+    proc = subprocess.run([*program, "--help"], cwd=tmp_path, env=course_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    for command in COMMANDS:
+        assert command in proc.stdout
+
+
+def test_outside_a_course_root_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["grade", "--course-dir", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "not a course root" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_folder_that_is_not_empty(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="neither a course root nor empty"):
+        open_course(tmp_path, create=True)
+
+
+def test_settings_from_the_command_line(tmp_path):
+    root = open_course(tmp_path / "course", create=True).root
+    assert sorted(p.name for p in root.iterdir()) == ["course_config.py", "nbgrader_config.py", "source"]
+    course = api.open_course(root, cli.parse_overrides(["--Grading.val_auc_threshold=0.99", "--Batch.n_workers=3"]))
+    assert Grading(config=course.config).val_auc_threshold == 0.99
+    assert Batch(config=course.config).n_workers == 3
+    assert course.coursedir.root == str(root.resolve())
+    with pytest.raises(UsageError):
+        cli.parse_overrides(["--workers", "3"])
+
+
+def test_check_option_needs_graded_results(tmp_path, capsys):
+    root = open_course(tmp_path / "course", create=True).root
+    assert cli.main(["grade", "--check", "test_hidden_auc", "--course-dir", str(root)]) == 2
+    said = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "no check 'test_hidden_auc'" in said and "nothing graded yet" in said
+    assert cli.main(["grade", "--check", "test_hidden_auc", "--force", "--course-dir", str(root)]) == 2
+    assert "--force" in capsys.readouterr().out
+
+
+def test_calibrate_is_an_ordinary_subcommand(tmp_path, monkeypatch, capsys):
+    root = open_course(tmp_path / "course", create=True).root
+    seen = {}
+
+    def fake_calibrate(course, runs, first_seed, margin, tolerance_floor, on_run):
+        seen.update(root=course.root, runs=runs, first_seed=first_seed, margin=margin, floor=tolerance_floor,
+                    threshold=Grading(config=course.config).val_auc_threshold)
+        found = Calibration(seeds=[7, 8], margin=margin, current={"val_auc_threshold": 0.91})
+        for seed, auc in ((7, 0.95), (8, 0.97)):
+            run = {"seed": seed, "status": Status.OK, "seconds": 9.0, "failed": [], "reported_val_auc": auc,
+                   "val_auc": auc, "hidden_auc": auc, "honesty_gap": 0.0}
+            found.runs.append(run)
+            on_run(run)
+        found.stats = {"val_auc": {"n": 2, "min": 0.95, "p5": 0.951, "median": 0.96, "max": 0.97},
+                       "reported_val_auc": None, "hidden_auc": None, "honesty_gap": None}
+        found.recommended = {"val_auc_threshold": 0.93}
+        return found
+
+    monkeypatch.setattr(api, "calibrate", fake_calibrate)
+    out = tmp_path / "calibration.json"
+    code = cli.main(["calibrate", "--course-dir", str(root), "--runs", "2", "--first-seed", "7", "--margin", "0.02",
+                     "--json", str(out), "--Grading.val_auc_threshold=0.96"])
+    shown = capsys.readouterr().out
+    assert code == 0
+    assert seen == {"root": root.resolve(), "runs": 2, "first_seed": 7, "margin": 0.02, "floor": 0.005,
+                    "threshold": 0.96}
+    assert "seed    7: ok" in shown and "c.Grading.val_auc_threshold = 0.93" in shown
+    assert "fails with seeds [7]" in shown  # 0.95 < the threshold given on the command line
+    assert json.loads(out.read_text())["recommended"] == {"val_auc_threshold": 0.93}
+
+
+def test_grade_renders_rows_and_exit_codes(tmp_path, monkeypatch, capsys):
+    from autograder.course.gradebook import Row
+
+    root = open_course(tmp_path / "course", create=True).root
+    rows = [Row("ann", Status.GRADED, 20.0, 20.0, Status.OK, 9.5, executed=True),
+            Row("ben", Status.UNREADABLE, 0.0, 20.0, message="spam_transformer.ipynb is not a readable notebook"),
+            Row("cid", Status.GRADER_ERROR, message="KilledWorker")]
+    monkeypatch.setattr(api, "grade_class", lambda course, *args: rows)
+    assert cli.main(["grade", "--course-dir", str(root), "--no-progress"]) == 1  # a grader error
+    shown = capsys.readouterr().out
+    assert "graded" in shown and "corrupt notebook" in shown and "grader error" in shown
+    assert "1 notebook(s) run now" in shown
+    monkeypatch.setattr(api, "grade_class", lambda course, *args: rows[:2])
+    assert cli.main(["grade", "--course-dir", str(root), "--no-progress"]) == 0

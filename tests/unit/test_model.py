@@ -1,0 +1,100 @@
+"""The result model: one status enum with every reader's text, typed results that store as the kit's JSON."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from autograder.model import (BATCH, INTAKE, RUN, CheckResult, GradingResult, RunOutcome, Status, Summary,
+                              cell_errors, check_metrics)
+
+
+def test_every_status_says_what_it_is_to_each_reader():
+    for status in Status:
+        assert status.kind in (RUN, INTAKE, BATCH)
+        assert status.instructor, status
+        if status.kind in (RUN, INTAKE) or status is Status.GRADER_ERROR:  # what a student's line can hold
+            assert status.student and status.gradescope == f"{status.student}.", status
+    assert len({s.value for s in Status}) == len(Status)
+    assert Status.TIMEOUT.student == "Your notebook did not finish in time"
+    assert Status.UNREADABLE.instructor == "corrupt notebook"
+    assert Status.GRADER_ERROR.gradescope == "The grader failed on this submission; your instructor will look at it."
+    assert json.dumps({"status": Status.UP_TO_DATE}) == '{"status": "up to date"}'
+
+
+def test_run_statuses_come_only_from_the_run():
+    assert Status.of_run("too_much_disk") is Status.TOO_MUCH_DISK
+    assert Status.of_run("graded") is Status.ERROR and Status.of_run("empty") is Status.ERROR
+    assert Status.of_run("<b>x</b>") is Status.ERROR and Status.of_run(None) is Status.ERROR
+
+
+def checks() -> list[CheckResult]:
+    return [
+        CheckResult("test_val_auc_threshold", "test_fit", "Val AUC", 2.0, True, 2.0, values={"val_auc": 0.97}),
+        CheckResult("test_reported_val_auc_is_honest", "test_fit", "Honest", 2.0, False, 0.0, "the history lies",
+                    values={"reported_val_auc": 0.999, "honesty_gap": 0.029}),
+        CheckResult("test_hidden_auc", "test_fit", "Hidden", 2.0, True, 2.0, values={"hidden_auc": 0.98, "other": "x"}),
+    ]
+
+
+def executed_notebook() -> str:
+    nb = new_notebook(cells=[new_code_cell("1/0"), new_code_cell("assert False"), new_code_cell("x = 1")])
+    nb.cells[0].metadata["nbgrader"] = {"grade_id": "compile", "solution": True, "grade": False}
+    nb.cells[1].metadata["nbgrader"] = {"grade_id": "test_compile", "grade": True, "solution": False, "points": 5}
+    nb.cells[0].outputs = [new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=[])]
+    nb.cells[1].outputs = [new_output("error", ename="AssertionError", evalue="", traceback=[])]
+    return nbformat.writes(nb)
+
+
+def test_summarize_a_result():
+    outcome = RunOutcome(Status.OK, "", True, seconds=7.5, peak_rss_mb=800.0)
+    graded = GradingResult.of_run(outcome, executed_notebook(), checks(), check_seconds=1.5, seconds=9.25, evidence={})
+    summary = Summary.of_result(graded, "the-key", "the-digest")
+    assert (summary.status, summary.key, summary.submission, summary.sandboxed) == (Status.OK, "the-key", "the-digest",
+                                                                                     True)
+    assert (summary.score, summary.max_score) == (4.0, 6.0) == (graded.score, graded.max_score)
+    assert (summary.seconds, summary.execute_seconds, summary.check_seconds) == (9.25, 7.5, 1.5)
+    assert summary.metrics == {"val_auc_regraded": 0.97, "val_auc_reported": 0.999, "honesty_gap": 0.029,
+                               "hidden_auc": 0.98}
+    assert summary.cell_errors == [{"cell": "compile", "ename": "ZeroDivisionError", "test": False},
+                                   {"cell": "test_compile", "ename": "AssertionError", "test": True}]
+    assert Summary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+    assert cell_errors(None) == [] and cell_errors("not json") == []
+    assert check_metrics([]) == {}
+
+
+def test_summaries_written_before_the_model_still_read():
+    """The summary files of the kit before this model: a graded student and one without a notebook."""
+    graded = {"key": "k", "submission": "d", "status": "ok", "message": "", "sandboxed": True, "seconds": 9.1,
+              "execute_seconds": 8.0, "check_seconds": 1.1, "peak_rss_mb": 790.2, "score": 20.0, "max_score": 20.0,
+              "checks": [{"id": "test_x", "cell": "test_fit", "name": "X", "points": 2.0, "passed": True,
+                          "score": 2.0, "message": "", "values": {}, "detail": ""}],
+              "metrics": {"hidden_auc": 0.98}, "cell_errors": [], "rechecked": [], "gradebook_key": "k",
+              "autograded_at": "2026-11-20T10:00:00+00:00", "notes": []}
+    absent = {"key": None, "status": "no_submission", "message": "nothing was submitted", "sandboxed": None,
+              "seconds": 0.0, "execute_seconds": 0.0, "check_seconds": 0.0, "peak_rss_mb": 0.0, "score": 0.0,
+              "max_score": 20.0, "checks": [], "metrics": {}, "notes": []}
+    old = Summary.from_dict(graded)
+    assert old.status is Status.OK and old.checks[0].passed and old.gradebook_key == "k"
+    assert old.to_dict() == graded
+    missing = Summary.from_dict(absent)
+    assert missing.status is Status.NO_SUBMISSION and not missing.graded and missing.cell_errors == []
+
+
+def test_results_store_as_the_kit_s_json_and_recheck_in_place():
+    graded = GradingResult(Status.TIMEOUT, "did not finish within 900 s", True, 901.0, 900.0, 1.0, 3000.0, None,
+                           checks(), evidence={"evidence.json": b"{}"})
+    data = json.loads(json.dumps(graded.to_dict()))
+    assert "evidence" not in data and data["status"] == "timeout" and data["version"] == 1
+    assert GradingResult.from_dict({**data, "evidence_kept": ["evidence.json"]}) == GradingResult(
+        **{**graded.__dict__, "evidence": None})
+    fresh = CheckResult("test_reported_val_auc_is_honest", "test_fit", "Honest", 2.0, True, 2.0)
+    again = graded.with_check(fresh, "f" * 64, {"evidence.json": b"{}"})
+    assert [c.id for c in again.checks] == [c.id for c in graded.checks]  # same place, same order
+    assert again.check(fresh.id) == fresh and again.score == 6.0 and graded.score == 4.0
+    assert again.rechecked == [{"check": fresh.id, "job": "f" * 16}]
+    with pytest.raises(ValueError):
+        Status("not a status")
