@@ -1,12 +1,13 @@
 """Calibrate the grading thresholds from seeded runs of the reference solution.
 
-``spamkit calibrate [--runs N] [--margin M] [--json OUT]`` (or ``api.calibrate``) runs the instructor's source notebook (solutions in place) through the same
-path a submission takes (``engine.make_job`` + ``grade_notebook``: sandbox,
-capture, hidden checks) once per training seed, reads what the checks
-measured (the history's last val AUC, the grader's own val AUC of the saved
-weights, the hidden test AUC, their honesty gap) and prints the distribution
-with the thresholds to put in course_config.py: the lowest value over the
-seeds minus a margin, so that the reference solution passes under any seed.
+``spamkit calibrate [--runs N] [--margin M] [--json OUT]`` (``api.calibrate``)
+runs the instructor's source notebook (solutions in place) through the same
+path a submission takes (the course's GradingJob + ``grade_notebook``:
+sandbox, capture, hidden checks) once per training seed, reads what the
+checks measured (the history's last val AUC, the grader's own val AUC of the
+saved weights, the hidden test AUC, their honesty gap) and recommends the
+thresholds to put in course_config.py: the lowest value over the seeds minus
+a margin, so that the reference solution passes under any seed.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ student and go on.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -117,7 +116,3 @@ def zip_collect(course_root: Path, assignment: str, archives: list[Path], lms: s
     if regexp:
         args.append(f"--LmsCollector.named_regexp={regexp}")
     return subprocess.run(args, cwd=course_root, env={**os.environ, **(env or {})}, capture_output=True, text=True)
-
-
-def entries_json(entries: list[Entry]) -> str:
-    return json.dumps([{**e.__dict__, "notebook": str(e.notebook) if e.notebook else None} for e in entries], indent=1)
