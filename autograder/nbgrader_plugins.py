@@ -149,6 +149,7 @@ class GradeSubmission(NbGraderPreprocessor):
             self.log.info("Grading %s in the sandbox", info["student"])
             result = grade_notebook(submission.nb_json, submission.files, job, info["notebook"])
             store.put(submission.key, result)
+            result.evidence = None  # kept beside the stored result; the notebook needs none of it
         else:
             self.log.info("Using the stored result of %s (%s)", info["student"], submission.key[:12])
         merge_outputs(nb, result.executed, self.max_cell_output_bytes)
