@@ -36,6 +36,7 @@ def bwrap_path() -> str | None:
 
 
 def host_python_roots() -> list[str]:
+    """The Python installation(s) this process runs on, outermost folders only: what the sandbox binds read-only."""
     roots = {sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]}
     roots = {os.path.realpath(r) for r in roots if r} | {r for r in roots if r}
     return sorted(r for r in roots if not any(r != o and r.startswith(o + os.sep) for o in roots))

@@ -34,11 +34,11 @@ LOG_TAIL_BYTES = 8_000
 
 
 def tool(name: str) -> str:
+    """The path of a util-linux tool that enforces a limit (prlimit, taskset, setpriv)."""
     path = shutil.which(name)
     if not path:
         raise SandboxUnavailable(f"`{name}` (util-linux) is needed to enforce the sandbox's limits but is not on PATH")
     return path
-
 
 
 class Slot:
@@ -81,7 +81,6 @@ def rlimits(settings: Sandbox, strategy: str, uid: int | None = None) -> list[st
     data = int(settings.memory_mb * 1.5) << 20
     return [tool("prlimit"), f"--nproc={nproc}", f"--data={data}", f"--fsize={settings.disk_mb << 20}",
             "--core=0", "--"]
-
 
 
 def rlimits_if_possible(settings: Sandbox) -> list[str]:

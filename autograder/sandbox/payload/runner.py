@@ -25,7 +25,10 @@ Output is bounded while the kernel runs: past max_output_bytes in total, outputs
 are dropped (one marker says so); past ten times that the kernel is killed and
 the run ends as ``too_much_output``. Only this file and capture.py are visible
 inside the sandbox; they hold no checks. The outcome is written to the report
-file; the grader treats all of it as untrusted data.
+file; the grader treats all of it as untrusted data. Its ``status`` is one of
+ok, timeout, kernel_died, too_much_output, error: run statuses of the kit's
+``model.Status``, which the sandbox reads back with ``Status.of_run``
+(anything else counts as an error).
 """
 
 import json
