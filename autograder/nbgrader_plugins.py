@@ -1,25 +1,22 @@
-"""Every class of the kit that nbgrader loads: its extension points, in one module.
+"""Every class of the kit that nbgrader loads, by dotted path ``autograder.nbgrader_plugins.<class>``.
 
-By dotted path, from course_config.py or the command line:
+``GradeSubmission`` takes the place of nbgrader's ``Execute`` in
+``Autograde.autograde_preprocessors``: it runs the sanitized notebook in the
+sandbox, runs the hidden checks on the evidence and writes each test cell's
+per-check report and partial score into that cell's outputs, where
+nbgrader's ``SaveAutoGrades`` finds them. ``HideGraderInternals`` runs first
+in ``GenerateFeedback.preprocessors``. ``CsvExport`` (``nbgrader export
+--exporter=...``) and ``LmsCollector`` (``nbgrader zip_collect
+--collector=...``) come from the exports and the intake whose work they do.
 
-- ``GradeSubmission`` takes the place of nbgrader's ``Execute`` in
-  ``Autograde.autograde_preprocessors``: it runs the sanitized notebook in the
-  sandbox, runs the hidden checks on the evidence and writes each test cell's
-  per-check report and partial score into that cell's outputs, where
-  nbgrader's ``SaveAutoGrades`` finds them.
-- ``HideGraderInternals`` runs first in ``GenerateFeedback.preprocessors``.
-- ``CsvExport``: ``nbgrader export --exporter=autograder.nbgrader_plugins.CsvExport``.
-- ``LmsCollector``: ``nbgrader zip_collect --collector=autograder.nbgrader_plugins.LmsCollector``.
-
-And one converter the batch builds itself: ``AutogradeWithJob``, nbgrader's
-``Autograde`` handing the batch's GradingJob to ``GradeSubmission`` in the
-notebook's resources. Under plain ``nbgrader autograde`` there is none, and
+``AutogradeWithJob`` is nbgrader's ``Autograde`` as the batch runs it: it
+hands the batch's GradingJob to ``GradeSubmission`` in the notebook's
+resources. Under plain ``nbgrader autograde`` there is none, and
 ``GradeSubmission`` builds the job from the course's config.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import textwrap
@@ -27,26 +24,25 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_output
-from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.plugins import ExportPlugin, FileNameCollectorPlugin
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Enum, Instance, Int, Unicode, default
+from traitlets import Instance, Int
 
-from .course.intake import COPY_SUFFIX, LMS_PATTERNS
+from .course.exports import CsvExport
+from .course.intake import LmsCollector
 from .course.store import ResultStore
 from .grading.engine import grade_notebook
 from .grading.job import GradingJob, make_job
 from .grading.submission import prepare_submission
 from .model import CheckResult, GradingResult, Status, Summary
 
+__all__ = ["GradeSubmission", "HideGraderInternals", "CsvExport", "LmsCollector", "AutogradeWithJob"]
+
 KIT = "kit"   # the key of the kit's entry in a notebook's nbconvert resources
 MAX_TRACEBACK_FRAMES = 12
 MAX_FRAME_CHARS = 4000
 REPORT_WIDTH = 88  # formgrader shows reports in a <pre> that does not wrap
-NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-                    "raw_score", "late_submission_penalty", "score", "max_score"]
 
 
 def course_root(config) -> Path:
@@ -189,98 +185,3 @@ class AutogradeWithJob(Autograde):
         if self.job is not None:
             resources[KIT] = {"job": self.job}
         return resources
-
-
-class CsvExport(ExportPlugin):
-    """nbgrader's CSV export, written with the csv module."""
-
-    def export(self, gradebook: Gradebook) -> None:
-        dest = self.to or "grades.csv"
-        students = {str(s) for s in self.student}
-        assignments = {str(a) for a in self.assignment}
-        with open(dest, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=NBGRADER_COLUMNS)
-            writer.writeheader()
-            for assignment in gradebook.assignments:
-                if assignments and assignment.name not in assignments:
-                    continue
-                for student in gradebook.students:
-                    if students and student.id not in students:
-                        continue
-                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
-                           "last_name": student.last_name, "first_name": student.first_name,
-                           "email": student.email, "max_score": assignment.max_score}
-                    try:
-                        submission = gradebook.find_submission(assignment.name, student.id)
-                    except MissingEntry:
-                        row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
-                    else:
-                        penalty = submission.late_submission_penalty
-                        row.update(timestamp=submission.timestamp, raw_score=submission.score,
-                                   late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
-                    writer.writerow({k: "" if v is None else str(v) for k, v in row.items()})
-
-
-class LmsCollector(FileNameCollectorPlugin):
-    """``zip_collect`` plugin: student and file from Canvas / Moodle file names.
-
-    Besides matching ``named_regexp`` (a preset per LMS, or your own), it maps
-    the names LMSs and browsers give to a resubmitted notebook
-    (``spam_transformer-1.ipynb``, ``spam_transformer (2).ipynb``), or a
-    student's only notebook, to the released notebook's name, so that
-    nbgrader finds it. A student with several differently named notebooks
-    keeps them as they are; grading then reports that student.
-    """
-
-    lms = Enum(["canvas", "moodle", "custom"], "canvas",
-               help="file naming of the download; 'custom' uses named_regexp as given").tag(config=True)
-    notebook = Unicode("", help="the released notebook's name (default: the only released notebook)").tag(config=True)
-
-    _plan: dict | None = None
-
-    @default("named_regexp")
-    def _named_regexp_default(self) -> str:
-        return LMS_PATTERNS.get(self.lms, "")
-
-    def _released_notebook(self) -> str:
-        if self.notebook:
-            return self.notebook
-        app = self.parent
-        released = Path(app.coursedir.format_path(app.coursedir.release_directory, ".", app.coursedir.assignment_id))
-        names = sorted(p.stem for p in released.glob("*.ipynb"))
-        return names[0] if len(names) == 1 else ""
-
-    def _make_plan(self) -> dict:
-        """Per extracted notebook file, the name it is collected as."""
-        plan: dict = {}
-        expected = self._released_notebook()
-        if not expected or self.parent is None:
-            return plan
-        extracted = Path(self.parent._format_collect_path(self.parent.extracted_directory))
-        by_student: dict[str, list[tuple[str, str]]] = {}
-        for path in sorted(extracted.rglob("*.ipynb")):
-            match = re.match(self.named_regexp, str(path))
-            if match:
-                by_student.setdefault(match["student_id"], []).append((str(path), match["file_id"]))
-        same = re.compile(re.escape(expected) + COPY_SUFFIX + r"\.ipynb$")
-        for student, files in by_student.items():
-            if any(file_id == f"{expected}.ipynb" for _, file_id in files):
-                continue
-            variants = [path for path, file_id in files if same.match(file_id)]
-            if len(variants) == 1:
-                plan[variants[0]] = f"{expected}.ipynb"
-            elif not variants and len(files) == 1:
-                plan[files[0][0]] = f"{expected}.ipynb"
-        return plan
-
-    def collect(self, submitted_file: str):
-        info = super().collect(submitted_file)
-        if not info:
-            return info
-        if self._plan is None:
-            self._plan = self._make_plan()
-        renamed = self._plan.get(submitted_file)
-        if renamed and renamed != info["file_id"]:
-            self.log.warning("Collecting %s as %s", info["file_id"], renamed)
-            info["file_id"] = renamed
-        return info

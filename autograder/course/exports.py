@@ -1,8 +1,8 @@
 """Grades out: nbgrader's CSV, a per-check CSV, Gradescope results.json.
 
 - ``grades.csv``: nbgrader's export (the columns of ``nbgrader export``), one
-  row per student and assignment, from the gradebook, written by the kit's
-  ``CsvExport`` plugin (``nbgrader_plugins.py``) with the csv module (so a
+  row per student and assignment, from the gradebook. ``CsvExport`` is an
+  nbgrader ``ExportPlugin`` writing those columns with the csv module (so a
   name with a comma stays one field); plain nbgrader can use it too:
   ``nbgrader export --exporter=autograder.nbgrader_plugins.CsvExport``.
 - ``checks.csv``: one row per student, one column per check (its score),
@@ -19,16 +19,16 @@ import csv
 import json
 from pathlib import Path
 
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins import ExportPlugin
 from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
 from ..model import Status, Summary
-from ..nbgrader_plugins import NBGRADER_COLUMNS, CsvExport
 from .store import ResultStore
 
-__all__ = ["NBGRADER_COLUMNS", "CsvExport", "Exports", "export_all", "gradescope_results", "write_checks_csv",
-           "write_gradescope", "write_nbgrader_csv"]
+NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                    "raw_score", "late_submission_penalty", "score", "max_score"]
 
 
 class Exports(Configurable):
@@ -36,6 +36,36 @@ class Exports(Configurable):
     visible_checks = List(Unicode(), help="ids of checks whose result students see at once (Gradescope)").tag(config=True)
     hidden_visibility = Enum(["hidden", "after_due_date", "after_published", "visible"], "after_published",
                              help="Gradescope visibility of the other checks").tag(config=True)
+
+
+class CsvExport(ExportPlugin):
+    """nbgrader's CSV export, written with the csv module."""
+
+    def export(self, gradebook: Gradebook) -> None:
+        dest = self.to or "grades.csv"
+        students = {str(s) for s in self.student}
+        assignments = {str(a) for a in self.assignment}
+        with open(dest, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=NBGRADER_COLUMNS)
+            writer.writeheader()
+            for assignment in gradebook.assignments:
+                if assignments and assignment.name not in assignments:
+                    continue
+                for student in gradebook.students:
+                    if students and student.id not in students:
+                        continue
+                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
+                           "last_name": student.last_name, "first_name": student.first_name,
+                           "email": student.email, "max_score": assignment.max_score}
+                    try:
+                        submission = gradebook.find_submission(assignment.name, student.id)
+                    except MissingEntry:
+                        row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
+                    else:
+                        penalty = submission.late_submission_penalty
+                        row.update(timestamp=submission.timestamp, raw_score=submission.score,
+                                   late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
+                    writer.writerow({k: "" if v is None else str(v) for k, v in row.items()})
 
 
 def write_nbgrader_csv(db_url: str, course_id: str, dest: Path, assignment: str = "") -> Path:

@@ -3,8 +3,8 @@
 Submissions live where nbgrader keeps them,
 ``submitted/<student>/<assignment>/<notebook>.ipynb``. They get there by
 nbgrader's exchange (``nbgrader collect``), by hand, or from an LMS download
-through nbgrader's ``zip_collect`` with the kit's ``LmsCollector``
-(``nbgrader_plugins.py``; the Canvas and Moodle file naming it knows is here). ``inventory`` then says, per student, whether there is a
+through nbgrader's ``zip_collect`` with ``LmsCollector`` below (Canvas and
+Moodle file naming; nbgrader loads it as ``autograder.nbgrader_plugins.LmsCollector``). ``inventory`` then says, per student, whether there is a
 notebook grading can use, and if not, why (no submission, empty or corrupt
 file, wrong file name, several notebooks), so a batch can report every
 student and go on.
@@ -13,6 +13,7 @@ student and go on.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbgrader.plugins import FileNameCollectorPlugin
+from traitlets import Enum, Unicode, default
 
 from ..model import Status
 
@@ -100,8 +103,72 @@ LMS_PATTERNS = {
     # or the same as a folder when downloaded "in folders".
     "moodle": r".*/(?P<name>[^/]+?)_(?P<student_id>\d+)_assignsubmission_file_/?(?P<file_id>[^/]+)$",
 }
-# What LMSs and browsers append to a resubmitted file's name.
-COPY_SUFFIX = r"(?:-\d+| ?\(\d+\)|_\d+| - Copy)?"
+_COPY_SUFFIX = r"(?:-\d+| ?\(\d+\)|_\d+| - Copy)?"
+
+
+class LmsCollector(FileNameCollectorPlugin):
+    """``zip_collect`` plugin: student and file from Canvas / Moodle file names.
+
+    Besides matching ``named_regexp`` (a preset per LMS, or your own), it maps
+    the names LMSs and browsers give to a resubmitted notebook
+    (``spam_transformer-1.ipynb``, ``spam_transformer (2).ipynb``), or a
+    student's only notebook, to the released notebook's name, so that
+    nbgrader finds it. A student with several differently named notebooks
+    keeps them as they are; grading then reports that student.
+    """
+
+    lms = Enum(["canvas", "moodle", "custom"], "canvas",
+               help="file naming of the download; 'custom' uses named_regexp as given").tag(config=True)
+    notebook = Unicode("", help="the released notebook's name (default: the only released notebook)").tag(config=True)
+
+    _plan: dict | None = None
+
+    @default("named_regexp")
+    def _named_regexp_default(self) -> str:
+        return LMS_PATTERNS.get(self.lms, "")
+
+    def _released_notebook(self) -> str:
+        if self.notebook:
+            return self.notebook
+        app = self.parent
+        released = Path(app.coursedir.format_path(app.coursedir.release_directory, ".", app.coursedir.assignment_id))
+        names = sorted(p.stem for p in released.glob("*.ipynb"))
+        return names[0] if len(names) == 1 else ""
+
+    def _make_plan(self) -> dict:
+        """Per extracted notebook file, the name it is collected as."""
+        plan: dict = {}
+        expected = self._released_notebook()
+        if not expected or self.parent is None:
+            return plan
+        extracted = Path(self.parent._format_collect_path(self.parent.extracted_directory))
+        by_student: dict[str, list[tuple[str, str]]] = {}
+        for path in sorted(extracted.rglob("*.ipynb")):
+            match = re.match(self.named_regexp, str(path))
+            if match:
+                by_student.setdefault(match["student_id"], []).append((str(path), match["file_id"]))
+        same = re.compile(re.escape(expected) + _COPY_SUFFIX + r"\.ipynb$")
+        for student, files in by_student.items():
+            if any(file_id == f"{expected}.ipynb" for _, file_id in files):
+                continue
+            variants = [path for path, file_id in files if same.match(file_id)]
+            if len(variants) == 1:
+                plan[variants[0]] = f"{expected}.ipynb"
+            elif not variants and len(files) == 1:
+                plan[files[0][0]] = f"{expected}.ipynb"
+        return plan
+
+    def collect(self, submitted_file: str):
+        info = super().collect(submitted_file)
+        if not info:
+            return info
+        if self._plan is None:
+            self._plan = self._make_plan()
+        renamed = self._plan.get(submitted_file)
+        if renamed and renamed != info["file_id"]:
+            self.log.warning("Collecting %s as %s", info["file_id"], renamed)
+            info["file_id"] = renamed
+        return info
 
 
 def zip_collect(course_root: Path, assignment: str, archives: list[Path], lms: str,
