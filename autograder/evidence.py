@@ -18,6 +18,7 @@ MAX_WEIGHTS_BYTES = 50_000_000
 _number_list = {"type": "array", "items": {"type": "number"}, "maxItems": 10_000}
 _described = {"type": ["object", "null"], "properties": {
     "kind": {"enum": ["str", "object"]}, "path": {"type": "string"}, "verified": {"type": "boolean"}}}
+_texts = {"type": ["array", "null"], "items": {"type": "string"}}
 SCHEMA = {
     "type": "object",
     "required": ["errors"],
@@ -56,11 +57,14 @@ SCHEMA = {
             "properties": {
                 "error": {"type": ["string", "null"]},
                 "figures": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
+                    "reused": {"type": "boolean"},
+                    "legend": _texts,
                     "axes": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
-                        "xlabel": {"type": "string"}, "ylabel": {"type": "string"},
-                        "legend": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "xlabel": {"type": "string"}, "ylabel": {"type": "string"}, "title": {"type": "string"},
+                        "legend": _texts,
                         "lines": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
-                            "label": {"type": "string"}, "x": _number_list, "y": _number_list}}},
+                            "label": {"type": "string"}, "legend": {"type": ["string", "null"]},
+                            "x": _number_list, "y": _number_list}}},
                     }}},
                 }}},
             },
