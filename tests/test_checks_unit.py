@@ -238,6 +238,61 @@ def test_accuracy_metric_by_name_or_genuine_object(metric, ok):
     assert (failure(compile_checks.test_accuracy_metric, evidence) is None) == ok
 
 
+@pytest.mark.parametrize("metric, ok, shown", [
+    ({"kind": "str", "value": "auc"}, True, None),          # Keras resolves "auc" to AUC() and keys it auc
+    ({**AUC, "curve": "ROC", "num_thresholds": 500}, True, None),
+    ({"kind": "str", "value": "AUC"}, False, "history keys AUC and val_AUC"),
+    ({**AUC, "curve": "PR"}, False, "ROC curve"),
+    ({**AUC, "name": "AUC"}, False, "'AUC'"),
+])
+def test_auc_metric_spellings(metric, ok, shown):
+    message = failure(compile_checks.test_auc_metric,
+                      changed(**{"compile.metrics": [{"kind": "str", "value": "accuracy"}, metric]}))
+    assert (message is None) == ok, message
+    assert ok or shown in message
+
+
+def test_exact_match_accuracy_fails_with_what_to_write():
+    exact = keras_object("keras.src.metrics.accuracy_metrics.Accuracy", name="accuracy")
+    message = failure(compile_checks.test_accuracy_metric, changed(**{"compile.metrics": [exact, AUC]}))
+    assert "reports 0" in message and '"accuracy"' in message
+
+
+def test_auc_compiled_by_string_is_found_in_history():
+    evidence = reference_evidence()
+    evidence["compile"]["metrics"][1] = {"kind": "str", "value": "AUC"}
+    values = evidence["history"]["history"]
+    values["AUC"], values["val_AUC"] = values.pop("auc"), values.pop("val_auc")
+    assert fit_checks.auc_key(values, evidence) == "AUC"
+    assert failed(all_checks(evidence)) == {"test_auc_metric"}  # the naming costs its own check only
+
+
+def test_history_keys_message_lists_the_keys():
+    evidence = reference_evidence()
+    values = evidence["history"]["history"]
+    values["Accuracy"], values["val_Accuracy"] = values.pop("accuracy"), values.pop("val_accuracy")
+    message = failure(fit_checks.test_history_keys, evidence)
+    assert "'val_Accuracy'" in message and "spelled exactly so" in message
+
+
+@pytest.mark.parametrize("val_length, ok", [(3, True), (1, True), (4, False), (0, False)])
+def test_validation_freq_leaves_shorter_validation_lists(val_length, ok):
+    """validation_freq=2 over 3 epochs validates once; training lists must still cover every epoch."""
+    values = {"loss": [0.3, 0.2, 0.1], "accuracy": [0.9] * 3, "auc": [0.95] * 3,
+              **{f"val_{k}": [v] * val_length for k, v in (("loss", 0.1), ("accuracy", 0.96), ("auc", 0.9765))}}
+    evidence = changed(**{"history.epoch": [0, 1, 2], "history.history": values,
+                          "compile.optimizer.iterations": 3 * TRAIN_STEPS})
+    assert (failure(fit_checks.test_epochs, evidence, CONTEXT) is None) == ok
+
+
+def test_honesty_message_names_validation_freq_when_the_last_epoch_was_not_validated():
+    values = {"loss": [0.3, 0.2, 0.1], "accuracy": [0.9] * 3, "auc": [0.95] * 3,
+              "val_loss": [0.1], "val_accuracy": [0.96], "val_auc": [0.95]}
+    evidence = changed(**{"history.epoch": [0, 1, 2], "history.history": values})
+    message = failure(fit_checks.test_reported_val_auc_is_honest, evidence, REGRADED, CONTEXT, Recorder())
+    assert "validation ran on 1 of 3 epochs" in message and "validation_freq" in message
+
+
 def test_uncompiled_model_fails_every_compile_check_with_one_clear_message():
     evidence = changed(compile={"compiled": False, "optimizer": None, "loss": None, "metrics": []})
     results = all_checks(evidence)
