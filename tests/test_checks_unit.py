@@ -716,3 +716,40 @@ def test_curve_names(text, metric, split):
 ])
 def test_x_label_names_epochs(label, ok):
     assert plot_checks.names_epochs(label) == ok
+
+
+def public_self_check() -> str:
+    """The test_plot cell students run (the release keeps it as it is in the source)."""
+    nb = nbformat.read(REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_plot")
+
+
+def run_public_self_check(plot_source: str) -> str:
+    """The self-check's verdict on this plot_history: "" when it passes, else its message."""
+    import types
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    keras_stub = types.SimpleNamespace(callbacks=types.SimpleNamespace(History=_FakeHistory))
+    namespace = {"plt": plt, "np": np, "pd": pd, "keras": keras_stub}
+    exec(compile(plot_source, "<plot_history>", "exec"), namespace)
+    try:
+        exec(compile(public_self_check(), "<test_plot>", "exec"), namespace)
+    except AssertionError as exc:
+        return str(exc) or "failed"
+    finally:
+        plt.close("all")
+    return ""
+
+
+@pytest.mark.parametrize("source", VALID_PLOTS.values(), ids=VALID_PLOTS.keys())
+def test_public_self_check_passes_every_plot_the_hidden_checks_accept(source, capsys):
+    assert run_public_self_check(source) == ""
+    assert "Exercise 3:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("variant", ["xlabel 'Step'", "only the training curve", "no legend", "values in percent"])
+def test_public_self_check_still_catches_plain_mistakes(variant):
+    assert run_public_self_check(WRONG_PLOTS[variant][0])
