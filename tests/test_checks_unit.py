@@ -522,7 +522,7 @@ VALID_PLOTS = {
     "x = range(len(...))": subplots_plot(x="range(len(history.history[metric])), "),
     "x = np.arange from 1": subplots_plot(x="np.arange(1, len(history.history[metric]) + 1), "),
     "x from history.params": subplots_plot(x='range(1, history.params["epochs"] + 1), '),
-    "x as category names": subplots_plot(x="[str(e + 1) for e in history.epoch], "),
+    "x as category names": subplots_plot(x='[f"epoch {e + 1}" for e in history.epoch], '),
     "float32 values": subplots_plot(y='np.asarray(history.history[{key}], dtype="float32")'),
     "Training/Validation <metric>": subplots_plot(train='f"Training {metric}"', val='f"Validation {metric}"'),
     "Train/Val. <METRIC>": subplots_plot(train='f"Train {metric.upper()}"', val='f"Val. {metric.upper()}"'),
