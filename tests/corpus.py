@@ -144,6 +144,29 @@ VARIANTS = [
     Variant("two_epochs", "valid", "epochs = 2", "fit", fit_code(epochs="2")),
     Variant("metrics_reordered", "valid", "metrics=[AUC(name='auc'), 'accuracy']",
             "compile", compile_code(metrics='[keras.metrics.AUC(name="auc"), "accuracy"]')),
+    Variant("compile_aliases", "valid", 'optimizer="Adam", loss="BCE", metrics=[BinaryAccuracy(name="accuracy"), '
+                                        '"auc"]: spellings Keras resolves to the same objects',
+            "compile", compile_code(optimizer='"Adam"', loss='"BCE"',
+                                    metrics='[keras.metrics.BinaryAccuracy(name="accuracy"), "auc"]')),
+    Variant("plot_pandas", "valid", "pandas plotting after plt.figure() (an empty extra figure Jupyter does not "
+                                    "show): curves named by the history's keys, x from 0, x label \"Epochs\"",
+            "plot_history", 'import pandas as pd\n\n\n'
+                            'def plot_history(history, metric="accuracy"):\n'
+                            '    plt.figure(figsize=(6, 4))\n'
+                            '    ax = pd.DataFrame(history.history)[[metric, f"val_{metric}"]].plot(marker="o", grid=True)\n'
+                            '    ax.set_xlabel("Epochs")\n'
+                            '    ax.set_ylabel(metric)\n'
+                            '    plt.show()\n' + PLOT_LOOP),
+    Variant("plot_legend_list", "valid", "pyplot state, curves named only in plt.legend([...]) as \"Training auc\" / "
+                                         "\"Validation auc\", x = history.epoch, x label \"Epoch #\"",
+            "plot_history", 'def plot_history(history, metric="accuracy"):\n'
+                            '    plt.figure()\n'
+                            '    plt.plot(history.epoch, history.history[metric], "o-")\n'
+                            '    plt.plot(history.epoch, history.history["val_" + metric], "o--")\n'
+                            '    plt.legend([f"Training {metric}", f"Validation {metric}"])\n'
+                            '    plt.xlabel("Epoch #")\n'
+                            '    plt.ylabel(metric.upper())\n'
+                            '    plt.grid(True)\n' + PLOT_LOOP),
 
     # --- wrong: lose exactly the points of the mistake -------------------------------
     Variant("sgd", "wrong", "plain SGD at learning rate 1e-3",
@@ -219,6 +242,21 @@ VARIANTS = [
             "plot_history", plot_code(train_label='"training"', val_label='"validation"'),
             fails={"test_line_labels": "labels are not train_<metric> / val_<metric> (the data check matches "
                                        "curves by their values, so it is not charged again)"}),
+    Variant("plot_swapped_labels", "wrong", "the training curve labelled val_<metric> and the validation curve "
+                                            "train_<metric>",
+            "plot_history", plot_code(train_label='f"val_{metric}"', val_label='f"train_{metric}"'),
+            fails={"test_line_labels": "the names sit on the wrong curves (both curves are drawn, so the data "
+                                       "check is not charged)"}),
+    Variant("plot_piled_up", "wrong", "pyplot state with neither a new figure nor plt.show(), x labelled \"Step\": "
+                                      "in the notebook the three plots end up in one figure",
+            "plot_history", 'def plot_history(history, metric="accuracy"):\n'
+                            '    plt.plot(history.history[metric], marker="o", label=f"train_{metric}")\n'
+                            '    plt.plot(history.history[f"val_{metric}"], marker="o", label=f"val_{metric}")\n'
+                            '    plt.xlabel("Step")\n'
+                            '    plt.ylabel(metric)\n'
+                            '    plt.legend()\n' + PLOT_LOOP,
+            fails={"test_one_figure_per_call": "the auc and loss calls draw into the figure the accuracy call left open",
+                   "test_labels_and_legend": "the x axis is labelled \"Step\", not epochs"}),
     Variant("plot_draws_nothing", "wrong", "plot_history is defined but draws nothing",
             "plot_history", 'def plot_history(history, metric="accuracy"):\n    pass\n' + PLOT_LOOP,
             fails={check: "nothing is drawn" for check in ALL_PLOT}),

@@ -45,6 +45,7 @@ def sandbox_files() -> dict[str, int]:
 _number_list = {"type": "array", "items": {"type": "number"}, "maxItems": 10_000}
 _described = {"type": ["object", "null"], "properties": {
     "kind": {"enum": ["str", "object"]}, "path": {"type": "string"}, "verified": {"type": "boolean"}}}
+_texts = {"type": ["array", "null"], "items": {"type": "string"}}
 SCHEMA = {
     "type": "object",
     "required": ["errors"],
@@ -83,11 +84,14 @@ SCHEMA = {
             "properties": {
                 "error": {"type": ["string", "null"]},
                 "figures": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
+                    "reused": {"type": "boolean"},
+                    "legend": _texts,
                     "axes": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
-                        "xlabel": {"type": "string"}, "ylabel": {"type": "string"},
-                        "legend": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "xlabel": {"type": "string"}, "ylabel": {"type": "string"}, "title": {"type": "string"},
+                        "legend": _texts,
                         "lines": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
-                            "label": {"type": "string"}, "x": _number_list, "y": _number_list}}},
+                            "label": {"type": "string"}, "legend": {"type": ["string", "null"]},
+                            "x": _number_list, "y": _number_list}}},
                     }}},
                 }}},
             },

@@ -4,18 +4,27 @@ Objects are judged by their fully qualified class (or function) name *and*
 ``verified``: capture.py's guard found the object to be the genuine Keras one
 it kept before any student code ran, so a class that only calls itself Adam,
 or a Keras name rebound to another class, does not pass (see capture.py).
+
+Strings are judged by what Keras 3 makes of them (``keras.losses.get``,
+``keras.metrics.get`` and compile's own "accuracy"): every spelling Keras
+resolves to the right object passes; the optimizer is judged on the object
+compile built, so "adam", "Adam" and ``keras.optimizers.Adam(...)`` all pass.
+A metric given as a string gets that string as its history key.
 """
 
 import pytest
 
 CELL = "test_compile"
-BCE_NAMES = {"binary_crossentropy", "bce", "binarycrossentropy"}
+BCE_NAMES = {"binary_crossentropy", "bce", "binarycrossentropy"}   # compared in lower case: "BCE", "BinaryCrossentropy"
 ACCURACY_NAMES = {"accuracy", "acc", "binary_accuracy", "binaryaccuracy"}
+AUC_NAME = "auc"   # the string Keras resolves to AUC() and uses as the history key; "AUC" gives keys AUC / val_AUC
 ADAM = "keras.src.optimizers.adam.Adam"
 BCE_PATHS = {"keras.src.losses.losses.BinaryCrossentropy", "keras.src.losses.losses.binary_crossentropy"}
 AUC_PATHS = {"keras.src.metrics.confusion_metrics.AUC"}
-ACCURACY_PATHS = {"keras.src.metrics.accuracy_metrics.BinaryAccuracy", "keras.src.metrics.accuracy_metrics.Accuracy",
-                  "keras.src.metrics.accuracy_metrics.binary_accuracy", "keras.src.metrics.accuracy_metrics.accuracy"}
+ACCURACY_PATHS = {"keras.src.metrics.accuracy_metrics.BinaryAccuracy",
+                  "keras.src.metrics.accuracy_metrics.binary_accuracy"}
+# Keras' Accuracy counts exact equality of prediction and label: on sigmoid probabilities it reports 0.
+EXACT_ACCURACY_PATHS = {"keras.src.metrics.accuracy_metrics.Accuracy", "keras.src.metrics.accuracy_metrics.accuracy"}
 
 
 def _compiled(evidence):
@@ -86,23 +95,39 @@ def test_loss_is_binary_crossentropy(evidence):
 
 @pytest.mark.check(cell=CELL, points=1, name="AUC metric named 'auc'")
 def test_auc_metric(evidence):
+    """keras.metrics.AUC(name="auc") (any further ROC settings), or the string "auc"."""
     metrics = _compiled(evidence)["metrics"]
+    strings = [m for m in metrics if m and m.get("kind") == "str" and str(m.get("value")).lower() == AUC_NAME]
+    if any(m["value"] == AUC_NAME for m in strings):
+        return
     aucs = [m for m in metrics if m and m.get("class") == "AUC"]
-    assert aucs, "no AUC metric is compiled: add keras.metrics.AUC(name=\"auc\") to metrics"
+    assert aucs or strings, "no AUC metric is compiled: add keras.metrics.AUC(name=\"auc\") to metrics"
+    assert not strings or aucs, (
+        f"the metric {strings[0]['value']!r} makes the history keys {strings[0]['value']} and "
+        f"val_{strings[0]['value']}: use keras.metrics.AUC(name=\"auc\") (or the string \"auc\")"
+    )
     genuine = [m for m in aucs if _genuine(m, AUC_PATHS)]
     assert genuine, (
         f"the AUC metric is {_what(aucs[0], AUC_PATHS)}, not Keras' AUC: "
         "add keras.metrics.AUC(name=\"auc\") to metrics"
     )
-    aucs = genuine
-    assert any(m.get("name") == "auc" for m in aucs), (
-        f"the AUC metric is named {aucs[0].get('name')!r}; name it \"auc\" so that history has auc and val_auc"
+    roc = [m for m in genuine if str(m.get("curve", "ROC")).upper() == "ROC"]
+    assert roc, (
+        f"the AUC metric is the area under the {genuine[0].get('curve')} curve; the lab's AUC is the area under "
+        "the ROC curve: leave out curve=... (keras.metrics.AUC(name=\"auc\"))"
+    )
+    assert any(m.get("name") == AUC_NAME for m in roc), (
+        f"the AUC metric is named {roc[0].get('name')!r}; name it \"auc\" so that history has auc and val_auc"
     )
 
 
 @pytest.mark.check(cell=CELL, points=1, name="Accuracy metric")
 def test_accuracy_metric(evidence):
     metrics = _compiled(evidence)["metrics"]
+    exact = [m for m in metrics if _genuine(m, EXACT_ACCURACY_PATHS)]
     assert any(_accepted(m, ACCURACY_NAMES, ACCURACY_PATHS) for m in metrics), (
+        "keras.metrics.Accuracy() counts predictions exactly equal to the label, so on the sigmoid's "
+        "probabilities it reports 0: use the string \"accuracy\" (or keras.metrics.BinaryAccuracy())"
+        if exact else
         "accuracy is not among the metrics: use metrics=[\"accuracy\", keras.metrics.AUC(name=\"auc\")]"
     )

@@ -26,11 +26,13 @@ def _history(evidence):
 
 
 def auc_key(values: dict, evidence: dict) -> str | None:
-    """The history key of the compiled AUC metric: 'auc', Keras' 'auc_1' drift, or its own name."""
+    """The history key of the compiled AUC metric: 'auc', Keras' 'auc_1' drift, or its own name
+    (a string metric such as "AUC" is its own key)."""
     if "auc" in values:
         return "auc"
     compiled = (evidence.get("compile") or {}).get("metrics") or []
     names = [m.get("name") for m in compiled if m and m.get("class") == "AUC" and m.get("name")]
+    names += [m["value"] for m in compiled if m and m.get("kind") == "str" and str(m.get("value")).lower() == "auc"]
     for key in [*names, *sorted(values)]:
         if key in values and (key in names or _AUC_KEY.fullmatch(key)):
             return key
@@ -65,19 +67,24 @@ def test_history_keys(evidence):
     auc = auc_key(values, evidence) or "auc"
     missing = [k for base in ("loss", accuracy, auc) for k in (base, f"val_{base}") if k not in values]
     assert not missing, (
-        f"history.history lacks {missing}: the validation keys need validation_data=val_ds, and "
-        "'accuracy' and 'auc' need the metrics \"accuracy\" and keras.metrics.AUC(name=\"auc\")"
+        f"history.history lacks {missing} (its keys are {sorted(values)}): the validation keys need "
+        "validation_data=val_ds, and 'accuracy' and 'auc' need the metrics \"accuracy\" and "
+        "keras.metrics.AUC(name=\"auc\"), spelled exactly so (a metric given as a string is its key)"
     )
 
 
 @pytest.mark.check(cell=CELL, points=1, name="Trained as reported: full epochs over train_ds")
 def test_epochs(evidence, context):
-    """The history's epochs are full passes over train_ds, and all the training there was."""
+    """The history's epochs are full passes over train_ds, and all the training there was.
+
+    Validation lists may be shorter than the epochs (``validation_freq``): validating less often
+    does not change the training; the honesty check judges what validation reports.
+    """
     hist = _history(evidence)
     epochs = len(hist["epoch"])
     assert epochs >= 1, "no epoch ran: set epochs to 1 or more"
     lengths = {k: len(v) for k, v in hist["history"].items()}
-    assert all(n == epochs for n in lengths.values()), (
+    assert all(n == epochs or (k.startswith("val_") and 1 <= n < epochs) for k, n in lengths.items()), (
         f"the history's lists do not match its {epochs} epoch(s): {lengths}"
     )
     expected, steps = context["training_steps"], hist.get("steps_per_epoch")
@@ -123,9 +130,12 @@ def test_reported_val_auc_is_honest(evidence, regraded, context, record_property
     gap = min(gaps) if gaps else math.inf
     record_property("honesty_gap", gap)
     earlier = " (nor does any earlier epoch)" if len(series) > 1 else ""
+    epochs = len(evidence["history"]["epoch"])
+    sparse = (f"; validation ran on {len(series)} of {epochs} epochs, so the last epoch's weights were never "
+              "validated: validate every epoch (leave out validation_freq)") if len(series) < epochs else ""
     assert gap <= context["honesty_tolerance"], (
         f"the history reports {key} {reported:.4f}{earlier}, but the trained model scores {own:.4f} "
-        "on the validation data: the history must come from training this model, unchanged"
+        f"on the validation data: the history must come from training this model, unchanged{sparse}"
     )
 
 

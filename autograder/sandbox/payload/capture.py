@@ -115,9 +115,10 @@ class _Refs:
         path = _qualified(target)
         entry = {"kind": "object", "class": str(getattr(cls, "__name__", "?")), "module": str(cls.__module__),
                  "path": path, "verified": self.genuine.get(path) is target}
-        for attr in ("name", "from_logits"):
+        for attr in ("name", "from_logits", "curve"):
             if hasattr(obj, attr):
                 value = getattr(obj, attr)
+                value = getattr(value, "value", value) if attr == "curve" else value  # AUCCurve.ROC -> "ROC"
                 entry[attr] = value if isinstance(value, (str, bool, int, float)) else repr(value)
         if callable(obj) and hasattr(obj, "__name__"):
             entry["function"] = str(obj.__name__)
@@ -125,7 +126,8 @@ class _Refs:
 
     def compile_evidence(self, optimizer, config):
         """What compile was given (``config``) and the optimizer it built."""
-        metrics = list(config.get("metrics") or [])
+        metrics = _flattened(config.get("metrics"))[:100]
+        losses = _flattened(config.get("loss"))
         given = config.get("optimizer")
         return {
             "compiled": True,
@@ -135,9 +137,20 @@ class _Refs:
                 "learning_rate": float(self.to_numpy(optimizer.learning_rate)),
                 "given": None if given is None else self.describe(given),
             },
-            "loss": self.describe(config["loss"]) if config.get("loss") is not None else None,
+            "loss": self.describe(losses[0] if len(losses) == 1 else config["loss"]) if losses else None,
             "metrics": [self.describe(m) for m in metrics],
         }
+
+
+def _flattened(value) -> list:
+    """Compile's metrics (or loss) as a flat list: Keras also takes them nested, or as a dict per output."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, (list, tuple)):
+        return [value]
+    return [item for part in value for item in _flattened(part)]
 
 
 class _Records:
@@ -277,15 +290,12 @@ def _kit_capture(namespace, refs, records, settings):
         plot_history = namespace.get("plot_history")
         if not callable(plot_history):
             raise NameError("plot_history is not defined")
-        results = {}
         previous_backend = matplotlib.get_backend()
         plt.switch_backend("agg")
         try:
-            for metric, values in settings["plot_history"].items():
-                results[metric] = _plot_once(plot_history, metric, values, refs.History, plt)
+            return _plot_calls(plot_history, settings["plot_history"], refs.History, plt)
         finally:
             plt.switch_backend(previous_backend)
-        return results
 
     attempt("compile", compiled)
     attempt("history", history)
@@ -295,45 +305,111 @@ def _kit_capture(namespace, refs, records, settings):
         f.write(refs.encode(evidence))
 
 
-def _plot_once(plot_history, metric, values, history_class, plt):
-    """Call plot_history once; describe every figure it drew, even closed ones."""
-    def describe_figure(fig):
-        axes = []
-        for ax in fig.axes:
-            legend = ax.get_legend()
-            axes.append({
-                "xlabel": ax.get_xlabel(),
-                "ylabel": ax.get_ylabel(),
-                "title": ax.get_title(),
-                "legend": [t.get_text() for t in legend.get_texts()] if legend else None,
-                "lines": [
-                    {"label": str(line.get_label()),
-                     "x": [float(v) for v in line.get_xdata()],
-                     "y": [float(v) for v in line.get_ydata()]}
-                    for line in ax.get_lines()
-                ],
-            })
-        return {"axes": axes}
+def _plot_calls(plot_history, plot_history_values, history_class, plt):
+    """Call plot_history for each metric in turn, as the notebook's loop does in Jupyter.
 
+    As in a notebook cell, a figure stays open from one call to the next unless plot_history shows or
+    closes it; ``plt.show()`` shows and then closes every open figure, as Jupyter's inline backend does.
+    So a call that draws into the figure the previous call left open is seen (``reused``). Every legend
+    built meanwhile is recorded with the artists its entries stand for, so that a curve named only in
+    ``ax.legend([...])`` is known by that name.
+    """
+    import functools
+    import inspect
+
+    from matplotlib.legend import Legend
+
+    legends = {}   # id(legend) -> (legend, [(artist, text), ...])
+    real_init = Legend.__init__
+    signature = inspect.signature(real_init)
+
+    @functools.wraps(real_init)
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        try:
+            bound = signature.bind(self, *args, **kwargs).arguments
+            legends[id(self)] = (self, [(artist, str(text)) for artist, text in zip(bound["handles"], bound["labels"])])
+        except Exception:  # noqa: BLE001 - an unreadable legend only loses the names it gives
+            pass
+
+    plt.close("all")
+    Legend.__init__ = init
+    try:
+        return {metric: _plot_once(plot_history, metric, values, history_class, plt, legends)
+                for metric, values in plot_history_values.items()}
+    finally:
+        Legend.__init__ = real_init
+        plt.close("all")
+
+
+def _numbers(values, positions_if_not=False) -> list:
+    """Plotted data as floats; x values that are not numbers (category names) become their positions."""
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return [float(i) for i in range(len(values))] if positions_if_not else []
+
+
+def _describe_figure(fig, legends) -> dict:
+    """Axes, labels, legends and lines of one figure; each line with the legend text that names it."""
+    figure_legends = list(getattr(fig, "legends", []))
+
+    def legend_text(line, shown):
+        for legend in shown:
+            for artist, text in legends.get(id(legend), (None, ()))[1]:
+                if artist is line:
+                    return text
+        return None
+
+    axes = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        shown = ([legend] if legend else []) + figure_legends
+        axes.append({
+            "xlabel": ax.get_xlabel(),
+            "ylabel": ax.get_ylabel(),
+            "title": ax.get_title(),
+            "legend": [t.get_text() for t in legend.get_texts()] if legend else None,
+            "lines": [
+                {"label": str(line.get_label()),
+                 "legend": legend_text(line, shown),
+                 "x": _numbers(line.get_xdata(), positions_if_not=True),
+                 "y": _numbers(line.get_ydata())}
+                for line in ax.get_lines()
+            ],
+        })
+    texts = [t.get_text() for legend in figure_legends for t in legend.get_texts()]
+    return {"axes": axes, "legend": texts if figure_legends else None}
+
+
+def _plot_once(plot_history, metric, values, history_class, plt, legends):
+    """Call plot_history once; describe every figure it drew or changed, even closed ones."""
+    from matplotlib._pylab_helpers import Gcf
+
+    def open_figures():
+        return sorted((manager.canvas.figure for manager in Gcf.get_all_fig_managers()), key=lambda f: f.number)
+
+    before = {id(fig): (fig, _describe_figure(fig, legends)) for fig in open_figures()}
     seen = {}
     real_close, real_show = plt.close, plt.show
 
     def snapshot():
-        for num in plt.get_fignums():
-            seen[num] = describe_figure(plt.figure(num))
+        for fig in open_figures():
+            seen[id(fig)] = (fig, _describe_figure(fig, legends))
 
     def close(*args, **kwargs):
         snapshot()
         return real_close(*args, **kwargs)
 
-    def show(*args, **kwargs):
+    def show(*args, **kwargs):  # Jupyter's inline backend shows every open figure, then closes them
         snapshot()
+        real_close("all")
 
-    plt.close("all")
     plt.close, plt.show = close, show
     fake = history_class()
     fake.history = {k: list(v) for k, v in values.items()}
     fake.epoch = list(range(len(next(iter(values.values())))))
+    fake.params = {"verbose": 1, "epochs": len(fake.epoch), "steps": None}  # as model.fit sets them
     error = None
     try:
         plot_history(fake, metric)
@@ -342,8 +418,9 @@ def _plot_once(plot_history, metric, values, history_class, plt):
     finally:
         snapshot()
         plt.close, plt.show = real_close, real_show
-        real_close("all")
-    return {"error": error, "figures": [seen[k] for k in sorted(seen)]}
+    figures = [{**described, "reused": key in before} for key, (_, described) in seen.items()
+               if key not in before or repr(before[key][1]) != repr(described)]  # untouched figures of earlier calls
+    return {"error": error, "figures": figures}
 
 
 if __name__ == "__main__":  # the capture cell, in the student's namespace; false when this file is imported
