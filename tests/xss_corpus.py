@@ -249,7 +249,7 @@ def odd_file_names(listener: str) -> dict[str, list[str]]:
     """Extra notebook file names per student (no slashes: they are file names)."""
     return {
         XSS_OUTPUTS: [f'<img src=x onerror="{mark("name_extra")}">.ipynb'],
-        XSS_NAMES: [f'<svg onload="{mark("name_only")}">.ipynb', "[/red]pwn[link=javascript:alert(1)]x.ipynb"],
+        XSS_NAMES: [f'<svg onload="{mark("name_only")}">.ipynb', "[red]pwn[link=javascript:alert(1)]x.ipynb"],
     }
 
 

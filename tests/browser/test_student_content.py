@@ -42,7 +42,7 @@ TEST_CELLS = ("test_compile", "test_fit", "test_plot")
 
 def spamkit(root, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autograder", *args, "--course-dir", str(root), "--no-progress"],
-                          cwd=root, env=course_env({"COLUMNS": "200"}), capture_output=True, text=True)
+                          cwd=root, env=course_env({"COLUMNS": "400"}), capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,8 @@ def submission_id(root, student) -> str:
         return gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student).id
 
 
-def watched(page, listener) -> Watch:
-    return Watch(listener).attach(page)
+def watched(page, listener, api_forbidden: bool = True) -> Watch:
+    return Watch(listener, api_forbidden).attach(page)
 
 
 # --- intake and the command line -------------------------------------------------------------
@@ -100,8 +100,10 @@ def test_every_spamkit_command_takes_hostile_names_and_labels_as_text(hostile_co
     names = [p.name for p in (root / "submitted").rglob("*.ipynb")]
     assert len(names) == 5, names
     assert not [n for n in names if set(n) & set("<>\"'[]")], names
-    # intake still tells the instructor what came in
+    # intake tells the instructor what came in, names as they are on disk (not eaten as console markup)
     assert "wrong file name" in runs["collect"].stdout and corpus.XSS_NAMES in runs["collect"].stdout
+    odd = [n for n in names if n != NOTEBOOK]
+    assert len(odd) == 3 and all(n in runs["collect"].stdout for n in odd), (odd, runs["collect"].stdout)
 
 
 # --- formgrader ------------------------------------------------------------------------------
@@ -113,7 +115,7 @@ def formgrader_cell(page, grade_id: str):
 
 def open_submission(page, lab, root, student):
     page.goto(lab.link(f"formgrader/submissions/{submission_id(root, student)}/"))
-    expect(page.locator("#notebook-container")).to_be_attached(timeout=60_000)
+    expect(page.locator(".cell").first).to_be_attached(timeout=60_000)
     page.wait_for_load_state("load")
 
 
@@ -154,9 +156,10 @@ def test_formgrader_submission_page_runs_no_student_content(hostile_course, lab,
         # the grader reads what the student tried, as text
         expect(answer).to_contain_text("My analysis: the model *learns* quickly.")
         expect(answer).to_contain_text("<script>")
-        expect(formgrader_cell(page, "compile")).to_contain_text("<iframe srcdoc=")
-        page.locator("#notebook-container").evaluate("el => el.scrollIntoView()")
-        lab_ui.save_screenshot(page, "formgrader-sanitised-submission", target=page.locator("body"))
+        shown = formgrader_cell(page, "compile").locator(".output_html").filter(has_text="<iframe srcdoc=")
+        expect(shown).to_have_count(1)
+        lab_ui.SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(lab_ui.SCREENSHOTS / "formgrader-sanitised-submission.png"), full_page=True)
 
 
 def test_formgrader_sanitises_a_notebook_the_autograder_did_not(hostile_course, lab, listener, page):
@@ -262,13 +265,12 @@ def test_jupyterlab_runs_no_student_content_trusted_or_not(hostile_course, liste
     nb = nbformat.read(path, as_version=4)
     relative = path.relative_to(root).as_posix()
     with lab_server(root, state, env={"JUPYTER_DATA_DIR": str(data_dir)}) as server:
-        watch = watched(page, listener)
+        watch = watched(page, listener, api_forbidden=False)
         open_in_lab(page, server, relative, len(nb.cells))
         watch.click_links(page)
         assert_clean(watch.findings(page), "JupyterLab (notebook not trusted)")
 
         NotebookNotary(data_dir=str(data_dir)).sign(nb)  # what "Trust Notebook" records
-        page.reload()
         open_in_lab(page, server, relative, len(nb.cells))
         watch.click_links(page)
         assert_clean(watch.findings(page), "JupyterLab (notebook trusted by the instructor)")

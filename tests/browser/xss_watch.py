@@ -6,10 +6,13 @@ A page is clean when none of these saw anything:
   or a meta refresh sends the page there);
 - dialogs (``alert``/``confirm`` payloads);
 - requests from the page to the Jupyter server's ``/api/contents``,
-  ``/api/kernels``, ``/api/sessions`` or ``/api/terminals``, or to a widget CDN;
-- live markup left in the DOM: any attribute (``on*``, ``href``, ``srcdoc``,
-  ``style``...) or ``<script>`` carrying a payload, and widget script tags.
-  Sanitised payloads only ever appear as text.
+  ``/api/kernels``, ``/api/sessions`` or ``/api/terminals`` (not for
+  JupyterLab, which uses them itself), or to a widget CDN;
+- live markup left in the DOM: an event handler, ``srcdoc``, ``style`` or
+  ``<base>`` carrying a payload, a ``javascript:``/``data:`` URL, a
+  ``<script>`` with a payload, widget script tags. Sanitised payloads only
+  appear as text (a plain http link to the listener is not live: JupyterLab
+  makes links of URLs in printed text).
 """
 
 from __future__ import annotations
@@ -22,14 +25,20 @@ from urllib.parse import urlsplit
 from xss_corpus import SENTINEL, LINK_PREFIX, ran
 
 FORBIDDEN_API = ("/api/contents", "/api/kernels", "/api/sessions", "/api/terminals")
-WIDGET_CDN = ("@jupyter-widgets", "html-manager", "jupyter-js-widgets")
+WIDGET_CDN = ("unpkg.com", "cdn.jsdelivr.net")
 
 LIVE_MARKUP_JS = f"""() => {{
   const found = [];
+  const payload = v => v.includes('{SENTINEL}') || v.includes('/hit/');
+  const url = v => v.replace(/[\\x00-\\x20]+/g, '').toLowerCase();
   for (const el of document.querySelectorAll('*')) {{
     for (const attr of el.attributes) {{
-      if (attr.value.includes('{SENTINEL}') || attr.value.includes('/hit/'))
-        found.push(el.tagName.toLowerCase() + '[' + attr.name + ']');
+      const name = attr.name.toLowerCase(), value = attr.value;
+      const live = (name.startsWith('on') || ['srcdoc', 'style'].includes(name) || el.tagName === 'BASE')
+        ? payload(value)
+        : ['href', 'src', 'action', 'formaction', 'data', 'xlink:href'].includes(name)
+          && /^(javascript|vbscript|data:text)/.test(url(value));
+      if (live) found.push(el.tagName.toLowerCase() + '[' + name + ']');
     }}
     if (el.tagName === 'SCRIPT' && el.textContent.includes('{SENTINEL}')) found.push('script');
     if (el.tagName === 'SCRIPT' && (el.type || '').startsWith('application/vnd.jupyter.widget'))
@@ -72,6 +81,7 @@ class Watch:
     """Everything one page does that a payload could cause, from the moment it is made."""
 
     listener: Listener
+    api_forbidden: bool = True  # False for JupyterLab, which calls these APIs itself
     dialogs: list = field(default_factory=list)
     requests: list = field(default_factory=list)
 
@@ -89,13 +99,13 @@ class Watch:
         """Click every link the corpus planted (javascript: links before sanitising)."""
         clicked = 0
         for frame in page.frames:
-            links = frame.locator(f"a:has-text('{LINK_PREFIX}')")
-            for i in range(links.count()):
-                try:
+            try:
+                links = frame.locator(f"a:has-text('{LINK_PREFIX}')")
+                for i in range(links.count()):
                     links.nth(i).click(timeout=3000, force=True, no_wait_after=True)
                     clicked += 1
-                except Exception:  # noqa: BLE001 - a link a payload moved or hid
-                    pass
+            except Exception:  # noqa: BLE001 - a frame that went away, a link a payload moved or hid
+                continue
         return clicked
 
     def findings(self, page, settle_ms: int = 2500) -> dict[str, list]:
@@ -113,7 +123,8 @@ class Watch:
         found["dialogs"] = list(self.dialogs)
         found["api or widget requests"] = [
             f"{method} {url}" for method, url in self.requests
-            if urlsplit(url).path.startswith(FORBIDDEN_API) or any(cdn in url for cdn in WIDGET_CDN)
+            if (self.api_forbidden and urlsplit(url).path.startswith(FORBIDDEN_API))
+            or any(cdn in urlsplit(url).netloc for cdn in WIDGET_CDN)
         ]
         return found
 
