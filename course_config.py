@@ -28,6 +28,7 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)^(WARNING|I0000|W0000|E0000|.*Warning:|  warnings\.warn|.*oneDNN)"
 c.Autograde.autograde_preprocessors = [
     "autograder.preprocessors.GradeSubmission",  # replaces Execute: sandbox + hidden checks
+    "autograder.sanitize.SanitizeStudentContent",  # the notebook on disk holds nothing a browser runs
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -35,6 +36,11 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Every page that renders a notebook (formgrader reads these settings through
+# nbgrader_config.py; generate_feedback too) sanitises student content again.
+c.HTMLExporter.preprocessors = ["autograder.sanitize.SanitizeStudentContent"]
+c.HTMLExporter.sanitize_html = True
+c.GenerateFeedback.exporter_class = "autograder.sanitize.FeedbackExporter"  # adds a Content-Security-Policy
 c.GenerateFeedback.preprocessors = [
     "autograder.preprocessors.HideGraderInternals",
     "nbgrader.preprocessors.GetGrades",

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from traitlets.config import Config
@@ -139,18 +140,18 @@ def cmd_collect(course, args) -> int:
             return 1
         warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln]
         for line in warnings:
-            console.print(f"[yellow]{line}[/yellow]", markup=True)
+            console.print(f"[yellow]{escape(line)}[/yellow]", markup=True)
     if args.fix_names:
         for line in intake.fix_names(course.submitted_dir(), course.assignment, course.notebook):
-            console.print(f"renamed {line}")
+            console.print(f"renamed {line}", markup=False)
     entries = intake.inventory(course.submitted_dir(), course.assignment, course.notebook, course.roster())
     table = Table(title=f"Submissions of {course.assignment}")
     for col in ("Student", "Status", "Details"):
         table.add_column(col)
     for e in entries:
         style = "green" if e.status == intake.OK else "red"
-        table.add_row(e.student, f"[{style}]{intake.STATUS_TEXT[e.status]}[/{style}]",
-                      "; ".join(filter(None, [e.message, *e.notes])))
+        table.add_row(escape(e.student), f"[{style}]{intake.STATUS_TEXT[e.status]}[/{style}]",
+                      escape("; ".join(filter(None, [e.message, *e.notes]))))
     console.print(table)
     ready = sum(e.status == intake.OK for e in entries)
     console.print(f"{ready} of {len(entries)} students have a notebook to grade.")
@@ -177,9 +178,9 @@ def grades_table(rows, title: str) -> Table:
         shown = r.message and (r.run_status != "ok" or r.status == RECHECKED)
         message = (r.message or "").strip().splitlines()[0][:160] if shown else ""
         details = "; ".join(filter(None, [message, *r.notes]))[:200]
-        table.add_row(r.student, f"[{style}]{STATUS_TEXT.get(r.status, r.status)}[/{style}]", score,
+        table.add_row(escape(r.student), f"[{style}]{STATUS_TEXT.get(r.status, r.status)}[/{style}]", score,
                       f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
-                      "" if not r.seconds else f"{r.seconds:.1f}", details, )
+                      "" if not r.seconds else f"{r.seconds:.1f}", escape(details), )
     return table
 
 
