@@ -82,7 +82,7 @@ def sanitised(nb, config=None):
     return nb
 
 
-RESOURCES = {"base_url": "", "nbgrader": {"notebook": "n", "score": 14, "max_score": 20}, "assignment_id": "a", "notebook_id": "n",
+RESOURCES = {"base_url": "", "nbgrader": {"notebook": "n", "score": 14, "max_score": 20, "late_penalty": 0}, "assignment_id": "a", "notebook_id": "n",
              "submission_id": "s", "index": 0, "total": 1, "student": "st", "last_name": "", "first_name": "",
              "notebook_path": "x"}
 

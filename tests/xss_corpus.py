@@ -181,11 +181,12 @@ ORDINARY_ANSWER = (
 # --- what the checks quote back (XSS_LABELS) -----------------------------------------------
 
 def label_payloads(listener: str) -> dict[str, str]:
+    """Short (no listener call): long labels make big figures, and the kit caps a cell's outputs at 200 kB."""
     return {
-        "label_xlabel": f'<img src=x onerror="{mark("label_xlabel", listener)}">',
-        "label_legend": f'<svg onload="{mark("label_legend", listener)}">[/red]',
-        "label_title": f"<script>{mark('label_title', listener)}</script>",
-        "label_class": f'<img src=x onerror="{mark("label_class", listener)}">',
+        "label_xlabel": f'<img src=x onerror="{mark("label_xlabel")}">',
+        "label_legend": f'<svg onload="{mark("label_legend")}">[/red]',
+        "label_title": f"<script>{mark('label_title')}</script>",
+        "label_class": f'<img src=x onerror="{mark("label_class")}">',
     }
 
 

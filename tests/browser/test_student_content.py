@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -119,6 +120,15 @@ def open_submission(page, lab, root, student):
     page.wait_for_load_state("load")
 
 
+def screenshot_between(page, first, last, name: str) -> None:
+    """One PNG under tests/browser/screenshots/ from the top of `first` to the bottom of `last`."""
+    top = first.evaluate("el => el.getBoundingClientRect().top + window.scrollY")
+    bottom = last.evaluate("el => el.getBoundingClientRect().bottom + window.scrollY")
+    lab_ui.SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(lab_ui.SCREENSHOTS / f"{name}.png"), full_page=True,
+                    clip={"x": 0, "y": top, "width": page.viewport_size["width"], "height": bottom - top})
+
+
 def expect_curves_and_reports(cell_of) -> None:
     images = cell_of("plot_history").locator(".output_png img")
     expect(images).to_have_count(3)
@@ -158,8 +168,12 @@ def test_formgrader_submission_page_runs_no_student_content(hostile_course, lab,
         expect(answer).to_contain_text("<script>")
         shown = formgrader_cell(page, "compile").locator(".output_html").filter(has_text="<iframe srcdoc=")
         expect(shown).to_have_count(1)
-        lab_ui.SCREENSHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(lab_ui.SCREENSHOTS / "formgrader-sanitised-submission.png"), full_page=True)
+        screenshot_between(page, formgrader_cell(page, "plot_history"), formgrader_cell(page, "test_plot"),
+                           "formgrader-sanitised-submission")  # the curves and their report
+        screenshot_between(page, formgrader_cell(page, "compile"), formgrader_cell(page, "test_compile"),
+                           "formgrader-sanitised-outputs")  # hostile outputs shown as text
+        screenshot_between(page, formgrader_cell(page, "analysis"), formgrader_cell(page, "analysis"),
+                           "formgrader-sanitised-answer")
 
 
 def test_formgrader_sanitises_a_notebook_the_autograder_did_not(hostile_course, lab, listener, page):
@@ -221,9 +235,10 @@ def test_class_report_runs_no_student_content(hostile_course, listener, page):
     page.goto((root / "exports" / "report.html").as_uri())
     assert_clean(watch.findings(page), "the class report")
     assert "default-src 'none'" in csp(page)
-    attention = page.locator("table").first
-    expect(attention.locator("tr").filter(has_text=corpus.XSS_NAMES)).to_contain_text("wrong file name")
-    expect(attention.locator("tr").filter(has_text=corpus.XSS_OUTPUTS)).to_contain_text("errors while running")
+    rows = page.locator("table").first.locator("tr")  # students needing attention
+    expect(rows.filter(has_text=corpus.XSS_NAMES).filter(has_text="wrong file name")).to_have_count(1)
+    crashed = rows.filter(has_text=corpus.XSS_OUTPUTS).filter(has_text="errors while running")
+    expect(crashed).to_contain_text("<img src=x onerror=")  # the exception's class name, as text
     expect(page.locator("figure img")).not_to_have_count(0)
 
 
@@ -271,6 +286,10 @@ def test_jupyterlab_runs_no_student_content_trusted_or_not(hostile_course, liste
         assert_clean(watch.findings(page), "JupyterLab (notebook not trusted)")
 
         NotebookNotary(data_dir=str(data_dir)).sign(nb)  # what "Trust Notebook" records
+        with urllib.request.urlopen(server.link(f"api/contents/{relative}")) as response:
+            served = json.load(response)["content"]
+        assert all(c["metadata"].get("trusted") for c in served["cells"] if c["cell_type"] == "code")
+        page.goto("about:blank")
         open_in_lab(page, server, relative, len(nb.cells))
         watch.click_links(page)
         assert_clean(watch.findings(page), "JupyterLab (notebook trusted by the instructor)")
