@@ -38,8 +38,9 @@ c.Autograde.autograde_preprocessors = [
 ]
 # Every page that renders a notebook (formgrader reads these settings through
 # nbgrader_config.py; generate_feedback too) sanitises student content again.
+# (Not nbconvert's sanitize_html: its allow-list has no <p>, <th>, <thead>, so a
+# clean Markdown output or table would show its tags as text.)
 c.HTMLExporter.preprocessors = ["autograder.sanitize.SanitizeStudentContent"]
-c.HTMLExporter.sanitize_html = True
 c.GenerateFeedback.exporter_class = "autograder.sanitize.FeedbackExporter"  # adds a Content-Security-Policy
 c.GenerateFeedback.preprocessors = [
     "autograder.preprocessors.HideGraderInternals",

@@ -24,7 +24,7 @@ feedback page and the class report open in anyone's browser. So:
 puts it after ``GradeSubmission`` in ``Autograde.autograde_preprocessors``
 (so the autograded notebook on disk is clean, before nbgrader scores it) and
 in ``HTMLExporter.preprocessors``, which formgrader's exporter and
-generate_feedback's exporter both read, with ``HTMLExporter.sanitize_html``.
+generate_feedback's exporter both read.
 ``FeedbackExporter`` (``GenerateFeedback.exporter_class``) adds a
 Content-Security-Policy to the feedback page. Also here: CSV fields that
 cannot start a spreadsheet formula, and file names and ids from an LMS

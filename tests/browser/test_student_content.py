@@ -168,6 +168,10 @@ def test_formgrader_submission_page_runs_no_student_content(hostile_course, lab,
         expect(answer).to_contain_text("<script>")
         shown = formgrader_cell(page, "compile").locator(".output_html").filter(has_text="<iframe srcdoc=")
         expect(shown).to_have_count(1)
+        # a Markdown output with HTML is shown as text, under a note that renders as Markdown
+        markdown = formgrader_cell(page, "compile").locator(".output_markdown")
+        expect(markdown.locator("em")).to_have_count(1)
+        expect(markdown).not_to_contain_text("<p>")
         screenshot_between(page, formgrader_cell(page, "plot_history"), formgrader_cell(page, "test_plot"),
                            "formgrader-sanitised-submission")  # the curves and their report
         screenshot_between(page, formgrader_cell(page, "compile"), formgrader_cell(page, "test_compile"),

@@ -92,6 +92,9 @@ class Watch:
         return self
 
     def _dialog(self, dialog):
+        if dialog.type == "beforeunload":  # JupyterLab asks before leaving a changed notebook: leave
+            dialog.accept()
+            return
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 
