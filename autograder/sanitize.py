@@ -8,9 +8,10 @@ feedback page and the class report open in anyone's browser. So:
 
 - outputs keep only plain text, tracebacks, PNG/JPEG images, LaTeX, and
   HTML cleaned by bleach with a small allow-list (formatting and tables; no
-  script, no event handlers, no ``style``, no frames, no SVG, no ``<base>``,
-  links only to http/https/mailto). JavaScript, SVG, widget views and any
-  other type go; an output left with nothing keeps a plain-text note;
+  script, event handlers, ``style``, frames, images, SVG or ``<base>``;
+  links only to http/https/mailto); what is not allowed is escaped, so the
+  grader reads it as text. JavaScript, SVG, widget views and any other type
+  go; an output left with nothing keeps a plain-text note;
 - Markdown is parsed with nbconvert's own parser (the one formgrader and
   feedback render with). An answer with no raw HTML, no link or image
   outside http/https/mailto (or its own PNG/JPEG attachments) and no
@@ -125,7 +126,11 @@ def _markdown_problems(tokens, attachments) -> list[str]:
 
 def markdown_problems(source: str, attachments=frozenset()) -> list[str]:
     """What in a Markdown text could act in a browser, as nbconvert parses it (empty if nothing)."""
-    return _markdown_problems(MarkdownWithMath(renderer=None)(source), attachments)
+    try:
+        tokens = MarkdownWithMath(renderer=None)(source)
+    except Exception as exc:  # noqa: BLE001 - text the parser chokes on is shown as plain text
+        return [f"unparsable ({type(exc).__name__})"]
+    return _markdown_problems(tokens, attachments)
 
 
 def safe_markdown(source: str, attachments=frozenset()) -> str:

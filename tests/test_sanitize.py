@@ -199,6 +199,21 @@ def test_markdown_with_markup_or_bad_links_is_shown_as_text(text):
     assert safe_markdown(shown) == shown  # idempotent
 
 
+def test_markdown_the_parser_chokes_on_is_shown_as_text(monkeypatch):
+    import autograder.sanitize as sanitize
+
+    class Choking:
+        def __init__(self, renderer):
+            pass
+
+        def __call__(self, source):
+            raise RecursionError("nested too deep")
+
+    monkeypatch.setattr(sanitize, "MarkdownWithMath", Choking)
+    assert sanitize.markdown_problems("> > > x") == ["unparsable (RecursionError)"]
+    assert sanitize.safe_markdown("> > > x").endswith("```text\n> > > x\n```\n")
+
+
 def test_sanitising_twice_changes_nothing(hostile):
     once = sanitised(hostile)
     assert sanitised(once) == once
