@@ -28,6 +28,7 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)^(WARNING|I0000|W0000|E0000|.*Warning:|  warnings\.warn|.*oneDNN)"
 c.Autograde.autograde_preprocessors = [
     "autograder.nbgrader_plugins.GradeSubmission",  # replaces Execute: sandbox + hidden checks
+    "autograder.nbgrader_plugins.SanitizeStudentContent",  # the notebook on disk holds nothing a browser runs
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -35,6 +36,12 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Every page that renders a notebook (formgrader reads these settings through
+# nbgrader_config.py; generate_feedback too) sanitises student content again.
+# (Not nbconvert's sanitize_html: its allow-list has no <p>, <th>, <thead>, so a
+# clean Markdown output or table would show its tags as text.)
+c.HTMLExporter.preprocessors = ["autograder.nbgrader_plugins.SanitizeStudentContent"]
+c.GenerateFeedback.exporter_class = "autograder.nbgrader_plugins.FeedbackExporter"  # adds a Content-Security-Policy
 c.GenerateFeedback.preprocessors = [
     "autograder.nbgrader_plugins.HideGraderInternals",
     "nbgrader.preprocessors.GetGrades",

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from traitlets.config import Config
@@ -148,9 +149,10 @@ def grades_table(rows, title: str) -> Table:
         shown = r.message and (r.run_status != Status.OK or r.status == Status.RECHECKED)
         message = (r.message or "").strip().splitlines()[0][:160] if shown else ""
         details = "; ".join(filter(None, [message, *r.notes]))[:200]
-        table.add_row(r.student, f"[{style}]{r.status.instructor}[/{style}]", score,
+        # student ids and messages are student-controlled text: never rich markup
+        table.add_row(escape(r.student), f"[{style}]{r.status.instructor}[/{style}]", score,
                       f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
-                      "" if not r.seconds else f"{r.seconds:.1f}", details)
+                      "" if not r.seconds else f"{r.seconds:.1f}", escape(details))
     return table
 
 
@@ -162,7 +164,8 @@ def entries_table(entries, title: str) -> Table:
         ok = e.status == Status.OK
         label = "ready to grade" if ok else e.status.instructor
         style = "green" if ok else "red"
-        table.add_row(e.student, f"[{style}]{label}[/{style}]", "; ".join(filter(None, [e.message, *e.notes])))
+        table.add_row(escape(e.student), f"[{style}]{label}[/{style}]",
+                      escape("; ".join(filter(None, [e.message, *e.notes]))))
     return table
 
 

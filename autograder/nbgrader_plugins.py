@@ -31,13 +31,15 @@ from traitlets import Instance, Int
 
 from .course.exports import CsvExport
 from .course.intake import LmsCollector
+from .course.sanitize import FeedbackExporter, SanitizeStudentContent
 from .course.store import ResultStore
 from .grading.engine import grade_notebook
 from .grading.job import GradingJob, make_job
 from .grading.submission import prepare_submission
 from .model import CheckResult, GradingResult, Status, Summary
 
-__all__ = ["GradeSubmission", "HideGraderInternals", "CsvExport", "LmsCollector", "AutogradeWithJob"]
+__all__ = ["GradeSubmission", "HideGraderInternals", "CsvExport", "LmsCollector", "AutogradeWithJob",
+           "SanitizeStudentContent", "FeedbackExporter"]
 
 KIT = "kit"   # the key of the kit's entry in a notebook's nbconvert resources
 MAX_TRACEBACK_FRAMES = 12

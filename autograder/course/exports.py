@@ -25,6 +25,7 @@ from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
 from ..model import Status, Summary
+from .sanitize import csv_cell
 from .store import ResultStore
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
@@ -65,7 +66,7 @@ class CsvExport(ExportPlugin):
                         penalty = submission.late_submission_penalty
                         row.update(timestamp=submission.timestamp, raw_score=submission.score,
                                    late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
-                    writer.writerow({k: "" if v is None else str(v) for k, v in row.items()})
+                    writer.writerow({k: csv_cell(v) for k, v in row.items()})
 
 
 def write_nbgrader_csv(db_url: str, course_id: str, dest: Path, assignment: str = "") -> Path:
@@ -93,8 +94,8 @@ def write_checks_csv(summaries: dict[str, Summary], dest: Path) -> Path:
         writer.writerow(["student_id", "status", *[c[0] for c in columns], "total", "max_score"])
         for student, summary in sorted(summaries.items()):
             scores = {c.id: c.score for c in summary.checks}
-            writer.writerow([student, summary.status, *[f"{scores.get(c[0], 0.0):g}" for c in columns],
-                             f"{summary.score:g}", f"{summary.max_score:g}"])
+            writer.writerow(map(csv_cell, [student, summary.status, *[f"{scores.get(c[0], 0.0):g}" for c in columns],
+                                           f"{summary.score:g}", f"{summary.max_score:g}"]))
     return dest
 
 
@@ -117,11 +118,15 @@ def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: s
             "output": check.message if not check.passed else "",
             "visibility": "visible" if check.id in visible else hidden_visibility,
             "status": "passed" if check.passed else "failed",
+            "output_format": "text",  # check messages quote student text: never render it as HTML
         })
     return {
         "score": float(summary.score),
         "execution_time": round(float(summary.seconds or 0.0), 2),
         "output": output,
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
         "visibility": "visible",
         "tests": [{k: v for k, v in t.items() if k != "cell"} for t in tests],
     }

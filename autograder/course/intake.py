@@ -25,6 +25,7 @@ from nbgrader.plugins import FileNameCollectorPlugin
 from traitlets import Enum, Unicode, default
 
 from ..model import Status
+from .sanitize import SAFE_ID, safe_file_name
 
 
 @dataclass
@@ -162,6 +163,10 @@ class LmsCollector(FileNameCollectorPlugin):
         info = super().collect(submitted_file)
         if not info:
             return info
+        if not SAFE_ID.fullmatch(info["student_id"]):  # would reach pages and tables as markup
+            self.log.warning("Skipping %s: a student id may hold letters, digits and . _ @ + - only", submitted_file)
+            return None
+        info["file_id"] = safe_file_name(info["file_id"])
         if self._plan is None:
             self._plan = self._make_plan()
         renamed = self._plan.get(submitted_file)

@@ -35,13 +35,14 @@ class LabServer:
 
 
 @contextmanager
-def lab_server(root: Path, state: Path, timeout: float = 90):
+def lab_server(root: Path, state: Path, timeout: float = 90, env: dict | None = None):
     """Run `jupyter lab` in `root` (the server's root and working directory).
 
     `state` receives the server's config dir (JupyterLab keeps its settings
     and workspaces there; the user's ~/.jupyter is not read), its runtime dir
     and its log. The repo's jupyter_server_config.py is used, as an
-    instructor would. A failure inside the block gets the log's tail as a note.
+    instructor would. `env` adds environment variables (e.g. JUPYTER_DATA_DIR).
+    A failure inside the block gets the log's tail as a note.
     """
     state.mkdir(parents=True, exist_ok=True)
     runtime = state / "runtime"
@@ -52,6 +53,7 @@ def lab_server(root: Path, state: Path, timeout: float = 90):
             "JUPYTER_CONFIG_DIR": str(state / "config"),
             "JUPYTER_RUNTIME_DIR": str(runtime),
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
     )
     cmd = [

@@ -82,12 +82,14 @@ def test_gradescope_results_json(exported):
     with gradebook(root) as gb:
         for student in STUDENTS:
             data = json.loads((written["gradescope"] / student / "results.json").read_text())
-            assert set(data) == {"score", "execution_time", "output", "visibility", "tests"}
+            assert set(data) == {"score", "execution_time", "output", "output_format", "test_output_format",
+                                 "test_name_format", "visibility", "tests"}
             scores = code_scores(gb, student)
             assert data["score"] == pytest.approx(0.0 if scores is None else sum(scores.values()))
             assert sum(t["score"] for t in data["tests"]) == pytest.approx(data["score"])
             for test in data["tests"]:
-                assert set(test) == {"score", "max_score", "name", "number", "output", "visibility", "status"}
+                assert set(test) == {"score", "max_score", "name", "number", "output", "output_format", "visibility",
+                                     "status"}
                 assert test["visibility"] == "after_published"
                 assert test["status"] == ("passed" if test["score"] == test["max_score"] else "failed")
                 assert re.fullmatch(r"\d+\.\d+", test["number"])
