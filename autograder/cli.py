@@ -13,7 +13,7 @@ nbgrader way, e.g. ``spamkit grade --Grading.val_auc_threshold=0.95``.
     spamkit grade --check ID [--student S ...]
                                     run one check again on the kept evidence (no notebook runs)
     spamkit feedback [--student S]  nbgrader generate_feedback (hidden tests stripped)
-    spamkit export                  grades.csv, checks.csv, Gradescope results.json
+    spamkit export                  grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle import CSVs
     spamkit report                  the class report (one HTML file)
     spamkit calibrate ...           thresholds from seeded runs of the reference solution
 
@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("feedback", parents=[common], help="feedback HTML per student (nbgrader generate_feedback)")
     p.add_argument("--student", action="append", default=[], metavar="ID")
 
-    sub.add_parser("export", parents=[common], help="grades.csv, checks.csv, Gradescope results.json")
+    sub.add_parser("export", parents=[common],
+                   help="grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle grade import CSVs")
 
     p = sub.add_parser("report", parents=[common], help="the class report (HTML)")
     p.add_argument("--output", type=Path, default=None, help="where to write it (default: exports/report.html)")
@@ -235,10 +236,21 @@ def cmd_feedback(course, args) -> int:
 
 def cmd_export(course, args) -> int:
     from .exports import export_all
+    from .lms_export import summary_table
 
-    for name, path in export_all(course).items():
+    lms = []
+    for name, path in export_all(course, lms).items():
         console.print(f"{name:>13}: {path}")
-    return 0
+    for files in lms:
+        for lms_name, count in files.rows.items():
+            console.print(f"{count} student(s) with a grade in the {lms_name} import file")
+        if (table := summary_table(files)) is not None:
+            console.print(table)
+        for note in files.notes:
+            console.print(f"note: {note}", style="yellow", markup=False)
+        for error in files.errors:
+            console.print(f"error: {error}", style="red", markup=False)
+    return 1 if any(files.errors for files in lms) else 0
 
 
 def cmd_report(course, args) -> int:

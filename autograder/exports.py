@@ -24,6 +24,7 @@ from nbgrader.plugins import ExportPlugin
 from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
+from .lms_export import export_lms
 from .results import ResultStore
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
@@ -157,8 +158,12 @@ def write_gradescope(summaries: dict[str, dict], folder: Path, visible: list[str
     return paths
 
 
-def export_all(course) -> dict[str, Path]:
-    """Every export of the course's assignment into Exports.directory; returns what was written."""
+def export_all(course, lms_report: list | None = None) -> dict[str, Path]:
+    """Every export of the course's assignment into Exports.directory; returns what was written.
+
+    The LMS import files (``lms_export``) come too; their ``LmsFiles`` (who is
+    not in them, notes) is appended to ``lms_report`` if given.
+    """
     settings = Exports(config=course.config)
     out = course.root / settings.directory
     summaries = ResultStore(course.root).summaries(course.assignment)
@@ -169,4 +174,8 @@ def export_all(course) -> dict[str, Path]:
     }
     write_gradescope(summaries, out / "gradescope", settings.visible_checks, settings.hidden_visibility)
     written["gradescope"] = out / "gradescope"
+    lms = export_lms(course, out)
+    written.update(lms.paths)
+    if lms_report is not None:
+        lms_report.append(lms)
     return written
