@@ -48,7 +48,7 @@ from nbgrader.utils import find_all_files
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
-from . import engine, intake, preprocessors
+from . import dblock, engine, intake, preprocessors
 from .results import ResultStore, write_json_atomic
 from .settings import Batch, Lab
 
@@ -155,7 +155,8 @@ class Course:
 
     @contextlib.contextmanager
     def lock(self):
-        """One batch at a time per course (the OS drops the lock if the batch is killed)."""
+        """One batch at a time per course (the OS drops the lock if the batch is killed),
+        and per course and assignment in a shared server gradebook (``dblock``)."""
         path = self.store.root / "batch.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as fh:
@@ -163,7 +164,10 @@ class Course:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise BatchRunning(f"another batch is grading this course ({path} is locked)") from None
-            yield
+            with dblock.batch_lock(self.coursedir.db_url, self.coursedir.course_id, self.assignment) as refused:
+                if refused:
+                    raise BatchRunning(refused)
+                yield
 
     def log_event(self, event: str, **data) -> None:
         """Append one line to the batch log (.kit/log/<assignment>.jsonl)."""

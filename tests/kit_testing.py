@@ -21,19 +21,20 @@ NBGRADER = [sys.executable, "-m", "nbgrader"]
 
 
 def course_env(extra: dict | None = None) -> dict:
+    """The environment of a test course: its own SQLite gradebook unless ``extra`` sets KIT_DB_URL."""
     env = {**os.environ, "SPAM_LAB_DATA_DIR": str(SHARED_DATA), "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("KIT_DB_URL", None)
     env.update(extra or {})
     return env
 
 
-def make_course(root: Path) -> Path:
-    """A fresh course root: the repo's source and config, its own gradebook."""
+def make_course(root: Path, env: dict | None = None) -> Path:
+    """A fresh course root: the repo's source and config, its own gradebook (or env's KIT_DB_URL)."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "source", root / "source", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("course_config.py", "nbgrader_config.py"):
         shutil.copy(REPO / name, root / name)
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force", env=env)
     return root
 
 
