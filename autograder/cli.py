@@ -13,7 +13,8 @@ nbgrader way, e.g. ``spamkit grade --Grading.val_auc_threshold=0.95``.
     spamkit grade --check ID [--student S ...]
                                     run one check again on the kept evidence (no notebook runs)
     spamkit feedback [--student S]  nbgrader generate_feedback (hidden tests stripped)
-    spamkit export                  grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle import CSVs
+    spamkit export [--upload]       grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle import CSVs
+                                    (--upload: the Canvas grades through Canvas' API too)
     spamkit report                  the class report (one HTML file)
     spamkit calibrate ...           thresholds from seeded runs of the reference solution
 
@@ -75,8 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("feedback", parents=[common], help="feedback HTML per student (nbgrader generate_feedback)")
     p.add_argument("--student", action="append", default=[], metavar="ID")
 
-    sub.add_parser("export", parents=[common],
-                   help="grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle grade import CSVs")
+    p = sub.add_parser("export", parents=[common],
+                       help="grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle grade import CSVs")
+    p.add_argument("--upload", action="store_true",
+                   help="also send the Canvas file's grades to Canvas (LmsExport.canvas_url, canvas_course_id; "
+                        "token in CANVAS_API_TOKEN)")
 
     p = sub.add_parser("report", parents=[common], help="the class report (HTML)")
     p.add_argument("--output", type=Path, default=None, help="where to write it (default: exports/report.html)")
@@ -250,7 +254,19 @@ def cmd_export(course, args) -> int:
             console.print(f"note: {note}", style="yellow", markup=False)
         for error in files.errors:
             console.print(f"error: {error}", style="red", markup=False)
-    return 1 if any(files.errors for files in lms) else 0
+    if any(files.errors for files in lms):
+        return 1
+    if args.upload:
+        from .canvas_upload import TOKEN_VARIABLE, UploadError, upload
+        from .lms_export import LmsExport
+
+        try:
+            console.print(upload(LmsExport(config=course.config), lms[0], os.environ.get(TOKEN_VARIABLE, "")),
+                          markup=False)
+        except UploadError as exc:
+            console.print(f"error: {exc}", style="red", markup=False)
+            return 1
+    return 0
 
 
 def cmd_report(course, args) -> int:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
-from traitlets import Bool, Enum, Unicode
+from traitlets import Bool, Enum, Int, Unicode
 from traitlets.config import Configurable
 
 from . import lms_ids
@@ -70,6 +70,10 @@ class LmsExport(Configurable):
                              "(a worksheet column when the site shows ID numbers)").tag(config=True)
     moodle_grade_item = Unicode("", help="name of the grade column (default: the nbgrader assignment name); "
                                          "mapped to the Moodle assignment on import").tag(config=True)
+    canvas_url = Unicode("", help="Canvas address for `spamkit export --upload`, e.g. https://canvas.example.edu "
+                                  "(the API token comes from the environment: CANVAS_API_TOKEN)").tag(config=True)
+    canvas_course_id = Int(0, help="Canvas course id for `spamkit export --upload` (in the course's address)"
+                           ).tag(config=True)
 
 
 class LmsExportError(ValueError):
@@ -95,6 +99,9 @@ class LmsFiles:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)      # a roster that cannot be used: that file is not written
     rows: dict[str, int] = field(default_factory=dict)   # lms -> students with a grade in its file
+    matched: dict[str, list] = field(default_factory=dict)   # lms -> its file's rows (Matched)
+    canvas_column: str = ""
+    max_score: float = 0.0
 
 
 # --- the gradebook's grades ------------------------------------------------------
@@ -292,6 +299,7 @@ def _canvas(course, settings: LmsExport, grades, max_score: float, ids, out: Pat
                                            canvas_rows(match, max_score, settings.canvas_points_possible))
     result.unlisted += match.unlisted
     result.rows["canvas"] = len(match.rows)
+    result.matched["canvas"], result.canvas_column, result.max_score = match.rows, column, max_score
 
 
 def _moodle(course, settings: LmsExport, grades, max_score: float, ids, out: Path, result: LmsFiles) -> None:
@@ -316,6 +324,7 @@ def _moodle(course, settings: LmsExport, grades, max_score: float, ids, out: Pat
         moodle_rows(match, match_column))
     result.unlisted += match.unlisted
     result.rows["moodle"] = len(match.rows)
+    result.matched["moodle"] = match.rows
 
 
 def summary_table(files: LmsFiles):

@@ -8,8 +8,12 @@ manual scores, a late penalty), so no notebook runs here.
 from __future__ import annotations
 
 import csv
+import http.server
+import json
 import subprocess
 import sys
+import threading
+import urllib.parse
 import warnings
 import zipfile
 from pathlib import Path
@@ -258,3 +262,101 @@ def test_no_lms_no_lms_files(tmp_path):
         config = Config()
     assert lms_export.export_lms(FakeCourse(), tmp_path / "exports") == lms_export.LmsFiles()
     assert not (tmp_path / "exports").exists()
+
+
+# --- direct upload to Canvas (spamkit export --upload) -------------------------------
+
+class FakeCanvas(http.server.BaseHTTPRequestHandler):
+    """Answers like Canvas' REST API for the three calls of an upload (shapes from Canvas' API docs):
+
+    GET  /api/v1/courses/:id                                   -> Course {"id", "name", ...}
+    GET  /api/v1/courses/:id/assignments/:id                   -> Assignment {"id", "course_id", "points_possible", ...}
+    POST /api/v1/courses/:id/assignments/:id/submissions/update_grades
+         form: grade_data[<user id>][posted_grade]=<points>    -> Progress {"id", "workflow_state": "queued", "url", ...}
+    GET  /api/v1/progress/:id                                  -> Progress {"workflow_state": "completed", ...}
+    """
+
+    points_possible = 25.0
+    requests: list = []
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        FakeCanvas.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
+        if self.path.rstrip("?") == "/api/v1/courses/77":
+            return self._answer(200, {"id": 77, "name": "Deep learning", "course_code": "DL"})
+        if self.path.rstrip("?") == "/api/v1/courses/77/assignments/12345":
+            return self._answer(200, {"id": 12345, "course_id": 77, "name": "Spam lab",
+                                      "points_possible": FakeCanvas.points_possible})
+        if self.path.rstrip("?") == "/api/v1/progress/9":
+            return self._answer(200, {"id": 9, "workflow_state": "completed", "completion": 100.0,
+                                      "tag": "submissions_update", "message": None})
+        return self._answer(404, {"errors": [{"message": "The specified resource does not exist."}]})
+
+    def do_POST(self):
+        form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        FakeCanvas.requests.append(("POST", self.path, self.headers.get("Authorization"), form))
+        if self.path == "/api/v1/courses/77/assignments/12345/submissions/update_grades":
+            return self._answer(200, {"id": 9, "workflow_state": "queued", "completion": 0, "tag": "submissions_update",
+                                      "url": f"http://{self.headers['Host']}/api/v1/progress/9"})
+        return self._answer(404, {"errors": [{"message": "The specified resource does not exist."}]})
+
+
+@pytest.fixture
+def fake_canvas():
+    FakeCanvas.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeCanvas)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def upload(root: Path, url: str, token: str = "secret-token") -> subprocess.CompletedProcess:
+    return subprocess.run([*SPAMKIT, "export", "--upload", "--no-progress", f"--LmsExport.canvas_url={url}",
+                           "--LmsExport.canvas_course_id=77"], cwd=root, capture_output=True, text=True, timeout=600,
+                          env=course_env({"CANVAS_API_TOKEN": token} if token else {}))
+
+
+def test_upload_sends_the_canvas_file_rows(lms_course, fake_canvas):
+    root, _ = lms_course
+    proc = upload(root, fake_canvas)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 grade(s) uploaded to Canvas assignment 12345 of course 77" in " ".join(proc.stdout.split())
+    posts = [r for r in FakeCanvas.requests if r[0] == "POST"]
+    assert len(posts) == 1
+    _, path, auth, form = posts[0]
+    assert auth == "Bearer secret-token"
+    csv_rows = read_rows(root / "exports" / "canvas_grades.csv")[1:]
+    assert form == {f"grade_data[{r['ID']}][posted_grade]": [r[CANVAS_COLUMN]] for r in csv_rows}
+    assert {k: float(v[0]) for k, v in form.items()} == {"grade_data[1001][posted_grade]": 24.5,
+                                                         "grade_data[1002][posted_grade]": 7.5}
+    assert [r[1] for r in FakeCanvas.requests if r[0] == "GET"][-1].startswith("/api/v1/progress/9")
+
+
+def test_upload_refuses_another_scale_and_needs_a_token(lms_course, fake_canvas):
+    root, _ = lms_course
+    FakeCanvas.points_possible = 100.0
+    try:
+        proc = upload(root, fake_canvas)
+    finally:
+        FakeCanvas.points_possible = 25.0
+    assert proc.returncode == 1
+    assert "has 100 points possible, the lab 25: nothing uploaded" in " ".join(proc.stdout.split())
+    assert not [r for r in FakeCanvas.requests if r[0] == "POST"]
+    FakeCanvas.requests = []
+    proc = upload(root, fake_canvas, token="")
+    assert proc.returncode == 1 and "CANVAS_API_TOKEN" in proc.stdout
+    assert FakeCanvas.requests == []
