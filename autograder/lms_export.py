@@ -22,6 +22,9 @@ course's submissions came from (``spamkit collect --zip``) or has a roster for:
   id, not on the roster, no grade in the gradebook, conflicting ids, and
   roster students who have no grade. Nobody is dropped silently.
 
+Each export writes these files anew, and deletes one it does not write this
+time (it would hold old grades).
+
 The grade is the gradebook's, as in grades.csv: the submission's score
 (autograded and manual grades) minus the late penalty, never below 0; a
 student without a submission in the gradebook has no grade (a blank the LMS
@@ -48,6 +51,7 @@ CANVAS_POINTS_ROW = "    Points Possible"   # as Canvas writes it in its own exp
 MOODLE_WORKSHEET_COLUMNS = ["Identifier", "Full name", "Email address"]
 MOODLE_MATCH_COLUMNS = {"email": "Email address", "idnumber": "ID number"}
 UNLISTED_COLUMNS = ["lms", "student_id", "lms_id", "name", "score", "reason"]
+FILE_NAMES = {"canvas_csv": "canvas_grades.csv", "moodle_csv": "moodle_grades.csv", "lms_unlisted": "lms_unlisted.csv"}
 
 
 class LmsExport(Configurable):
@@ -137,7 +141,8 @@ def _read_csv(path: Path, needed: list[str], what: str) -> tuple[list[str], list
     if missing:
         raise LmsExportError(f"the {what} {path} has no column {', '.join(map(repr, missing))} "
                              f"(columns: {', '.join(header) or 'none'})")
-    return header, [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in rows]
+    # (a row with more cells than the header has them under the key None: not a column)
+    return header, [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in rows]
 
 
 def read_canvas_roster(path: Path, column: str = "") -> tuple[dict[str, dict], float | None]:
@@ -267,6 +272,8 @@ def export_lms(course, out: Path) -> LmsFiles:
     settings = LmsExport(config=course.config)
     ids = lms_ids.read_ids(course.root, course.assignment)
     result = LmsFiles()
+    for name in FILE_NAMES.values():   # a file of an earlier export that is not made again would hold old grades
+        (out / name).unlink(missing_ok=True)
     wanted = {lms for entry in ids.values() for lms in entry}
     wanted |= {lms for lms, roster in (("canvas", settings.canvas_roster), ("moodle", settings.moodle_roster)) if roster}
     if not wanted:
@@ -278,7 +285,7 @@ def export_lms(course, out: Path) -> LmsFiles:
                 write(course, settings, grades, max_score, ids, out, result)
             except LmsExportError as exc:
                 result.errors.append(f"no {lms_ids.LMS_NAMES[lms]} file: {exc}")
-    result.paths["lms_unlisted"] = write_csv(out / "lms_unlisted.csv", UNLISTED_COLUMNS,
+    result.paths["lms_unlisted"] = write_csv(out / FILE_NAMES["lms_unlisted"], UNLISTED_COLUMNS,
                                              unlisted_rows(result.unlisted))
     return result
 
@@ -295,7 +302,7 @@ def _canvas(course, settings: LmsExport, grades, max_score: float, ids, out: Pat
         result.notes.append(f"Canvas lists {points:g} points possible for {column!r}, the gradebook's maximum is "
                             f"{max_score:g}: the file has the gradebook's points")
     match = match_students("canvas", grades, ids, roster, "Student")
-    result.paths["canvas_csv"] = write_csv(out / "canvas_grades.csv", [*CANVAS_COLUMNS, column],
+    result.paths["canvas_csv"] = write_csv(out / FILE_NAMES["canvas_csv"], [*CANVAS_COLUMNS, column],
                                            canvas_rows(match, max_score, settings.canvas_points_possible))
     result.unlisted += match.unlisted
     result.rows["canvas"] = len(match.rows)
@@ -307,8 +314,10 @@ def _moodle(course, settings: LmsExport, grades, max_score: float, ids, out: Pat
         result.unlisted += [Unlisted("Moodle", s, e["moodle"]["id"], e["moodle"].get("name", ""), grades.get(s),
                                      "no Moodle roster (LmsExport.moodle_roster)")
                             for s, e in sorted(ids.items()) if "moodle" in e]
-        raise LmsExportError("Moodle imports grades by e-mail or ID number, which the download's file names do "
-                             "not hold; set LmsExport.moodle_roster to the assignment's grading worksheet")
+        result.notes.append("no Moodle file: Moodle imports grades by e-mail or ID number, which the download's "
+                            "file names do not hold; set LmsExport.moodle_roster to the assignment's grading "
+                            "worksheet")
+        return
     match_column = MOODLE_MATCH_COLUMNS[settings.moodle_match]
     roster, maximum = read_moodle_worksheet(course.root / settings.moodle_roster, match_column)
     if maximum is not None and maximum != max_score:
@@ -320,7 +329,7 @@ def _moodle(course, settings: LmsExport, grades, max_score: float, ids, out: Pat
         match.unlisted.append(Unlisted("Moodle", m.student, m.lms_id, m.name, m.score,
                                        f"no {match_column!r} on the Moodle roster"))
     result.paths["moodle_csv"] = write_csv(
-        out / "moodle_grades.csv", [match_column, "Full name", settings.moodle_grade_item or course.assignment],
+        out / FILE_NAMES["moodle_csv"], [match_column, "Full name", settings.moodle_grade_item or course.assignment],
         moodle_rows(match, match_column))
     result.unlisted += match.unlisted
     result.rows["moodle"] = len(match.rows)

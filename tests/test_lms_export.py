@@ -217,6 +217,21 @@ def test_a_roster_that_cannot_be_read_is_an_error_and_the_other_exports_stay(lms
     bad.write_text("Name,Score\nx,1\n")
     with pytest.raises(lms_export.LmsExportError, match="no column 'Student', 'ID'"):
         lms_export.read_canvas_roster(bad)
+    ragged = tmp_path / "ragged.csv"   # a row with a cell more than the header
+    ragged.write_text("Student,ID,SIS User ID\n\"Doe, Jane\",1001,S1,extra\n")
+    assert lms_export.read_canvas_roster(ragged)[0]["1001"]["SIS User ID"] == "S1"
+
+
+def test_moodle_ids_without_a_roster_are_listed_not_guessed(lms_course):
+    root, _ = lms_course
+    proc = spamkit(root, "export", "--LmsExport.moodle_roster=")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "note: no Moodle file" in " ".join(proc.stdout.split())
+    assert not (root / "exports" / "moodle_grades.csv").exists()   # the earlier export's file, old grades, is gone
+    unlisted = read_rows(root / "exports" / "lms_unlisted.csv")
+    assert {(r["student_id"], r["reason"]) for r in unlisted if r["lms"] == "Moodle"} == {
+        ("2001", "no Moodle roster (LmsExport.moodle_roster)"), ("2002", "no Moodle roster (LmsExport.moodle_roster)")}
+    spamkit(root, "export")   # as the other tests expect it
 
 
 def test_conflicting_ids_are_never_exported():
