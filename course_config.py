@@ -77,3 +77,10 @@ c.Sandbox.cpu_threads = 1
 c.Batch.scheduler_address = ""         # "" = a local Dask cluster
 c.Batch.n_workers = 0                  # 0 = one per core
 c.Batch.threads_per_worker = 1
+
+# --- grades back to the LMS (spamkit export; see README "Grades to Canvas and Moodle") ---
+# Rosters are the LMS's own files, relative to the course root (they hold student data: keep them out of git).
+c.LmsExport.canvas_roster = ""         # Canvas Grades → Export, e.g. "lms/canvas_gradebook.csv" (optional)
+c.LmsExport.canvas_assignment = ""     # the Canvas column "Title (assignment id)", e.g. "Spam lab (12345)"
+c.LmsExport.moodle_roster = ""         # Moodle grading worksheet, e.g. "lms/moodle_worksheet.csv"
+c.LmsExport.moodle_match = "email"     # Moodle import identifies users by "email" or "idnumber"

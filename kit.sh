@@ -11,10 +11,14 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_system() {
-  # bubblewrap isolates student code; chromium drives the browser tests.
+  # bubblewrap isolates student code; chromium drives the browser tests; the tests start
+  # a throw-away PostgreSQL server (initdb + pg_ctl) to grade into a real server gradebook.
   local missing=()
   command -v bwrap >/dev/null || missing+=(bubblewrap)
   if [ "${1:-}" = test ] && ! command -v chromium >/dev/null; then missing+=(chromium); fi
+  if [ "${1:-}" = test ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null; then
       as_root apt-get update -qq

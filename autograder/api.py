@@ -30,11 +30,12 @@ from .course.calibrate import Calibration
 from .course.course import Course, open_course
 from .course.demo import Demo, run_demo
 from .course.gradebook import Row
+from .course.lms_export import LmsFiles
 from .course.recheck import Rechecker
 from .errors import KitError
 
-__all__ = ["open_course", "release", "collect", "grade_class", "recheck", "feedback", "export", "report",
-           "calibrate", "demo"]
+__all__ = ["open_course", "release", "collect", "grade_class", "recheck", "feedback", "export", "upload_canvas",
+           "report", "calibrate", "demo"]
 
 
 def _course(course: Course | str | os.PathLike) -> Course:
@@ -96,11 +97,27 @@ def feedback(course, students: list[str] | None = None) -> tuple[Path, dict[str,
     return course.folder("feedback", "*"), failed
 
 
-def export(course) -> dict[str, Path]:
-    """grades.csv, checks.csv and Gradescope results.json per student."""
+@dataclass
+class Exported:
+    paths: dict[str, Path]                                   # what was written, by name
+    lms: LmsFiles                                            # the LMS import files: who is left out, notes, errors
+
+
+def export(course) -> Exported:
+    """grades.csv, checks.csv, Gradescope results.json per student, and the Canvas / Moodle import files."""
     from .course.exports import export_all
 
-    return export_all(_course(course))
+    lms: list[LmsFiles] = []
+    paths = export_all(_course(course), lms)
+    return Exported(paths, lms[0])
+
+
+def upload_canvas(course, exported: Exported) -> str:
+    """Send the Canvas import file's grades through Canvas' API (token in CANVAS_API_TOKEN); what was done."""
+    from .course.canvas_upload import TOKEN_VARIABLE, upload
+    from .course.lms_export import LmsExport
+
+    return upload(LmsExport(config=_course(course).config), exported.lms, os.environ.get(TOKEN_VARIABLE, ""))
 
 
 def report(course, dest: Path | None = None) -> Path:

@@ -13,7 +13,8 @@ nbgrader way, e.g. ``spamkit grade --Grading.val_auc_threshold=0.95``.
     spamkit grade --check ID [--student S ...]
                                     run one check again on the kept evidence (no notebook runs)
     spamkit feedback [--student S]  nbgrader generate_feedback (hidden tests stripped)
-    spamkit export                  grades.csv, checks.csv, Gradescope results.json
+    spamkit export [--upload]       grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle import CSVs
+                                    (--upload: the Canvas grades through Canvas' API too)
     spamkit report                  the class report (one HTML file)
     spamkit calibrate [--runs N] [--first-seed S] [--margin M] [--json OUT]
                                     thresholds from seeded runs of the reference solution
@@ -35,6 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from traitlets.config import Config
 from traitlets.config.loader import KVArgParseConfigLoader
 
@@ -77,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("feedback", parents=[common], help="feedback HTML per student (nbgrader generate_feedback)")
     p.add_argument("--student", action="append", default=[], metavar="ID")
 
-    sub.add_parser("export", parents=[common], help="grades.csv, checks.csv, Gradescope results.json")
+    p = sub.add_parser("export", parents=[common],
+                       help="grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle grade import CSVs")
+    p.add_argument("--upload", action="store_true",
+                   help="also send the Canvas file's grades to Canvas (LmsExport.canvas_url, canvas_course_id; "
+                        "token in CANVAS_API_TOKEN)")
 
     p = sub.add_parser("report", parents=[common], help="the class report (HTML)")
     p.add_argument("--output", type=Path, default=None, help="where to write it (default: exports/report.html)")
@@ -169,6 +175,17 @@ def entries_table(entries, title: str) -> Table:
     return table
 
 
+def unlisted_table(unlisted) -> Table:
+    """The students not in the LMS import files, and why."""
+    table = Table(title="Not in the LMS import files (also in lms_unlisted.csv)")
+    for column in ("LMS", "Student", "LMS id", "Name", "Score", "Why"):
+        table.add_column(column, overflow="fold")
+    for u in unlisted:  # Text(): names are student text, never rich markup
+        table.add_row(u.lms, Text(u.student), Text(u.lms_id), Text(u.name), "" if u.score is None else f"{u.score:g}",
+                      Text(u.reason))
+    return table
+
+
 def print_exports(written: dict) -> None:
     for name, path in written.items():
         console.print(f"{name:>13}: {path}")
@@ -225,7 +242,21 @@ def cmd_feedback(api, course, args) -> int:
 
 
 def cmd_export(api, course, args) -> int:
-    print_exports(api.export(course))
+    exported = api.export(course)
+    print_exports(exported.paths)
+    lms = exported.lms
+    for lms_name, count in lms.rows.items():
+        console.print(f"{count} student(s) with a grade in the {lms_name} import file")
+    if lms.unlisted:
+        console.print(unlisted_table(lms.unlisted))
+    for note in lms.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
+    for error in lms.errors:
+        console.print(f"error: {error}", style="red", markup=False)
+    if lms.errors:
+        return 1
+    if args.upload:
+        console.print(api.upload_canvas(course, exported), markup=False)
     return 0
 
 

@@ -44,5 +44,13 @@ class CheckProcessFailed(KitError):
     """The check process died or did not answer in time."""
 
 
+class LmsExportError(KitError):
+    """A roster file the LMS export cannot use; the message says why (that LMS's file is not written)."""
+
+
+class UploadError(KitError):
+    """The grades were not (all) uploaded to the LMS; the message says why."""
+
+
 class EvidenceMissing(KitError):
     """The notebook did not get far enough to leave evidence (or left malformed evidence)."""

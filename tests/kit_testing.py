@@ -26,7 +26,8 @@ DASK = Path(sys.executable).with_name("dask")
 
 
 def course_env(extra: dict | None = None) -> dict:
-    """The environment of a command run in a test course: its own SQLite gradebook, the shared data."""
+    """The environment of a command run in a test course: its own SQLite gradebook unless ``extra`` sets
+    KIT_DB_URL, the shared data."""
     env = {**os.environ, "SPAM_LAB_DATA_DIR": str(SHARED_DATA), "TF_CPP_MIN_LOG_LEVEL": "3",
            "PATH": path_with_venv_tools(os.environ.get("PATH", ""))}
     env.pop("KIT_DB_URL", None)
@@ -34,18 +35,19 @@ def course_env(extra: dict | None = None) -> dict:
     return env
 
 
-def open_course(root: Path, overrides: dict | None = None, *, create: bool = False) -> Course:
-    """The test course in root (made from the repo's source and config with ``create``), its own gradebook,
-    with ``overrides`` over its course_config.py (e.g. ``{"Grading": {"hidden_auc_threshold": 0.99}}``)."""
+def open_course(root: Path, overrides: dict | None = None, *, create: bool = False, db_url: str = "") -> Course:
+    """The test course in root (made from the repo's source and config with ``create``), its own SQLite
+    gradebook unless ``db_url`` names one, with ``overrides`` over its course_config.py
+    (e.g. ``{"Grading": {"hidden_auc_threshold": 0.99}}``)."""
     os.environ.setdefault("SPAM_LAB_DATA_DIR", str(SHARED_DATA))
-    config = Config({"CourseDirectory": {"db_url": f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"}})
+    config = Config({"CourseDirectory": {"db_url": db_url or f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"}})
     config.merge(Config(overrides or {}))
     return autograder_open_course(root, config, create=create)
 
 
-def make_course(root: Path) -> Path:
-    """A fresh course root, released: the repo's source and config, its own gradebook."""
-    course = open_course(root, create=True)
+def make_course(root: Path, db_url: str = "") -> Path:
+    """A fresh course root, released: the repo's source and config, its own gradebook (or ``db_url``'s)."""
+    course = open_course(root, create=True, db_url=db_url)
     outcome = course.release(force=True)
     assert outcome["success"], f"generate_assignment failed:\n{outcome.get('log', '')}\n{outcome.get('error', '')}"
     return course.root

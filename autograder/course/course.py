@@ -26,7 +26,7 @@ from traitlets.config import Config
 from ..errors import BatchRunning, UsageError
 from ..model import Status
 from ..settings import REPO_ROOT, Lab, load_course_config
-from . import intake
+from . import dblock, intake
 from .store import ResultStore
 
 COURSE_FILES = ("course_config.py", "nbgrader_config.py")
@@ -146,7 +146,8 @@ class Course:
 
     @contextlib.contextmanager
     def lock(self):
-        """One batch at a time per course (the OS drops the lock if the batch is killed)."""
+        """One batch at a time per course (the OS drops the lock if the batch is killed),
+        and per course and assignment in a shared server gradebook (``dblock``)."""
         path = self.store.root / "batch.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as fh:
@@ -154,7 +155,10 @@ class Course:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise BatchRunning(f"another batch is grading this course ({path} is locked)") from None
-            yield
+            with dblock.batch_lock(self.coursedir.db_url, self.coursedir.course_id, self.assignment) as refused:
+                if refused:
+                    raise BatchRunning(refused)
+                yield
 
     def log_event(self, event: str, **data) -> None:
         """Append one line to the batch log (.kit/log/<assignment>.jsonl)."""

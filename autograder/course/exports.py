@@ -25,6 +25,7 @@ from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
 from ..model import Status, Summary
+from .lms_export import export_lms
 from .sanitize import csv_cell
 from .store import ResultStore
 
@@ -144,8 +145,12 @@ def write_gradescope(summaries: dict[str, Summary], folder: Path, visible: list[
     return paths
 
 
-def export_all(course) -> dict[str, Path]:
-    """Every export of the course's assignment into Exports.directory; returns what was written."""
+def export_all(course, lms_report: list | None = None) -> dict[str, Path]:
+    """Every export of the course's assignment into Exports.directory; returns what was written.
+
+    The LMS import files (``lms_export``) come too; their ``LmsFiles`` (who is
+    not in them, notes) is appended to ``lms_report`` if given.
+    """
     settings = Exports(config=course.config)
     out = course.root / settings.directory
     summaries = ResultStore(course.root).summaries(course.assignment)
@@ -156,4 +161,8 @@ def export_all(course) -> dict[str, Path]:
     }
     write_gradescope(summaries, out / "gradescope", settings.visible_checks, settings.hidden_visibility)
     written["gradescope"] = out / "gradescope"
+    lms = export_lms(course, out)
+    written.update(lms.paths)
+    if lms_report is not None:
+        lms_report.append(lms)
     return written

@@ -25,6 +25,7 @@ from nbgrader.plugins import FileNameCollectorPlugin
 from traitlets import Enum, Unicode, default
 
 from ..model import Status
+from . import lms_ids
 from .sanitize import SAFE_ID, safe_file_name
 
 
@@ -167,6 +168,7 @@ class LmsCollector(FileNameCollectorPlugin):
             self.log.warning("Skipping %s: a student id may hold letters, digits and . _ @ + - only", submitted_file)
             return None
         info["file_id"] = safe_file_name(info["file_id"])
+        self._record_lms_ids(submitted_file, info)
         if self._plan is None:
             self._plan = self._make_plan()
         renamed = self._plan.get(submitted_file)
@@ -174,6 +176,16 @@ class LmsCollector(FileNameCollectorPlugin):
             self.log.warning("Collecting %s as %s", info["file_id"], renamed)
             info["file_id"] = renamed
         return info
+
+    def _record_lms_ids(self, submitted_file: str, groups: dict) -> None:
+        """Keep the LMS's own id of the student (``lms_ids``), for the grades going back."""
+        if self.parent is None:
+            return
+        cd = self.parent.coursedir
+        extracted = Path(self.parent._format_collect_path(self.parent.extracted_directory))
+        for lms, lms_id in lms_ids.lms_ids_of(groups, self.lms).items():
+            lms_ids.record(Path(cd.root), cd.assignment_id, groups["student_id"], lms, lms_id,
+                           groups.get("name") or "", os.path.relpath(submitted_file, extracted))
 
 
 def zip_collect(course_root: Path, assignment: str, archives: list[Path], lms: str,
