@@ -150,6 +150,8 @@ def grades_table(rows, title: str) -> Table:
     table.add_column("Details", overflow="fold")
     for r in rows:
         style = ROW_STYLE.get(r.status, "yellow")
+        if r.run_status not in (None, Status.OK) and style in ("green", "cyan"):  # graded, but a cell timed out, ...
+            style = "yellow"
         run_style = "green" if r.run_status == Status.OK else "red"
         score = "" if r.score is None else f"{r.score:g} / {r.max_score:g}"
         shown = r.message and (r.run_status != Status.OK or r.status == Status.RECHECKED)

@@ -54,6 +54,7 @@ class Status(StrEnum):
 
     # how the notebook run ended (the sandbox)
     OK = "ok", RUN, "ran to the end", "Your notebook ran to the end"
+    CELL_TIMEOUT = "cell_timeout", RUN, "cell timed out", "A cell of your notebook was stopped at its time limit"
     TIMEOUT = "timeout", RUN, "timed out", "Your notebook did not finish in time"
     OUT_OF_MEMORY = "out_of_memory", RUN, "out of memory", "Your notebook used too much memory"
     TOO_MUCH_OUTPUT = "too_much_output", RUN, "too much output", "Your notebook printed too much output"
@@ -187,6 +188,32 @@ def check_metrics(checks: list[CheckResult]) -> dict:
     return metrics
 
 
+# The settings a run's time limits come from, named in what the instructor and the student read.
+CELL_LIMIT, NOTEBOOK_LIMIT = "Sandbox.cell_timeout", "Sandbox.notebook_timeout"
+
+
+def cell_label(cell: dict, index: int) -> str:
+    """How the kit names a notebook's cell: its nbgrader grade_id, else "cell N" (N = index + 1).
+
+    grade_ids come from the gradebook (nbgrader's OverwriteCells drops any it
+    does not know), but a label is still shown as data, escaped where rendered.
+    """
+    grade_id = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+    return str(grade_id)[:100] if grade_id else f"cell {index + 1}"
+
+
+def cells_timed_out(labels: list[str], seconds: int) -> str:
+    """Cells interrupted at the cell timeout, e.g. "cell `compile` stopped after 600 s (Sandbox.cell_timeout)"."""
+    if len(labels) == 1:
+        return f"cell `{labels[0]}` stopped after {seconds} s ({CELL_LIMIT})"
+    return f"cells {', '.join(f'`{label}`' for label in labels)} stopped after {seconds} s each ({CELL_LIMIT})"
+
+
+def while_running(label: str) -> str:
+    """What is added to how a run ended early: the cell that was running."""
+    return f"while cell `{label}` was running"
+
+
 def cell_errors(executed_json: str | None) -> list[dict]:
     """Cells of the executed notebook that raised: which cell, which exception, test cell or not."""
     if not executed_json:
@@ -200,7 +227,7 @@ def cell_errors(executed_json: str | None) -> list[dict]:
         meta = (cell.get("metadata") or {}).get("nbgrader") or {}
         for output in cell.get("outputs") or []:
             if output.get("output_type") == "error":
-                found.append({"cell": meta.get("grade_id") or f"cell {index + 1}", "ename": str(output.get("ename"))[:100],
+                found.append({"cell": cell_label(cell, index), "ename": str(output.get("ename"))[:100],
                               "test": bool(meta.get("grade") and not meta.get("solution"))})
                 break
     return found[:50]

@@ -7,7 +7,8 @@ package's parts, in the order a run uses them:
 - ``host``: which way sandboxes can be made here (probed once per process);
 - ``bwrap``: the command line and the filesystem view student code gets;
 - ``limits``: rlimits, CPU pinning and the watchdog;
-- ``collect``: bringing the result files back without trusting them.
+- ``collect``: bringing the result files back without trusting them;
+- ``cells``: how the run ended, told with the cell running and the cells timed out.
 
 The payload never imports the kit: everything it needs (timeouts, output
 cap, where the capture writes, the grader's plot history) is passed to it as
@@ -16,10 +17,12 @@ one JSON argument. What crosses back is data only.
 Limits and what enforces them (all reported per student; the batch goes on):
 
 =====================  ==============================================================
-notebook_timeout       wall clock of the watchdog: kill, status ``timeout``
+notebook_timeout       wall clock of the watchdog: kill, status ``timeout``, the
+                       cell then running named (the runner's progress file)
 cell_timeout           nbclient (nbgrader Execute, interrupt_on_timeout): the cell
-                       gets a CellTimeoutError and the run goes on; a kernel that
-                       ignores the interrupt ends the run with status ``timeout``
+                       gets a ``CellTimeout`` error naming it and the limit, and the
+                       run goes on: status ``cell_timeout``; a kernel that ignores
+                       the interrupt ends the run with status ``timeout``
 memory_mb              watchdog: resident memory of the whole process tree (PSS
                        when RSS over-counts shared pages, e.g. after fork):
                        kill, status ``out_of_memory``; plus RLIMIT_DATA of 1.5 x
@@ -62,7 +65,9 @@ from pathlib import Path
 from ..model import RunOutcome, Status
 from ..settings import Sandbox
 from . import bwrap
-from .collect import EXECUTED, RUN_REPORT, RUN_REPORT_BYTES, bring_back, read_report
+from .cells import cell_labels, describe
+from .collect import (EXECUTED, PROGRESS, PROGRESS_BYTES, RUN_REPORT, RUN_REPORT_BYTES, bring_back, read_progress,
+                      read_report)
 from .host import check_available
 from .limits import OutputTail, Slot, pin_if_possible, rlimits_if_possible, watch
 
@@ -81,6 +86,7 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
     """
     strategy = check_available(settings)
     sandboxed = strategy != "none"
+    labels = cell_labels(notebook)  # before the run: the sandbox can write to scratch
     max_notebook_bytes = notebook.stat().st_size + settings.max_output_bytes + 1_000_000
     with Slot() as slot:
         if sandboxed:
@@ -97,7 +103,8 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
             command = [*rlimits_if_possible(settings), *pin_if_possible(slot, settings)]
             popen_env = {**bwrap.environment(settings, home, data, env), "PATH": os.environ.get("PATH", "")}
         spec = {"notebook": f"{home}/{notebook.name}", "output": f"{home}/{EXECUTED}", "report": f"{home}/{RUN_REPORT}",
-                "cell_timeout": settings.cell_timeout, "max_output_bytes": settings.max_output_bytes,
+                "progress": f"{home}/{PROGRESS}", "cell_timeout": settings.cell_timeout,
+                "max_output_bytes": settings.max_output_bytes,
                 "capture": f"{kit}/{bwrap.CAPTURE.name}", "capture_settings": capture}
         command += [sys.executable, f"{kit}/{bwrap.RUNNER.name}", json.dumps(spec)]
 
@@ -110,17 +117,21 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
         tail.join(timeout=5)
         seconds = time.monotonic() - start
 
-    untrusted, problems = bring_back(scratch, {RUN_REPORT: RUN_REPORT_BYTES, **evidence_files,
-                                               EXECUTED: max_notebook_bytes})
+    untrusted, problems = bring_back(scratch, {RUN_REPORT: RUN_REPORT_BYTES, PROGRESS: PROGRESS_BYTES,
+                                               **evidence_files, EXECUTED: max_notebook_bytes})
     capture_errors: list = []
+    progress, log = read_progress(scratch), ""  # the progress file: where a run the watchdog ended was
     if status is None:
         if problems.get(EXECUTED) == "too big":
             status, message = Status.TOO_MUCH_OUTPUT, f"the executed notebook is larger than {max_notebook_bytes} bytes"
         elif RUN_REPORT not in problems and EXECUTED not in problems:
-            status, message, capture_errors = read_report(scratch)
+            status, message, capture_errors, progress = read_report(scratch)
         else:
             status = Status.NO_OUTPUT
-            message = f"the notebook run stopped without a result (exit {popen.returncode}): {tail.text()[-1500:]}"
+            message, log = f"the notebook run stopped without a result (exit {popen.returncode})", tail.text()[-1500:]
+    status, message = describe(status, message, progress, labels, settings)
+    if log:
+        message += f": {log}"
     shutil.rmtree(untrusted, ignore_errors=True)
     return RunOutcome(status=status, message=message, sandboxed=sandboxed, seconds=round(seconds, 2),
                       peak_rss_mb=round(peak, 1), capture_errors=capture_errors)

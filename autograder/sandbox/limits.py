@@ -204,7 +204,7 @@ def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox) -> tuple[St
         elif memory > settings.memory_mb:
             status, message = Status.OUT_OF_MEMORY, f"used more than {settings.memory_mb} MB of memory"
         elif now - start > settings.notebook_timeout:
-            status, message = Status.TIMEOUT, f"did not finish within {settings.notebook_timeout} s"
+            status, message = Status.TIMEOUT, f"stopped after {settings.notebook_timeout} s (Sandbox.notebook_timeout)"
         elif now >= next_disk:
             next_disk = now + DISK_POLL_SECONDS
             if _disk_mb(scratch, MAX_SCRATCH_ENTRIES) > settings.disk_mb:

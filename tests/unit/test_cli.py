@@ -107,3 +107,31 @@ def test_grade_renders_rows_and_exit_codes(tmp_path, monkeypatch, capsys):
     assert "1 notebook(s) run now" in shown
     monkeypatch.setattr(api, "grade_class", lambda course, *args: rows[:2])
     assert cli.main(["grade", "--course-dir", str(root), "--no-progress"]) == 0
+
+
+def test_the_grade_table_names_the_cell_that_stopped_and_the_limit():
+    from rich.console import Console
+
+    from autograder.course.gradebook import Row
+
+    rows = [Row("ann", Status.GRADED, 11.0, 20.0, Status.CELL_TIMEOUT, 612.0,
+                "cell `compile` stopped after 600 s (Sandbox.cell_timeout)"),
+            Row("ben", Status.GRADED, 0.0, 20.0, Status.KERNEL_DIED, 40.0,
+                "the Python kernel died while cell `fit` was running"),
+            Row("cid", Status.UP_TO_DATE, 5.0, 20.0, Status.TIMEOUT, 901.0,
+                "stopped after 900 s (Sandbox.notebook_timeout) while cell `[red]x[/red]` was running"),
+            Row("dan", Status.GRADED, 20.0, 20.0, Status.OK, 300.0, "")]
+    console = Console(record=True, width=250, color_system="standard")
+    console.print(cli.grades_table(rows, "t"))
+    lines = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+             for line in console.export_text(clear=False).splitlines() if line.count("│") == 7}
+    assert lines["ann"] == ["graded", "11 / 20", "cell_timeout", "612.0",
+                            "cell `compile` stopped after 600 s (Sandbox.cell_timeout)"]
+    assert lines["ben"][2:] == ["kernel_died", "40.0", "the Python kernel died while cell `fit` was running"]
+    assert lines["cid"][2:] == ["timeout", "901.0",  # a cell label is data, never rich markup
+                                "stopped after 900 s (Sandbox.notebook_timeout) while cell `[red]x[/red]` was running"]
+    assert lines["dan"][2:] == ["ok", "300.0", ""]
+    # graded, but the run did not end well: the status is yellow, not green
+    colored = console.export_text(styles=True).splitlines()
+    ann, dan = (next(line for line in colored if name in line) for name in ("ann", "dan"))
+    assert "\x1b[33mgraded" in ann and "\x1b[32mgraded" in dan

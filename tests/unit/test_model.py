@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from autograder.model import (BATCH, INTAKE, RUN, CheckResult, GradingResult, RunOutcome, Status, Summary,
-                              cell_errors, check_metrics)
+                              cell_errors, cell_label, cells_timed_out, check_metrics, while_running)
 
 
 def test_every_status_says_what_it_is_to_each_reader():
@@ -27,6 +27,7 @@ def test_every_status_says_what_it_is_to_each_reader():
 
 def test_run_statuses_come_only_from_the_run():
     assert Status.of_run("too_much_disk") is Status.TOO_MUCH_DISK
+    assert Status.of_run("cell_timeout") is Status.CELL_TIMEOUT
     assert Status.of_run("graded") is Status.ERROR and Status.of_run("empty") is Status.ERROR
     assert Status.of_run("<b>x</b>") is Status.ERROR and Status.of_run(None) is Status.ERROR
 
@@ -98,3 +99,24 @@ def test_results_store_as_the_kit_s_json_and_recheck_in_place():
     assert again.rechecked == [{"check": fresh.id, "job": "f" * 16}]
     with pytest.raises(ValueError):
         Status("not a status")
+
+
+def test_a_cell_timeout_is_its_own_run_status_with_the_cell_and_the_limit_named():
+    assert (Status.CELL_TIMEOUT.kind, Status.CELL_TIMEOUT.instructor) == (RUN, "cell timed out")
+    assert Status.CELL_TIMEOUT.gradescope == "A cell of your notebook was stopped at its time limit."
+    assert cells_timed_out(["compile"], 600) == "cell `compile` stopped after 600 s (Sandbox.cell_timeout)"
+    assert (cells_timed_out(["compile", "cell 7"], 5)
+            == "cells `compile`, `cell 7` stopped after 5 s each (Sandbox.cell_timeout)")
+    assert while_running("fit") == "while cell `fit` was running"
+    nb = nbformat.reads(executed_notebook(), as_version=4)
+    assert [cell_label(c, i) for i, c in enumerate(nb.cells)] == ["compile", "test_compile", "cell 3"]
+    assert cell_label({"metadata": {"nbgrader": {"grade_id": "x" * 500}}}, 0) == "x" * 100
+
+
+def test_a_timed_out_result_keeps_the_grade_its_checks_give():
+    outcome = RunOutcome(Status.CELL_TIMEOUT, "cell `fit` stopped after 600 s (Sandbox.cell_timeout)", True, 700.0)
+    graded = GradingResult.of_run(outcome, executed_notebook(), checks(), check_seconds=1.0, seconds=701.0, evidence={})
+    summary = Summary.of_result(graded, "k", "d")
+    assert (summary.status, summary.score, summary.max_score) == (Status.CELL_TIMEOUT, 4.0, 6.0)
+    assert summary.message == "cell `fit` stopped after 600 s (Sandbox.cell_timeout)"
+    assert Summary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary

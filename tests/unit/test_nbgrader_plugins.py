@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from nbgrader.utils import determine_grade
 
@@ -102,3 +103,22 @@ def test_merge_outputs_keeps_errors_trimmed_and_skips_changed_cells():
     shorter.cells.pop()
     merge_outputs(nb, nbformat.writes(shorter), 10)  # a different number of cells: nothing copied
     assert nbformat.writes(nb) == before
+
+
+@pytest.mark.parametrize("status, message, said", [
+    (Status.CELL_TIMEOUT, "cell `compile` stopped after 600 s (Sandbox.cell_timeout)",
+     "! A cell of your notebook was stopped at its time limit: cell `compile` stopped after 600 s "
+     "(Sandbox.cell_timeout)"),
+    (Status.KERNEL_DIED, "the Python kernel died while cell `fit` was running",
+     "! Your notebook's Python kernel died: the Python kernel died while cell `fit` was running"),
+    (Status.TIMEOUT, "stopped after 900 s (Sandbox.notebook_timeout) while cell `fit` was running",
+     "! Your notebook did not finish in time: stopped after 900 s (Sandbox.notebook_timeout) while cell `fit` "
+     "was running"),
+])
+def test_the_student_reads_which_cell_stopped_and_why_under_every_test_cell(status, message, said):
+    nb = graded_notebook()
+    write_reports(nb, result(status, message))
+    for cell in nb.cells[1:3]:
+        text = cell.outputs[0]["text"]
+        assert said in " ".join(text.split()) and all(len(line) <= 88 for line in text.splitlines())
+    assert determine_grade(nb.cells[2])[0] == 9.0  # the checks still give the grade

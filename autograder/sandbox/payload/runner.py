@@ -5,6 +5,7 @@ writes it; this file never imports the kit, so it gets everything from it):
 
     notebook, output, report   paths of the notebook to run, the executed
                                notebook and this run's report (JSON)
+    progress                   path of the progress file (JSON, below)
     cell_timeout               seconds per cell
     max_output_bytes           outputs kept before they are cut
     capture                    path of capture.py
@@ -24,11 +25,29 @@ capture cell fails it empties it again: only a capture that ran leaves evidence.
 Output is bounded while the kernel runs: past max_output_bytes in total, outputs
 are dropped (one marker says so); past ten times that the kernel is killed and
 the run ends as ``too_much_output``. Only this file and capture.py are visible
-inside the sandbox; they hold no checks. The outcome is written to the report
-file; the grader treats all of it as untrusted data. Its ``status`` is one of
-ok, timeout, kernel_died, too_much_output, error: run statuses of the kit's
+inside the sandbox; they hold no checks.
+
+Which cell is where: as each code cell starts, the runner replaces the
+progress file (a tiny JSON object: the cell running, the cells that hit
+cell_timeout so far), so that the grader still learns them when the watchdog
+kills the whole sandbox (notebook_timeout, memory, ...) and this program
+cannot report. A cell interrupted at cell_timeout (nbclient calls
+``_async_handle_timeout``) is recorded, and its error outputs (the
+``KeyboardInterrupt`` and nbgrader's ``CellTimeoutError``) become one
+``CellTimeout`` error naming the cell and the limit, keeping the frames that
+show where it was interrupted; the cell the kernel died in gets a
+``KernelDied`` error. Cells are numbered as in the submitted notebook (0 is
+its first cell; the guard cell is -1, the capture cell one past the last)
+and named as the kit names them: the nbgrader grade_id, else "cell N"
+(N = index + 1).
+
+The outcome is written to the report file; the grader treats all of it as
+untrusted data. Its ``status`` is one of ok, cell_timeout, timeout,
+kernel_died, too_much_output, error: run statuses of the kit's
 ``model.Status``, which the sandbox reads back with ``Status.of_run``
-(anything else counts as an error).
+(anything else counts as an error); ``cell`` is the index of the cell that
+was running when the run ended early (None when it ran to its end) and
+``timed_out`` the indices of the cells stopped at cell_timeout.
 """
 
 import json
@@ -36,6 +55,7 @@ import os
 import secrets
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,31 +74,86 @@ GUARD_MODULE_NAME = "__kit_guard__"  # __name__ of capture.py's source when the 
 HARD_LIMIT_FACTOR = 10
 COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data",
            "comm_open", "comm_msg"}
+CELL_LIMIT = "Sandbox.cell_timeout"   # the setting whose value this program gets as cell_timeout
+RED, RESET = "\x1b[31m", "\x1b[39m"
+
+
+def cell_name(cell, number: int) -> str:
+    """How the kit names a cell (``model.cell_label``): its grade_id, else "cell N"; the runner's cells by tag."""
+    tags = cell.metadata.get("tags")
+    if tags in ([GUARD_TAG], [CAPTURE_TAG]):
+        return tags[0]
+    grade_id = (cell.metadata.get("nbgrader") or {}).get("grade_id")
+    return str(grade_id)[:100] if grade_id else f"cell {number + 1}"
+
+
+def timeout_text(name: str, seconds: int) -> str:
+    """A cell interrupted at cell_timeout (``model.cells_timed_out``, for one cell)."""
+    return f"cell `{name}` stopped after {seconds} s ({CELL_LIMIT})"
+
+
+IGNORED_INTERRUPT = ", and the run ended: the kernel did not answer the interrupt"
+
+
+def kernel_died_text(name: str) -> str:
+    """The cell the kernel died in (``model.while_running``)."""
+    return f"the Python kernel died while cell `{name}` was running"
 
 
 class BoundedExecute(Execute):
     """nbgrader's Execute, keeping at most ``max_output_bytes`` of outputs in memory."""
 
-    def __init__(self, max_output_bytes, evidence_dir, **kwargs):
+    def __init__(self, max_output_bytes, evidence_dir, progress=None, **kwargs):
         super().__init__(**kwargs)
         self.max_output_bytes = max_output_bytes
         self.evidence_dir = evidence_dir
         self.output_bytes = 0
         self.cut_cells = set()
         self.too_much = False
+        self.progress = progress   # path of the progress file, or None
+        self.running = None        # index of the cell running now (the guard cell is 0)
+        self.timed_out = []        # indices of the cells interrupted at the cell timeout
 
     def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            self.running = index
+            self._write_progress()
         if cell.metadata.get("tags") == [GUARD_TAG]:  # not in the kernel's history: In/Out and numbers untouched
             self._check_assign_resources(resources)
-            return self.execute_cell(cell, index, store_history=False), self.resources
-        if cell.metadata.get("tags") == [CAPTURE_TAG]:
+            cell = self.execute_cell(cell, index, store_history=False)
+        elif cell.metadata.get("tags") == [CAPTURE_TAG]:
             evidence = Path(resources["metadata"]["path"]) / self.evidence_dir
             _clear(evidence)  # only what the capture cell writes may be evidence
-            cell, resources = super().preprocess_cell(cell, resources, index)
+            cell, _ = super().preprocess_cell(cell, resources, index)
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
                 _clear(evidence)  # a capture that failed leaves nothing half-written or planted
-            return cell, resources
-        return super().preprocess_cell(cell, resources, index)
+        else:
+            cell, _ = super().preprocess_cell(cell, resources, index)
+        if index in self.timed_out:
+            _replace_errors(cell, "CellTimeout", timeout_text(cell_name(cell, index - 1), self.timeout))
+        return cell, self.resources
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        """nbclient's step when a cell passes the timeout (it interrupts the kernel): note which cell it was."""
+        if cell is not None and self.running is not None and self.running not in self.timed_out:
+            self.timed_out.append(self.running)
+            self._write_progress()
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def _write_progress(self):
+        """The progress file, replaced whole (never seen half-written): the running cell, the cells timed out."""
+        if not self.progress:
+            return
+        data = json.dumps({"cell": None if self.running is None else self.running - 1,
+                           "timed_out": [i - 1 for i in self.timed_out]})
+        folder, name = os.path.split(self.progress)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(data)
+            os.replace(tmp, self.progress)
+        except OSError:
+            pass  # the notebook can break its own folder; the grader then does not learn the cell
 
     def process_message(self, msg, cell, cell_index):
         if msg["msg_type"] in COUNTED:
@@ -116,6 +191,24 @@ def _clear(folder: Path) -> None:
             shutil.rmtree(folder)
     except OSError:
         pass  # the sandbox's uid owns all of scratch, so this is not expected; capture's own write then fails
+
+
+def _replace_errors(cell, ename: str, text: str) -> None:
+    """The cell's error outputs become one error ``ename: text``, kept where the first was.
+
+    The frames of an interrupted cell's KeyboardInterrupt (where the code was
+    stopped) stay under the new name.
+    """
+    errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+    frames = next((o["traceback"] for o in errors if o.get("ename") == "KeyboardInterrupt"
+                   and len(o.get("traceback") or []) >= 3), None)
+    traceback = [f"{RED}{ename}{RESET}: {text}"]
+    if frames:
+        traceback = [frames[0], frames[1].replace("KeyboardInterrupt", ename, 1), *frames[2:-1], *traceback]
+    stopped = new_output("error", ename=ename, evalue=text, traceback=traceback)
+    first = next((i for i, o in enumerate(cell.outputs) if o.get("output_type") == "error"), len(cell.outputs))
+    kept = [o for o in cell.outputs if o.get("output_type") != "error"]
+    cell.outputs = kept[:first] + [stopped] + kept[first:]
 
 
 def _size(content) -> int:
@@ -162,23 +255,37 @@ def main(spec: dict):
     nb.cells = [_tagged(guard_source(source, key, settings), GUARD_TAG), *nb.cells,
                 _tagged(capture_source_with_guard(source, key, settings), CAPTURE_TAG)]
     # The sandbox ends with the run: no need to wait for a graceful kernel exit (TensorFlow takes ~1.4 s)
-    executor = BoundedExecute(int(spec["max_output_bytes"]), settings["evidence_dir"], timeout=cell_timeout,
-                              kernel_name="python3", shutdown_kernel="immediate")
+    executor = BoundedExecute(int(spec["max_output_bytes"]), settings["evidence_dir"], progress=spec.get("progress"),
+                              timeout=cell_timeout, kernel_name="python3", shutdown_kernel="immediate")
     outcome = {"status": "ok", "message": ""}
     start = time.monotonic()
     try:
         executor.preprocess(nb, {"metadata": {"path": str(Path(in_path).parent)}})
-    except DeadKernelError as exc:
-        outcome = {"status": "kernel_died", "message": f"the Python kernel died: {exc}"}
+        executor.running = None  # ran to its end
+        executor._write_progress()
+    except DeadKernelError:
+        outcome = {"status": "kernel_died", "message": "the Python kernel died"}
+        cell = nb.cells[executor.running] if executor.running is not None else None
+        if cell is not None and not executor.too_much:
+            _replace_errors(cell, "KernelDied", kernel_died_text(cell_name(cell, executor.running - 1)))
     except CellTimeoutError as exc:  # the kernel did not even answer the interrupt
-        outcome = {"status": "timeout", "message": f"a cell did not stop after {cell_timeout} s: {exc}"[:2000]}
+        outcome = {"status": "timeout", "message": str(exc).splitlines()[0].rstrip(".")[:500]}
+        if executor.running in executor.timed_out:
+            cell = nb.cells[executor.running]
+            _replace_errors(cell, "CellTimeout", timeout_text(cell_name(cell, executor.running - 1), cell_timeout)
+                            + IGNORED_INTERRUPT)
     except Exception as exc:  # noqa: BLE001 - reported to the grader as data
         outcome = {"status": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
     if executor.too_much:
         outcome = {"status": "too_much_output",
                    "message": f"the notebook printed more than {HARD_LIMIT_FACTOR * executor.max_output_bytes} bytes"}
-    elif executor.cut_cells and outcome["status"] == "ok":
-        outcome["message"] = f"outputs cut after {executor.max_output_bytes} bytes"
+    elif outcome["status"] == "ok":
+        if executor.timed_out:
+            outcome["status"] = "cell_timeout"
+        if executor.cut_cells:
+            outcome["message"] = f"outputs cut after {executor.max_output_bytes} bytes"
+    outcome["cell"] = None if executor.running is None else executor.running - 1
+    outcome["timed_out"] = [index - 1 for index in executor.timed_out]
     outcome["seconds"] = round(time.monotonic() - start, 3)
     outcome["output_bytes"] = executor.output_bytes
     outcome["capture_errors"] = [f"guard: {e}" for e in _errors(nb, GUARD_TAG)] + _errors(nb, CAPTURE_TAG)

@@ -62,3 +62,44 @@ def test_the_class_report_names_who_needs_attention_and_why():
     page = render("course", "lab", found, Grading())
     assert page.count("data:image/png;base64,") == 4  # scores, pass rates, AUCs, time
     assert "3 graded" in " ".join(page.split()) and "<script>alert" not in page
+
+
+def stopped() -> dict[str, Summary]:
+    """Three runs that ended badly, each naming its cell and limit; the checks still scored."""
+    checks = [CheckResult("a", "test_compile", "A", 1.0, True, 1.0)]
+    return {
+        "eve": Summary(Status.CELL_TIMEOUT, "cell `compile` stopped after 600 s (Sandbox.cell_timeout)", key="k5",
+                       score=1.0, max_score=1.0, checks=checks,
+                       cell_errors=[{"cell": "compile", "ename": "CellTimeout", "test": False}]),
+        "fay": Summary(Status.KERNEL_DIED, "the Python kernel died while cell `fit` was running", key="k6",
+                       score=1.0, max_score=1.0, checks=checks,
+                       cell_errors=[{"cell": "fit", "ename": "KernelDied", "test": False}]),
+        "gus": Summary(Status.TIMEOUT, "stopped after 900 s (Sandbox.notebook_timeout) while cell "
+                       "`<img src=x onerror=alert(1)>` was running", key="k7", score=1.0, max_score=1.0, checks=checks),
+    }
+
+
+def test_timeouts_and_kernel_deaths_need_attention_with_the_cell_named():
+    rows = [(r["student"], r["reason"], r["detail"]) for r in attention(stopped())]
+    assert rows == [
+        ("eve", "cell timed out", "cell `compile` stopped after 600 s (Sandbox.cell_timeout)"),
+        ("eve", "errors while running", "compile: CellTimeout"),
+        ("fay", "kernel died", "the Python kernel died while cell `fit` was running"),
+        ("fay", "errors while running", "fit: KernelDied"),
+        ("gus", "timed out", "stopped after 900 s (Sandbox.notebook_timeout) while cell "
+                             "`<img src=x onerror=alert(1)>` was running"),
+    ]
+    page = render("course", "lab", stopped(), Grading())
+    assert "cell `compile` stopped after 600 s (Sandbox.cell_timeout)" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page  # a label is data
+
+
+def test_gradescope_tells_the_student_which_cell_stopped_and_keeps_the_score():
+    found = {student: gradescope_results(summary, set(), "visible") for student, summary in stopped().items()}
+    assert found["eve"]["output"] == ("A cell of your notebook was stopped at its time limit.\n"
+                                      "cell `compile` stopped after 600 s (Sandbox.cell_timeout)")
+    assert found["fay"]["output"] == ("Your notebook's Python kernel died.\n"
+                                      "the Python kernel died while cell `fit` was running")
+    assert found["gus"]["output"].startswith("Your notebook did not finish in time.\n"
+                                             "stopped after 900 s (Sandbox.notebook_timeout) while cell `")
+    assert all(r["score"] == 1.0 and r["output_format"] == "text" for r in found.values())

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from autograder.sandbox import bwrap, host
-from autograder.sandbox.collect import bring_back, read_report, read_untrusted
+from autograder.sandbox.collect import RunProgress, bring_back, read_report, read_untrusted
 from autograder.model import Status
 
 
@@ -70,9 +70,10 @@ def test_a_python_tree_holding_the_checkout_is_refused():
 def test_the_runner_s_report_is_data(tmp_path):
     (tmp_path / "run.json").write_text('{"status": "kernel_died", "message": "the Python kernel died", '
                                        '"capture_errors": ["guard: x"]}')
-    assert read_report(tmp_path) == (Status.KERNEL_DIED, "the Python kernel died", ["guard: x"])
+    assert read_report(tmp_path) == (Status.KERNEL_DIED, "the Python kernel died", ["guard: x"], RunProgress())
     for planted in ('{"status": "ok; rm -rf"}', '{"status": "graded"}', '{"status": "no_submission"}'):
         (tmp_path / "run.json").write_text(planted)  # only run statuses can come from inside
         assert read_report(tmp_path)[0] == Status.ERROR
-    (tmp_path / "run.json").write_text("[1, 2")
-    assert read_report(tmp_path) == (Status.ERROR, "the runner's report was not valid", [])
+    for broken in ("[1, 2", "[" * 5000 + "]" * 5000):  # cut short, or nested past Python's recursion limit
+        (tmp_path / "run.json").write_text(broken)
+        assert read_report(tmp_path) == (Status.ERROR, "the runner's report was not valid", [], RunProgress())
