@@ -252,7 +252,7 @@ def cases(t: Target, reference: dict) -> list[Case]:
         Case("adv_planted_evidence", "plant a read-only fake evidence.json in a read-only folder",
              {"compile": ref_compile + planted_evidence(), "fit": NO_FIT}, "ok"),
         Case("adv_cell_timeout", "a cell that sleeps forever (interrupted at the cell timeout)",
-             {"fit": "import time\nepochs = 1\ntime.sleep(10**6)\n"}, "ok"),
+             {"fit": "import time\nepochs = 1\ntime.sleep(10**6)\n"}, "cell_timeout"),
         Case("adv_memory_leak", "allocate 80 MB every 50 ms until killed",
              {"compile": ref_compile + _code("""
                  import numpy as np, time

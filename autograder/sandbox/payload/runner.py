@@ -75,6 +75,7 @@ HARD_LIMIT_FACTOR = 10
 COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data",
            "comm_open", "comm_msg"}
 CELL_LIMIT = "Sandbox.cell_timeout"   # the setting whose value this program gets as cell_timeout
+IGNORED_INTERRUPT = ", and the run ended: the kernel did not answer the interrupt"
 RED, RESET = "\x1b[31m", "\x1b[39m"
 
 
@@ -90,9 +91,6 @@ def cell_name(cell, number: int) -> str:
 def timeout_text(name: str, seconds: int) -> str:
     """A cell interrupted at cell_timeout (``model.cells_timed_out``, for one cell)."""
     return f"cell `{name}` stopped after {seconds} s ({CELL_LIMIT})"
-
-
-IGNORED_INTERRUPT = ", and the run ended: the kernel did not answer the interrupt"
 
 
 def kernel_died_text(name: str) -> str:

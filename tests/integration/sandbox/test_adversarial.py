@@ -230,9 +230,52 @@ def test_symlinked_evidence_is_not_followed(graded):
 
 
 def test_cell_timeout_interrupts_and_the_run_goes_on(graded):
-    errors = [o.get("ename") for o in cell(autograded(graded, "adv_cell_timeout"), "fit").outputs
+    errors = [(o.ename, o.evalue) for o in cell(autograded(graded, "adv_cell_timeout"), "fit").outputs
               if o.get("output_type") == "error"]
-    assert "CellTimeoutError" in errors or "KeyboardInterrupt" in errors
+    assert errors == [("CellTimeout", STOPPED["adv_cell_timeout"])]  # never a bare KeyboardInterrupt
+    recorded = summary(graded.root, "adv_cell_timeout")["cell_errors"]
+    assert {"cell": "fit", "ename": "CellTimeout", "test": False} in recorded
+    assert all(e["ename"] not in ("KeyboardInterrupt", "CellTimeoutError") for e in recorded), recorded
+
+
+# How each run that ended badly is told, naming the cell and the limit (LIMITS, and the loop's own).
+STOPPED = {
+    "adv_cell_timeout": "cell `fit` stopped after 60 s (Sandbox.cell_timeout)",
+    "adv_exit": "the Python kernel died while cell `compile` was running",
+    "tmo_endless_loop": "stopped after 30 s (Sandbox.notebook_timeout) while cell `compile` was running",
+}
+
+
+@pytest.mark.parametrize("student", STOPPED)
+def test_timeouts_and_kernel_deaths_are_told_everywhere(graded, student):
+    from rich.console import Console
+
+    from autograder.cli import grades_table
+    from autograder.course.exports import gradescope_results
+    from autograder.course.gradebook import Row
+    from autograder.course.report import attention
+    from autograder.model import Status, Summary
+
+    said = STOPPED[student]
+    found = Summary.from_dict(summary(graded.root, student))
+    assert found.message == said and found.status.value == graded.corpus[student].status
+    nb = autograded(graded, student)  # what formgrader and the feedback show the student
+    for test_cell in ("test_compile", "test_fit", "test_plot"):
+        assert f"{found.status.student}: {said}" in " ".join(cell(nb, test_cell).outputs[0]["text"].split())
+    assert gradescope_results(found, set(), "visible")["output"] == f"{found.status.gradescope}\n{said}"
+    assert {"student": student, "reason": found.status.instructor, "detail": said} in attention({student: found})
+    console = Console(record=True, width=400, color_system=None)
+    console.print(grades_table([Row.of_summary(student, Status.GRADED, found, [], executed=True)], "t"))
+    table = console.export_text()
+    assert found.status.value in table and said in table
+    if student == "adv_exit":
+        errors = [(o.ename, o.evalue) for o in cell(nb, "compile").outputs if o.get("output_type") == "error"]
+        assert errors == [("KernelDied", said)]
+
+
+def test_every_run_the_grader_stopped_names_the_cell_it_stopped_in(graded):
+    for student in ("adv_memory_leak", "adv_fork_bomb", "adv_output_flood", "adv_disk_fill", "adv_kill_parent"):
+        assert "while cell `compile` was running" in summary(graded.root, student)["message"], student
 
 
 def test_huge_allocation_fails_inside(graded):
