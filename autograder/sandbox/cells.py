@@ -58,7 +58,7 @@ def describe(status: Status, message: str, progress: RunProgress, labels: list[s
     if status is Status.OK and timed_out:
         status = Status.CELL_TIMEOUT
     parts = [message] if message else []
-    if status is Status.TIMEOUT and running in timed_out:  # interrupted at the cell timeout, and it went on
+    if status is Status.TIMEOUT and running in timed_out:  # interrupted at the cell timeout, but it went on
         timed_out.remove(running)
         parts = [cells_timed_out([running], settings.cell_timeout) + IGNORED_INTERRUPT]
     elif running and status not in (Status.OK, Status.CELL_TIMEOUT):
