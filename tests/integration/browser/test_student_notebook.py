@@ -53,7 +53,7 @@ def test_student_sees_stub_errors_then_passing_self_checks(course, page, tmp_pat
 
     with lab_server(workspace, tmp_path / "lab") as server:
         lab_ui.open_notebook(page, server, NOTEBOOK)
-        assert lab_ui.cells(page).count() == len(released.cells)
+        expect(lab_ui.cells(page)).to_have_count(len(released.cells))  # JupyterLab renders cells lazily
 
         # Run All on the released notebook: the given cells run, the first stub
         # stops the run with the kit's message, later cells are not run.
