@@ -66,6 +66,12 @@ class CheckProcess:
                 self._start()
             self._exchange({"context": str(context_file), "results": str(results_file), "cwd": str(cwd)}, timeout)
 
+    def start(self) -> None:
+        """Start the child and let it get ready (TensorFlow, given code, tokenizer) now, not at the first request."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+
     def _start(self) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.grading.check_process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

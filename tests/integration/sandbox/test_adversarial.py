@@ -352,7 +352,7 @@ def test_sandbox_view_and_process_limit(tmp_path):
     seen = json.loads(proc.stdout)
     assert seen["repo"] in (None, [".venv"])
     assert seen["home"] == ["student"]
-    assert seen["cpus"] == min(settings.cpu_threads, len(os.sched_getaffinity(0))) and seen["threads"] == "1"
+    assert seen["cpus"] == min(settings.threads, len(os.sched_getaffinity(0))) and seen["threads"] == str(settings.threads)
     if os.geteuid() == 0:
         assert seen["uid"] != 0  # RLIMIT_NPROC means nothing to uid 0
     forks = run_inside(FORK_UNTIL_REFUSED, settings, tmp_path / "fork")
