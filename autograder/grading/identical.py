@@ -66,8 +66,9 @@ SOURCE_AWARE = frozenset("""
     __class__ __subclasses__ __bases__ __base__ __mro__ __reduce__ __reduce_ex__ __self__ __func__ __wrapped__
     open os io pathlib Path shutil subprocess glob
 """.split())
-# In a string, a word counts when it names the input history or has an underscore (f_lineno, __code__):
-# expression evaluators (pandas.eval, DataFrame.query, numexpr) resolve names in the caller's frame.
+# In a string or after a dot, a word counts when it names the input history or has an underscore
+# (f_lineno, __code__): expression evaluators (pandas.eval, DataFrame.query, numexpr) resolve names in
+# the caller's frame, and attributes reach frames and code objects; a bare name counts from the whole list.
 _IN_STRINGS = frozenset({"In", "Out", "get_ipython"} | {name for name in SOURCE_AWARE if "_" in name})
 _HISTORY_NAME = re.compile(r"^_i+\d*$|^_\d+$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -130,12 +131,18 @@ def sees_own_source(source: str) -> bool:
     tokens = _tokens(text)
     if tokens is None:   # cannot tell: compared as written
         return True
+    previous = None
     for tok in tokens:
-        if tok.type == tokenize.NAME and (tok.string in SOURCE_AWARE or _HISTORY_NAME.match(tok.string)):
-            return True
+        if tok.type == tokenize.NAME:
+            attribute = previous is not None and previous.type == tokenize.OP and previous.string == "."
+            # after a dot only the names of frames, code objects and dunders count (model.compile is no compile())
+            if (tok.string in (_IN_STRINGS if attribute else SOURCE_AWARE)) or _HISTORY_NAME.match(tok.string):
+                return True
         if tok.type == tokenize.STRING and any(
                 word in _IN_STRINGS or _HISTORY_NAME.match(word) for word in _WORD.findall(tok.string)):
             return True
+        if tok.type not in (tokenize.NL, tokenize.COMMENT):
+            previous = tok
     return False
 
 

@@ -39,6 +39,7 @@ process the notebook starts is born inside.
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import signal
@@ -95,6 +96,14 @@ class Layout:
 def _write(path: Path, value) -> None:
     with open(path, "w") as f:
         f.write(str(value))
+
+
+def _write_if_there(path: Path, value) -> None:
+    """Write an interface file the host may not have (no swap accounting, an older kernel)."""
+    try:
+        _write(path, value)
+    except OSError:
+        pass
 
 
 def _read(path: Path) -> str:
@@ -222,16 +231,14 @@ class Cgroup:
         self._open.clear()
         self.event_fds.clear()
         for folder in sorted(set(self.dirs.values()), key=lambda p: -len(p.parts)):
-            for attempt in range(50):   # the last exits may still be on their way
+            for _ in range(50):   # busy while the last exits are on their way
                 try:
                     folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if attempt == 49:
-                        break
-                    time.sleep(0.05)
+                except OSError as exc:
+                    if exc.errno == errno.EBUSY:
+                        time.sleep(0.05)
+                        continue
+                break
 
     def _watch(self, path: Path, mask: int) -> int | None:
         try:
@@ -254,10 +261,8 @@ class V2(Cgroup):
         group = cls({"memory": folder, "pids": folder, "cpu": folder, "cpuacct": folder, "cpuset": folder})
         try:
             _write(folder / "memory.max", limits.memory_mb << 20)
-            if (folder / "memory.swap.max").exists():
-                _write(folder / "memory.swap.max", 0)
-            if (folder / "memory.oom.group").exists():
-                _write(folder / "memory.oom.group", 1)   # the OOM killer ends the whole run
+            _write_if_there(folder / "memory.swap.max", 0)       # no way around the limit through swap
+            _write_if_there(folder / "memory.oom.group", 1)      # the OOM killer ends the whole run
             _write(folder / "pids.max", limits.max_processes)
             enabled = _read(parent / "cgroup.subtree_control").split()
             if "cpu" in enabled:
@@ -319,10 +324,7 @@ class V1(Cgroup):
             memory = dirs["memory"]
             _write(memory / "memory.limit_in_bytes", limits.memory_mb << 20)
             if (memory / "memory.memsw.limit_in_bytes").exists():   # swap accounted: no way around the limit
-                try:
-                    _write(memory / "memory.memsw.limit_in_bytes", limits.memory_mb << 20)
-                except OSError:
-                    pass
+                _write_if_there(memory / "memory.memsw.limit_in_bytes", limits.memory_mb << 20)
             _write(dirs["pids"] / "pids.max", limits.max_processes)
             if "cpu" in dirs and (dirs["cpu"] / "cpu.cfs_quota_us").exists():
                 _write(dirs["cpu"] / "cpu.cfs_period_us", CFS_PERIOD_US)

@@ -33,7 +33,7 @@ from ..settings import Sandbox
 
 SANDBOX_UID_BASE = 3_900_000  # + slot: one uid per concurrent sandbox, no account uses these
 MAX_SLOTS = 256
-POLL_SECONDS = (0.1, 1.0)      # watchdog without a cgroup: fastest and slowest rate of its /proc walk
+POLL_SECONDS = (0.1, 0.5)      # watchdog without a cgroup: shortest and longest wait between looks at /proc
 DISK_POLL_SECONDS = 1.0
 FAST_GROWTH_MB_PER_S = 2000    # memory a run may add per second: how soon the next look must come
 MAX_SCRATCH_ENTRIES = 20_000   # more files than this in scratch counts as too much disk

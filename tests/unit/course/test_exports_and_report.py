@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 from autograder.course.exports import gradescope_results, write_checks_csv
-from autograder.course.report import attention, check_table, render
+from autograder.course.report import attention, check_table, identical_groups, render
 from autograder.model import CheckResult, Status, Summary
 from autograder.settings import Grading
 
@@ -62,3 +62,18 @@ def test_the_class_report_names_who_needs_attention_and_why():
     page = render("course", "lab", found, Grading())
     assert page.count("data:image/png;base64,") == 4  # scores, pass rates, AUCs, time
     assert "3 graded" in " ".join(page.split()) and "<script>alert" not in page
+
+
+def test_the_class_report_lists_identical_code_as_a_hint_not_an_accusation():
+    found = summaries()
+    for student, reused in (("eva", None), ("fay", "eva"), ("<b>gus</b>", "eva")):
+        found[student] = Summary(Status.OK, key="k5", score=4.0, max_score=5.0, code_group="g" * 16,
+                                 reused_from=reused)
+    found["hal"] = Summary(Status.OK, key="k6", score=4.0, max_score=5.0, code_group="h" * 16)  # alone: no group
+    assert identical_groups(found) == [{"group": "gggggggg", "students": ["<b>gus</b>", "eva", "fay"], "ran": "eva",
+                                        "score": 4.0}]
+    page = " ".join(render("course", "lab", found, Grading()).split())
+    assert "Identical code (1 group)" in page and "not an accusation" in page
+    assert "not by itself evidence that anyone copied" in page
+    assert "&lt;b&gt;gus&lt;/b&gt;, eva, fay" in page and "<b>gus</b>" not in page   # names are data
+    assert "Identical code (0 groups)" in " ".join(render("course", "lab", summaries(), Grading()).split())
