@@ -50,12 +50,16 @@ class Sandbox(Configurable):
         return threads_per_sandbox(self.cpu_threads, len(os.sched_getaffinity(0)))
 
 
+MAX_AUTO_THREADS = 8   # the lab's small model gains nothing past this; each thread is also a task under max_processes
+
+
 def threads_per_sandbox(cpu_threads: int, sandboxes_at_once: int, cores: int | None = None) -> int:
-    """CPU threads one sandbox gets: ``cpu_threads`` if set, else the cores shared among the sandboxes at once."""
+    """CPU threads one sandbox gets: ``cpu_threads`` if set, else the cores shared among the sandboxes at once
+    (at most ``MAX_AUTO_THREADS``). A reference run holds about 40 tasks (processes and threads) at 2 threads."""
     if cpu_threads > 0:
         return cpu_threads
     cores = cores or len(os.sched_getaffinity(0))
-    return max(1, cores // max(1, sandboxes_at_once))
+    return max(1, min(MAX_AUTO_THREADS, cores // max(1, sandboxes_at_once)))
 
 
 class Batch(Configurable):

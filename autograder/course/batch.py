@@ -108,32 +108,36 @@ def check_workers(settings: Batch, sandbox_workers: int) -> int:
     return settings.check_workers or math.ceil(sandbox_workers / 4)
 
 
-@contextlib.contextmanager
-def dask_client(settings: Batch, scheduler: str = "", n_workers: int = 0):
+def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "", n_workers: int = 0):
     """A Dask client and whether it is our local cluster: on ``scheduler`` (or Batch.scheduler_address),
-    else a local cluster of sandbox workers and check workers."""
+    else a local cluster of sandbox workers and check workers. ``stack`` closes them.
+
+    Made without ``with Client(...)``, so that it can be started in one thread and used in another.
+    """
     import dask
     from distributed import Client, LocalCluster
 
     address = scheduler or settings.scheduler_address
     if address:
-        with Client(address) as client:
-            yield client, False
-        return
+        client = Client(address, set_as_default=False)
+        stack.callback(client.close)
+        return client, False
     workers = local_workers(settings, n_workers)
-    with dask.config.set(QUIET_DASK), LocalCluster(
-            n_workers=0, threads_per_worker=settings.threads_per_worker, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR) as cluster:
-        base = cluster.new_spec
+    stack.enter_context(dask.config.set(QUIET_DASK))
+    cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    stack.callback(cluster.close)
+    base = cluster.new_spec
 
-        def spec(resource: str) -> dict:
-            return {**base, "options": {**base["options"], "resources": {resource: 1}}}
+    def spec(resource: str) -> dict:
+        return {**base, "options": {**base["options"], "resources": {resource: 1}}}
 
-        cluster.worker_spec.update({f"sandbox-{i}": spec(SANDBOX) for i in range(workers)})
-        cluster.worker_spec.update({f"checks-{i}": spec(CHECK) for i in range(check_workers(settings, workers))})
-        cluster.scale(len(cluster.worker_spec))
-        with Client(cluster) as client:
-            yield client, True
+    cluster.worker_spec.update({f"sandbox-{i}": spec(SANDBOX) for i in range(workers)})
+    cluster.worker_spec.update({f"checks-{i}": spec(CHECK) for i in range(check_workers(settings, workers))})
+    cluster.scale(len(cluster.worker_spec))
+    client = Client(cluster, set_as_default=False)
+    stack.callback(client.close)
+    return client, True
 
 
 # --- the batch -----------------------------------------------------------------
@@ -265,7 +269,7 @@ class DaskPipeline:
 
     # --- starting ----------------------------------------------------------------------------
     def _start(self):
-        client, local = self._stack.enter_context(dask_client(self.settings, self.scheduler, self.n_workers))
+        client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers)
         if local:
             client.wait_for_workers(len(client.cluster.worker_spec))
         job_future = client.scatter(self.grader.course.job(), broadcast=True)

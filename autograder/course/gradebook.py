@@ -37,11 +37,12 @@ class Row:
     message: str = ""
     executed: bool = False               # the notebook ran in this batch
     notes: list[str] = field(default_factory=list)
+    reused_from: str | None = None       # graded from the run of this classmate's identical code
 
     @classmethod
     def of_summary(cls, student: str, status: Status, summary: Summary, notes: list[str], executed: bool) -> Row:
         return cls(student, status, summary.score, summary.max_score, summary.status, summary.seconds,
-                   summary.message, executed, notes)
+                   summary.message, executed, notes, summary.reused_from)
 
 
 class GradebookWriter:
