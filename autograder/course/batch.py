@@ -16,15 +16,16 @@ data out. So a batch:
    is a classmate's, comments and blank lines aside, waits for that run and
    is graded from it (unless the run's outputs print source and the text
    differs: then they get a run of their own);
-4. grades each remaining submission in two Dask tasks, ``run_in_sandbox`` and
-   ``check_run``. On the local cluster the sandboxes run on the sandbox
-   workers (resource ``sandbox``) and the checks on a check worker (resource
-   ``check``) whose warm check process starts with the batch: a worker's next
+4. grades each remaining submission in two Dask tasks (``grading/tasks.py``):
+   ``engine.run_in_sandbox``, then ``engine.check_run``. On the local cluster
+   the sandboxes run on the sandbox workers (resource ``sandbox``, a process
+   each) and the checks on a check worker (resource ``check``, threads of this
+   process) whose warm check process starts with the batch: a worker's next
    sandbox starts while the checks of its last one run, and the class pays
    TensorFlow's start-up for the checks once. Under an external scheduler
-   (``Batch.scheduler_address``, ``--scheduler``) the tasks go wherever
-   there is room, the GradingJob is scattered once and each notebook travels
-   as data, so workers need no course files;
+   (``Batch.scheduler_address``, ``--scheduler``) the tasks go wherever there
+   is room. The GradingJob is scattered once and each notebook travels as
+   data, so workers need no course files;
 5. as each result lands, stores it (atomic file) and has the
    ``GradebookWriter`` run nbgrader's autograde for that student in this
    process, serially, handing it the same job: GradeSubmission finds the
@@ -54,7 +55,7 @@ from typing import Protocol
 from nbgrader.api import MissingEntry
 
 from ..errors import BatchError
-from ..grading import engine
+from ..grading import check_process, engine, tasks
 from ..model import Status
 from ..settings import Batch, local_workers
 from .gradebook import GradebookWriter, Row
@@ -108,32 +109,34 @@ def check_workers(settings: Batch, sandbox_workers: int) -> int:
     return settings.check_workers or math.ceil(sandbox_workers / 4)
 
 
-def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "", n_workers: int = 0):
+def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "", n_workers: int = 0,
+                at_most: int | None = None):
     """A Dask client and whether it is our local cluster: on ``scheduler`` (or Batch.scheduler_address),
-    else a local cluster of sandbox workers and check workers. ``stack`` closes them.
+    else a local cluster of sandbox workers (no more than ``at_most`` notebooks need) and check workers.
+    ``stack`` closes them.
 
     Made without ``with Client(...)``, so that it can be started in one thread and used in another.
     """
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, Worker
 
     address = scheduler or settings.scheduler_address
     if address:
         client = Client(address, set_as_default=False)
         stack.callback(client.close)
         return client, False
-    workers = local_workers(settings, n_workers)
+    workers = max(1, min(local_workers(settings, n_workers), at_most or math.inf))
     stack.enter_context(dask.config.set(QUIET_DASK))
     cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR)
     stack.callback(cluster.close)
     base = cluster.new_spec
-
-    def spec(resource: str) -> dict:
-        return {**base, "options": {**base["options"], "resources": {resource: 1}}}
-
-    cluster.worker_spec.update({f"sandbox-{i}": spec(SANDBOX) for i in range(workers)})
-    cluster.worker_spec.update({f"checks-{i}": spec(CHECK) for i in range(check_workers(settings, workers))})
+    # Sandbox workers are processes of their own (a Nanny each). A check worker only hands files to its
+    # warm check process and waits: it runs as threads of this process, which spares a Python start-up.
+    sandbox = {**base, "options": {**base["options"], "resources": {SANDBOX: 1}}}
+    check = {"cls": Worker, "options": {**base["options"], "resources": {CHECK: 1}}}
+    cluster.worker_spec.update({f"sandbox-{i}": sandbox for i in range(workers)})
+    cluster.worker_spec.update({f"checks-{i}": check for i in range(check_workers(settings, workers))})
     cluster.scale(len(cluster.worker_spec))
     client = Client(cluster, set_as_default=False)
     stack.callback(client.close)
@@ -179,7 +182,8 @@ class BatchGrader:
         self.rows: dict[str, Row] = {}
         self.force = force
         sanitizer = Sanitizer(course)
-        pipeline = DaskPipeline(self, settings, scheduler, n_workers)
+        pipeline = DaskPipeline(self, settings, scheduler, n_workers,
+                                at_most=sum(e.status == Status.OK for e in entries))
         try:
             for entry in entries:
                 if entry.status == Status.OK:
@@ -253,9 +257,9 @@ class BatchGrader:
 class DaskPipeline:
     """The runs of one batch on Dask: started lazily, submitted as they come, collected as they land."""
 
-    def __init__(self, grader: BatchGrader, settings: Batch, scheduler: str, n_workers: int):
+    def __init__(self, grader: BatchGrader, settings: Batch, scheduler: str, n_workers: int, at_most: int):
         self.grader = grader
-        self.settings, self.scheduler, self.n_workers = settings, scheduler, n_workers
+        self.settings, self.scheduler, self.n_workers, self.at_most = settings, scheduler, n_workers, at_most
         self.runs: dict[str, Run] = {}           # normalised key -> run in flight
         self._by_future: dict = {}
         self._queue: list[Prepared] = []
@@ -269,7 +273,7 @@ class DaskPipeline:
 
     # --- starting ----------------------------------------------------------------------------
     def _start(self):
-        client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers)
+        client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers, self.at_most)
         if local:
             client.wait_for_workers(len(client.cluster.worker_spec))
         job_future = client.scatter(self.grader.course.job(), broadcast=True)
@@ -292,15 +296,15 @@ class DaskPipeline:
 
         if self.client is None:
             self.client, self.local, self.job = self._starting.result()
-            self._completed = as_completed()
+            self._completed = as_completed(loop=self.client.loop)
         course = self.grader.course
         for p in self._queue:
             run_resources = {SANDBOX: 1} if self.local else None
             check_resources = {CHECK: 1} if self.local else None
-            ran = self.client.submit(engine.run_in_sandbox, p.submission.nb_json, p.submission.files, self.job,
+            ran = self.client.submit(tasks.run, p.submission.nb_json, p.submission.files, self.job,
                                      course.notebook, key=f"run-{p.student}-{p.key[:16]}", pure=False,
                                      resources=run_resources)
-            checked = self.client.submit(engine.check_run, ran, self.job, key=f"check-{p.student}-{p.key[:16]}",
+            checked = self.client.submit(tasks.check, ran, self.job, key=f"check-{p.student}-{p.key[:16]}",
                                          pure=False, resources=check_resources, priority=10)
             self._by_future[checked] = (self.runs[p.key], ran)
             self._completed.add(checked)
@@ -321,12 +325,11 @@ class DaskPipeline:
             run, ran = self._by_future.pop(future)
             key = run.student.key
             try:
-                result = future.result()
+                result, self._workers[key] = future.result()
             except Exception as exc:  # noqa: BLE001 - one failure must not stop the batch
                 self.runs.pop(key, None)
                 self.grader.failed(run, exc, self)
             else:
-                self._workers[key] = next(iter(self.client.who_has([ran]).get(ran.key, ())), None)
                 self.runs.pop(key, None)
                 self.grader.landed(run, result, self)
             finally:
@@ -342,3 +345,5 @@ class DaskPipeline:
         self._stack.close()
         if self._pool is not None:
             self._pool.shutdown()
+        if self.local:   # the local check workers were threads of this process: their check process goes too
+            check_process.close_warm()

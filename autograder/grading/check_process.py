@@ -117,6 +117,14 @@ def warm_process(job_digest: str, job_context: dict, cpu_threads: int) -> CheckP
         return _WARM[job_digest]
 
 
+def close_warm() -> None:
+    """End this process's warm check process (a batch whose check workers ran here is done)."""
+    with _WARM_LOCK:
+        for old in _WARM.values():
+            old.close()
+        _WARM.clear()
+
+
 def run_checks(context: dict, scratch: Path, job_digest: str, job_context: dict, cpu_threads: int,
                timeout: float) -> list[dict]:
     """Run the hidden checks of one submission: the check records (``conftest.py``) as dicts.
