@@ -53,7 +53,13 @@ network                a new, empty network namespace (loopback only)
 
 Where the host offers no cgroup (``host.limit_cgroups``: no rights, or
 ``Sandbox.cgroups = "off"``), the watchdog polls memory and processes from
-/proc, often near a limit and once a second far from one.
+/proc, often near a limit and twice a second far from one.
+
+The peak memory reported (``RunOutcome.peak_rss_mb``) is what the memory limit
+counts: with a cgroup, its peak charge (anonymous memory and the page cache
+the run brought in; shared libraries already cached by the host are not
+charged again, so it is lower than the sum of the processes' RSS); without,
+the largest resident size of the process tree the watchdog saw.
 
 ``Sandbox.mode = "none"`` runs the same runner without isolation (the cgroup
 or the watchdog's wall time, memory, process-count and disk limits, the
@@ -64,6 +70,7 @@ RLIMIT_NPROC does not bind root); every result is then marked ``sandboxed: false
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import stat
@@ -81,6 +88,19 @@ from .host import check_available, limit_cgroups
 from .limits import OutputTail, Slot, pin_if_possible, rlimits_if_possible, slot_cpus, watch
 
 __all__ = ["check_available", "run_notebook"]
+
+
+def _cgroup(settings: Sandbox, slot: int):
+    """This run's cgroup, or None: the host has none for us, or making one failed (the watchdog then polls)."""
+    cgroup_host = limit_cgroups(settings)
+    if cgroup_host is None:
+        return None
+    try:
+        return cgroup_host.create(slot, Limits(settings.memory_mb, settings.max_processes,
+                                               slot_cpus(slot, settings.threads), settings.threads))
+    except OSError as exc:
+        logging.getLogger(__name__).warning("no cgroup for this run (%s); the watchdog polls instead", exc)
+        return None
 
 
 def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandbox, env: dict, capture: dict,
@@ -114,10 +134,7 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
                 "cell_timeout": settings.cell_timeout, "max_output_bytes": settings.max_output_bytes,
                 "capture": f"{kit}/{bwrap.CAPTURE.name}", "capture_settings": capture}
         command += [sys.executable, f"{kit}/{bwrap.RUNNER.name}", json.dumps(spec)]
-        cgroup_host = limit_cgroups(settings)
-        group = cgroup_host.create(slot, Limits(settings.memory_mb, settings.max_processes,
-                                                slot_cpus(slot, settings.threads), settings.threads)) \
-            if cgroup_host is not None else None
+        group = _cgroup(settings, slot)
         try:
             start = time.monotonic()
             popen = subprocess.Popen(group.wrap(command) if group else command, cwd=scratch, env=popen_env,

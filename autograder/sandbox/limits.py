@@ -254,6 +254,24 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
+def _too_many(tasks: int, settings: Sandbox) -> tuple[Status, str]:
+    return Status.TOO_MANY_PROCESSES, f"started {tasks} processes and threads (limit {settings.max_processes})"
+
+
+def _too_much_memory(settings: Sandbox) -> tuple[Status, str]:
+    return Status.OUT_OF_MEMORY, f"used more than {settings.memory_mb} MB of memory"
+
+
+def _kernel_stopped(group, settings: Sandbox) -> tuple[Status | None, str]:
+    """The limit the kernel enforced in the run's cgroup, if it had to: a refused fork, the OOM killer."""
+    oom, refused = group.hit()
+    if refused:
+        return _too_many(group.usage().peak_tasks or settings.max_processes, settings)
+    if oom:
+        return _too_much_memory(settings)
+    return None, ""
+
+
 def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox, group=None) -> Watched:
     """Enforce wall time, memory, processes and disk until the run ends.
 
@@ -275,29 +293,21 @@ def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox, group=None)
     proc = _process(popen.pid) if group is None else None   # taken now: psutil then never kills a reused pid
     events_every = group.needs_polling() if group is not None else None
     peak = 0.0
-    next_disk, next_sample, next_events = start + DISK_POLL_SECONDS, start, start + (events_every or math.inf)
+    next_disk, next_sample = start + DISK_POLL_SECONDS, start
     status, message = None, ""
     try:
         while popen.poll() is None:
             now = time.monotonic()
-            tasks = 0
             if group is not None:
-                oom, refused = group.hit()
-                if refused:
-                    tasks = group.usage().peak_tasks or settings.max_processes
-                    status, message = Status.TOO_MANY_PROCESSES, f"started {tasks} processes and threads (limit {settings.max_processes})"
-                elif oom:
-                    status, message = Status.OUT_OF_MEMORY, f"used more than {settings.memory_mb} MB of memory"
-                if events_every and now >= next_events:
-                    next_events = now + events_every
+                status, message = _kernel_stopped(group, settings)
             elif now >= next_sample:
                 tasks, memory = sampler.sample(settings.memory_mb)
                 peak = max(peak, memory)
                 next_sample = now + next_look(tasks, memory, settings)
                 if tasks >= settings.max_processes:
-                    status, message = Status.TOO_MANY_PROCESSES, f"started {tasks} processes and threads (limit {settings.max_processes})"
+                    status, message = _too_many(tasks, settings)
                 elif memory > settings.memory_mb:
-                    status, message = Status.OUT_OF_MEMORY, f"used more than {settings.memory_mb} MB of memory"
+                    status, message = _too_much_memory(settings)
             if status is None and now >= deadline:
                 status, message = Status.TIMEOUT, f"did not finish within {settings.notebook_timeout} s"
             if status is None and now >= next_disk:
@@ -306,7 +316,8 @@ def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox, group=None)
                     status, message = Status.TOO_MUCH_DISK, f"wrote more than {settings.disk_mb} MB (or {MAX_SCRATCH_ENTRIES} files)"
             if status:
                 break
-            wake = min(deadline, next_disk, next_events, next_sample if group is None else math.inf)
+            wake = min(deadline, next_disk, next_sample if group is None else math.inf,
+                       now + events_every if events_every else math.inf)
             timeout = max(0.0, wake - time.monotonic())
             if pidfd is None:
                 timeout = min(timeout, POLL_SECONDS[1])
@@ -314,12 +325,7 @@ def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox, group=None)
             if group is not None:
                 group.rearm()
         if group is not None and status is None:   # ended by itself: did the kernel stop it at a limit?
-            oom, refused = group.hit()
-            if oom:
-                status, message = Status.OUT_OF_MEMORY, f"used more than {settings.memory_mb} MB of memory"
-            elif refused:
-                tasks = group.usage().peak_tasks or settings.max_processes
-                status, message = Status.TOO_MANY_PROCESSES, f"started {tasks} processes and threads (limit {settings.max_processes})"
+            status, message = _kernel_stopped(group, settings)
         _stop(popen, proc, group)
     finally:
         if pidfd is not None:
