@@ -71,12 +71,14 @@ c.Sandbox.memory_mb = 4096
 c.Sandbox.max_processes = 256
 c.Sandbox.max_output_bytes = 2_000_000
 c.Sandbox.disk_mb = 1024
-c.Sandbox.cpu_threads = 1
+c.Sandbox.cpu_threads = 0              # 0 = the cores shared among the sandboxes that run at once
+c.Sandbox.cgroups = "auto"             # kernel-enforced memory/process/CPU limits where the host allows; "off": polling
 
 # --- batch grading ----------------------------------------------------------
 c.Batch.scheduler_address = ""         # "" = a local Dask cluster
 c.Batch.n_workers = 0                  # 0 = one per core
 c.Batch.threads_per_worker = 1
+c.Batch.check_workers = 0              # 0 = one worker for the hidden checks per four sandbox workers
 
 # --- grades back to the LMS (spamkit export; see README "Grades to Canvas and Moodle") ---
 # Rosters are the LMS's own files, relative to the course root (they hold student data: keep them out of git).

@@ -156,7 +156,8 @@ def grades_table(rows, title: str) -> Table:
         score = "" if r.score is None else f"{r.score:g} / {r.max_score:g}"
         shown = r.message and (r.run_status != Status.OK or r.status == Status.RECHECKED)
         message = (r.message or "").strip().splitlines()[0][:160] if shown else ""
-        details = "; ".join(filter(None, [message, *r.notes]))[:200]
+        reused = f"identical code: graded from {r.reused_from}'s run" if r.reused_from else ""
+        details = "; ".join(filter(None, [message, reused, *r.notes]))[:200]
         # student ids and messages are student-controlled text: never rich markup
         table.add_row(escape(r.student), f"[{style}]{r.status.instructor}[/{style}]", score,
                       f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
@@ -219,7 +220,9 @@ def cmd_grade(api, course, args) -> int:
         rows = api.grade_class(course, args.student, args.force, args.scheduler, args.workers, progress)
     console.print(grades_table(rows, f"{course.assignment}: {len(rows)} students"))
     executed = sum(r.executed for r in rows)
-    console.print(f"{executed} notebook(s) run now; the gradebook is {course.coursedir.db_url}")
+    shared = sum(bool(r.reused_from) and r.status == Status.GRADED for r in rows)
+    also = f", {shared} graded from a classmate's run of identical code" if shared else ""
+    console.print(f"{executed} notebook(s) run now{also}; the gradebook is {course.coursedir.db_url}")
     return 1 if any(r.status in (Status.GRADER_ERROR, Status.AUTOGRADE_FAILED) for r in rows) else 0
 
 

@@ -111,6 +111,9 @@ class RunOutcome:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     capture_errors: list = field(default_factory=list)
+    cpu_seconds: float | None = None   # CPU time of the whole run (its cgroup), where the host counts it
+    cpu_threads: int = 1               # CPU threads the run had
+    limits_by: str = "watchdog"        # what enforced memory and processes: "v2" / "v1" cgroup, or "watchdog"
 
 
 @dataclass
@@ -127,6 +130,11 @@ class GradingResult:
     executed: str | None       # the executed notebook (JSON text), None if the run left none
     checks: list[CheckResult]
     capture_errors: list = field(default_factory=list)
+    cpu_seconds: float | None = None   # CPU time of the sandboxed run (RunOutcome)
+    cpu_threads: int = 1
+    limits_by: str = "watchdog"
+    code: str | None = None            # digest of the code as written that ran (grading.identical)
+    graded_for: str | None = None      # the student whose notebook ran
     rechecked: list = field(default_factory=list)    # {"check", "job"} per check run again on kept evidence
     evidence: dict[str, bytes] | None = None         # the files the checks read; stored beside, not in the JSON
     version: int = RESULT_VERSION
@@ -136,7 +144,8 @@ class GradingResult:
                seconds: float, evidence: dict[str, bytes]) -> GradingResult:
         return cls(status=outcome.status, message=outcome.message, sandboxed=outcome.sandboxed, seconds=seconds,
                    execute_seconds=outcome.seconds, check_seconds=check_seconds, peak_rss_mb=outcome.peak_rss_mb,
-                   executed=executed, checks=checks, capture_errors=outcome.capture_errors, evidence=evidence)
+                   executed=executed, checks=checks, capture_errors=outcome.capture_errors, evidence=evidence,
+                   cpu_seconds=outcome.cpu_seconds, cpu_threads=outcome.cpu_threads, limits_by=outcome.limits_by)
 
     @property
     def score(self) -> float:
@@ -148,6 +157,13 @@ class GradingResult:
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
+
+    def can_stand_for(self, code: str) -> bool:
+        """Whether this result grades a submission of identical code whose code as written is ``code``:
+        always for the same text; for another (comments, blank lines) only if no output shows source."""
+        from .grading.identical import shows_source
+
+        return self.code == code or not shows_source(self.executed)
 
     def with_check(self, fresh: CheckResult, job_digest: str, evidence: dict[str, bytes]) -> GradingResult:
         """This result with one check's record replaced by ``fresh`` (run again on the kept evidence)."""
@@ -253,12 +269,17 @@ class Summary:
     cell_errors: list = field(default_factory=list)
     rechecked: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    code_group: str | None = None       # students with the same value ran identical code (grading.identical)
+    reused_from: str | None = None      # the classmate whose run graded this identical code, if not this student
     gradebook_key: str | None = None    # set once nbgrader's autograde wrote this key's grades
     autograded_at: str | None = None
 
     @classmethod
-    def of_result(cls, result: GradingResult, key: str, submission: str) -> Summary:
+    def of_result(cls, result: GradingResult, key: str, submission: str, code_group: str | None = None,
+                  student: str | None = None) -> Summary:
+        reused = result.graded_for if result.graded_for and student and result.graded_for != student else None
         return cls(status=result.status, message=result.message, key=key, submission=submission,
+                   code_group=code_group, reused_from=reused,
                    sandboxed=result.sandboxed, seconds=result.seconds, execute_seconds=result.execute_seconds,
                    check_seconds=result.check_seconds, peak_rss_mb=result.peak_rss_mb, score=result.score,
                    max_score=result.max_score, checks=list(result.checks), metrics=check_metrics(result.checks),

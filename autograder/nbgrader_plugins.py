@@ -34,6 +34,7 @@ from .course.intake import LmsCollector
 from .course.sanitize import FeedbackExporter, SanitizeStudentContent
 from .course.store import ResultStore
 from .grading.engine import grade_notebook
+from .grading.identical import matching_code_cells
 from .grading.job import GradingJob, make_job
 from .grading.submission import prepare_submission
 from .model import CheckResult, GradingResult, Status, Summary
@@ -63,18 +64,17 @@ def _trimmed_error(output):
 
 
 def merge_outputs(nb, executed_json: str | None, max_bytes: int) -> None:
-    """Copy outputs of cells whose source the run did not change; cap their size.
+    """Copy the run's outputs into the notebook's code cells, matched in order by their code; cap their size.
 
-    Errors always stay (trimmed); other outputs past max_bytes are replaced by a note.
+    The run may be a classmate's identical code (``grading.identical``): its code cells are paired with
+    this notebook's in order and a cell takes the outputs of the cell whose code is the same (comments and
+    blank lines aside); the notebook keeps its own cells, Markdown and all. Errors always stay (trimmed);
+    other outputs past max_bytes are replaced by a note.
     """
     if not executed_json:
         return
     executed = nbformat.reads(executed_json, as_version=4)
-    if len(executed.cells) != len(nb.cells):
-        return
-    for cell, ran in zip(nb.cells, executed.cells):
-        if cell.cell_type != "code" or ran.cell_type != "code" or ran.source != cell.source:
-            continue
+    for cell, ran in matching_code_cells(nb.cells, executed.cells):
         outputs, size, cut = [], 0, False
         for output in ran.get("outputs", []):
             if output.get("output_type") == "error":
@@ -142,18 +142,23 @@ class GradeSubmission(NbGraderPreprocessor):
         job = resources.get(KIT, {}).get("job") or make_job(self.config, root)
         submission = prepare_submission(nb, Path(resources["metadata"]["path"]), info["notebook"], job)
         store = ResultStore(root)
-        result = store.get(submission.key)
+        key, result = store.find(submission)
         if result is None:
             self.log.info("Grading %s in the sandbox", info["student"])
             result = grade_notebook(submission.nb_json, submission.files, job, info["notebook"])
-            store.put(submission.key, result)
+            result.code, result.graded_for = submission.code, info["student"]
+            store.put(key, result)
             result.evidence = None  # kept beside the stored result; the notebook needs none of it
+        elif result.graded_for and result.graded_for != info["student"]:
+            self.log.info("Using the result of %s's identical code for %s (%s)", result.graded_for, info["student"],
+                          key[:12])
         else:
-            self.log.info("Using the stored result of %s (%s)", info["student"], submission.key[:12])
+            self.log.info("Using the stored result of %s (%s)", info["student"], key[:12])
         merge_outputs(nb, result.executed, self.max_cell_output_bytes)
         write_reports(nb, result)
         store.write_summary(info["assignment"], info["student"],
-                            Summary.of_result(result, submission.key, submission.digest))
+                            Summary.of_result(result, key, submission.digest, code_group=submission.key[:16],
+                                              student=info["student"]))
         resources.setdefault(KIT, {})["result"] = result
         return nb, resources
 

@@ -39,13 +39,39 @@ class Sandbox(Configurable):
     max_processes = Int(256, help="processes/threads the student's user namespace may hold").tag(config=True)
     max_output_bytes = Int(2_000_000, help="bytes of notebook output kept before it is cut").tag(config=True)
     disk_mb = Int(1024, help="MB the notebook may write into its scratch folder (and per file)").tag(config=True)
-    cpu_threads = Int(1, help="CPU threads TensorFlow and BLAS may use").tag(config=True)
+    cpu_threads = Int(0, help="CPU threads TensorFlow and BLAS may use in one sandbox; 0 = the machine's cores "
+                      "shared among the sandboxes that run at once (Batch.n_workers)").tag(config=True)
+    cgroups = Enum(["auto", "off"], "auto", help="'auto': memory, process and CPU limits enforced by the kernel "
+                   "through a cgroup per run where the host allows (v2 or v1); 'off': the watchdog polls").tag(config=True)
+
+    @property
+    def threads(self) -> int:
+        """The CPU threads of one run (the GradingJob fixes ``cpu_threads``; unset, one sandbox per core)."""
+        return threads_per_sandbox(self.cpu_threads, len(os.sched_getaffinity(0)))
+
+
+MAX_AUTO_THREADS = 8   # the lab's small model gains nothing past this; each thread is also a task under max_processes
+
+
+def threads_per_sandbox(cpu_threads: int, sandboxes_at_once: int, cores: int | None = None) -> int:
+    """CPU threads one sandbox gets: ``cpu_threads`` if set, else the cores shared among the sandboxes at once
+    (at most ``MAX_AUTO_THREADS``). A reference run holds about 40 tasks (processes and threads) at 2 threads."""
+    if cpu_threads > 0:
+        return cpu_threads
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, min(MAX_AUTO_THREADS, cores // max(1, sandboxes_at_once)))
 
 
 class Batch(Configurable):
     scheduler_address = Unicode("", help="Dask scheduler to use; empty = a local cluster").tag(config=True)
     n_workers = Int(0, help="local workers; 0 = one per core").tag(config=True)
     threads_per_worker = Int(1).tag(config=True)
+    check_workers = Int(0, help="local workers that run the hidden checks; 0 = one per four sandbox workers").tag(config=True)
+
+
+def local_workers(batch: Batch, requested: int = 0) -> int:
+    """Dask workers of a local cluster: ``requested``, else Batch.n_workers, else one per core."""
+    return requested or batch.n_workers or len(os.sched_getaffinity(0))
 
 
 def load_course_config(course_root: str | os.PathLike | None = None) -> Config:

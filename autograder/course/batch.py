@@ -9,11 +9,24 @@ data out. So a batch:
    a usable notebook gets a clear result instead of stopping the batch;
 2. sanitizes each notebook exactly as ``Autograde`` will (nbgrader's own
    sanitize preprocessors, same resources) and keys it with the same
-   ``prepare_submission`` that ``GradeSubmission`` calls (``prepare.py``);
-3. sends what is not yet in the ``ResultStore`` to Dask workers (a local
-   cluster, or a scheduler's address), shipping the ``GradingJob`` once
-   (scattered) and each notebook as data, so workers need no course files;
-4. as each result lands, stores it (atomic file) and has the
+   ``prepare_submission`` that ``GradeSubmission`` calls (``prepare.py``),
+   one after the other, each sent to Dask as soon as it is ready (the local
+   cluster starts meanwhile);
+3. runs identical code once (``grading/identical.py``): a student whose code
+   is a classmate's, comments and blank lines aside, waits for that run and
+   is graded from it (unless the run's outputs print source and the text
+   differs: then they get a run of their own);
+4. grades each remaining submission in two Dask tasks (``grading/tasks.py``):
+   ``engine.run_in_sandbox``, then ``engine.check_run``. On the local cluster
+   the sandboxes run on the sandbox workers (resource ``sandbox``, a process
+   each) and the checks on a check worker (resource ``check``, threads of this
+   process) whose warm check process starts with the batch: a worker's next
+   sandbox starts while the checks of its last one run, and the class pays
+   TensorFlow's start-up for the checks once. Under an external scheduler
+   (``Batch.scheduler_address``, ``--scheduler``) the tasks go wherever there
+   is room. The GradingJob is scattered once and each notebook travels as
+   data, so workers need no course files;
+5. as each result lands, stores it (atomic file) and has the
    ``GradebookWriter`` run nbgrader's autograde for that student in this
    process, serially, handing it the same job: GradeSubmission finds the
    result in the store, and nbgrader writes the gradebook.
@@ -22,21 +35,29 @@ A batch killed at any point loses at most the submissions in flight; run it
 again and it grades what is left. A student's gradebook entry is marked done
 (``gradebook_key`` in the summary) only after nbgrader's autograde returned,
 and a submission whose key is unchanged is not run again unless forced.
+
+The CPU threads of each sandbox follow from how many run at once (the local
+workers; see ``GradingJob``): ``course.grade_with`` fixes them before any key
+is computed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from nbgrader.api import MissingEntry
 
 from ..errors import BatchError
-from ..grading import engine
+from ..grading import check_process, engine, tasks
 from ..model import Status
-from ..settings import Batch
+from ..settings import Batch, local_workers
 from .gradebook import GradebookWriter, Row
 from .prepare import Prepared, Sanitizer
 
@@ -66,24 +87,71 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-@contextlib.contextmanager
-def dask_client(settings: Batch, n_tasks: int, scheduler: str = "", n_workers: int = 0):
-    """A Dask client: on ``scheduler`` (or Batch.scheduler_address), else a local cluster."""
-    from distributed import Client, LocalCluster
+# Dask's own periodic work, at rates for a few long tasks instead of many short ones: no statistical
+# profiler (10 ms), no work stealing, event-loop and system monitors once a second or less.
+QUIET_DASK = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.scheduler.work-stealing": False,
+    "distributed.scheduler.active-memory-manager.start": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.disk": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.client.scheduler-info-interval": "10s",
+    "distributed.deploy.cluster-repr-interval": "10s",
+}
+SANDBOX, CHECK = "sandbox", "check"      # worker resources of the local cluster
+
+
+def check_workers(settings: Batch, sandbox_workers: int) -> int:
+    """Check workers of a local cluster: Batch.check_workers, else one per four sandbox workers."""
+    return settings.check_workers or math.ceil(sandbox_workers / 4)
+
+
+def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "", n_workers: int = 0,
+                at_most: int | None = None):
+    """A Dask client and whether it is our local cluster: on ``scheduler`` (or Batch.scheduler_address),
+    else a local cluster of sandbox workers (no more than ``at_most`` notebooks need) and check workers.
+    ``stack`` closes them.
+
+    Made without ``with Client(...)``, so that it can be started in one thread and used in another.
+    """
+    import dask
+    from distributed import Client, LocalCluster, Worker
 
     address = scheduler or settings.scheduler_address
     if address:
-        with Client(address) as client:
-            yield client
-        return
-    workers = n_workers or settings.n_workers or default_workers()
-    workers = max(1, min(workers, n_tasks))
-    with LocalCluster(n_workers=workers, threads_per_worker=settings.threads_per_worker, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield client
+        client = Client(address, set_as_default=False)
+        stack.callback(client.close)
+        return client, False
+    workers = max(1, min(local_workers(settings, n_workers), at_most or math.inf))
+    stack.enter_context(dask.config.set(QUIET_DASK))
+    cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    stack.callback(cluster.close)
+    base = cluster.new_spec
+    # Sandbox workers are processes of their own (a Nanny each). A check worker only hands files to its
+    # warm check process and waits: it runs as threads of this process, which spares a Python start-up.
+    sandbox = {**base, "options": {**base["options"], "resources": {SANDBOX: 1}}}
+    check = {"cls": Worker, "options": {**base["options"], "resources": {CHECK: 1}}}
+    cluster.worker_spec.update({f"sandbox-{i}": sandbox for i in range(workers)})
+    cluster.worker_spec.update({f"checks-{i}": check for i in range(check_workers(settings, workers))})
+    cluster.scale(len(cluster.worker_spec))
+    client = Client(cluster, set_as_default=False)
+    stack.callback(client.close)
+    return client, True
 
 
 # --- the batch -----------------------------------------------------------------
+
+@dataclass
+class Run:
+    """One run in flight on Dask, and the students waiting to be graded from it."""
+
+    student: Prepared
+    waiting: list[Prepared] = field(default_factory=list)   # identical code (normalised), decided when it lands
+
 
 class BatchGrader:
     """Grade all (or some) students of the course's assignment."""
@@ -100,6 +168,10 @@ class BatchGrader:
 
     def _grade(self, students, force, scheduler, n_workers) -> list[Row]:
         course = self.course
+        settings = Batch(config=course.config)
+        external = bool(scheduler or settings.scheduler_address)
+        # Each sandbox's CPU threads (and so the job and every key) follow from how many run at once.
+        course.grade_with(default_workers() if external else local_workers(settings, n_workers))
         with course.gradebook() as gb:
             try:
                 gb.find_assignment(course.assignment)
@@ -107,59 +179,171 @@ class BatchGrader:
                 raise BatchError(f"{course.assignment} is not in the gradebook yet: run `spamkit release` first") from None
         entries = course.entries(students)
         self.progress.start(len(entries), f"Grading {course.assignment}")
-        rows: dict[str, Row] = {}
-        prepared: list[Prepared] = []
+        self.rows: dict[str, Row] = {}
+        self.force = force
         sanitizer = Sanitizer(course)
-        for entry in entries:
-            if entry.status == Status.OK:
-                try:
-                    prepared.append(sanitizer.prepare(entry))
-                    continue
-                except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: report, go on
-                    rows[entry.student] = self.writer.not_graded(
-                        entry.student, Status.INVALID,
-                        f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500], entry.notes)
-            elif entry.status == Status.UNKNOWN_STUDENT:  # a typo in --student must not add a student to the gradebook
-                rows[entry.student] = Row(entry.student, Status.UNKNOWN_STUDENT, message=entry.message)
-            else:
-                rows[entry.student] = self.writer.not_graded(entry.student, entry.status, entry.message, entry.notes)
-            self.progress.advance()
-
-        pending = [p for p in prepared if force or course.store.get(p.key) is None]
-        for p in prepared:
-            if not any(p is q for q in pending):
-                rows[p.student] = self.writer.write(p, force=force, executed=False)
+        pipeline = DaskPipeline(self, settings, scheduler, n_workers,
+                                at_most=sum(e.status == Status.OK for e in entries))
+        try:
+            for entry in entries:
+                if entry.status == Status.OK:
+                    started = time.monotonic()
+                    try:
+                        p = sanitizer.prepare(entry)
+                    except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: report, go on
+                        self.rows[entry.student] = self.writer.not_graded(
+                            entry.student, Status.INVALID,
+                            f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500], entry.notes)
+                    else:
+                        course.log_event("prepared", student=p.student, key=p.key,
+                                         seconds=round(time.monotonic() - started, 3))
+                        self._dispatch(p, pipeline)
+                        continue
+                elif entry.status == Status.UNKNOWN_STUDENT:  # a typo in --student must not add a student
+                    self.rows[entry.student] = Row(entry.student, Status.UNKNOWN_STUDENT, message=entry.message)
+                else:
+                    self.rows[entry.student] = self.writer.not_graded(entry.student, entry.status, entry.message,
+                                                                      entry.notes)
                 self.progress.advance()
-        if pending:
-            self._run_on_dask(pending, rows, scheduler, n_workers)
-        return [rows[s] for s in sorted(rows)]
+            pipeline.drain()
+        finally:
+            pipeline.close()
+        return [self.rows[s] for s in sorted(self.rows)]
 
-    def _run_on_dask(self, pending: list[Prepared], rows: dict, scheduler: str, n_workers: int) -> None:
+    def _dispatch(self, p: Prepared, pipeline: DaskPipeline) -> None:
+        """Grade ``p`` from the store, wait for a run of identical code, or send it to Dask."""
+        key, stored = self.course.store.find(p.submission)
+        if stored is not None and not self.force:
+            self._write(p, key, executed=False, force=False)
+            return
+        run = pipeline.runs.get(p.key)
+        if run is not None:        # a classmate's identical code is on its way
+            run.waiting.append(p)
+            return
+        pipeline.submit(p)
+
+    def _write(self, p: Prepared, key: str, *, executed: bool, force: bool = True) -> None:
+        self.rows[p.student] = self.writer.write(p, force=force, executed=executed, key=key)
+        self.progress.advance()
+
+    def landed(self, run: Run, result, pipeline: DaskPipeline) -> None:
+        """A run's result: store it, write its student's grade, then those of its identical-code classmates."""
+        course, p = self.course, run.student
+        result.code, result.graded_for = p.submission.code, p.student
+        key = course.store.place(p.submission)
+        course.store.put(key, result)
+        course.log_event("executed", student=p.student, key=key, seconds=result.seconds, worker=pipeline.worker_of(p))
+        self._write(p, key, executed=True)
+        for other in run.waiting:
+            other_key, stored = course.store.find(other.submission)
+            if stored is None:     # its text differs and the run printed source: a run of its own
+                self._dispatch(other, pipeline)
+                continue
+            course.log_event("reused", student=other.student, key=other_key, run_of=p.student)
+            self._write(other, other_key, executed=False)
+
+    def failed(self, run: Run, exc: BaseException, pipeline: DaskPipeline) -> None:
+        p = run.student
+        self.course.log_event("failed", student=p.student, key=p.key, error=repr(exc)[:500])
+        self.rows[p.student] = self.writer.not_graded(p.student, Status.GRADER_ERROR,
+                                                      f"{type(exc).__name__}: {exc}"[:500], p.notes)
+        self.progress.advance()
+        if run.waiting:            # the next of the group gets its own try
+            first, *rest = run.waiting
+            pipeline.submit(first)
+            pipeline.runs[first.key].waiting.extend(rest)
+
+
+class DaskPipeline:
+    """The runs of one batch on Dask: started lazily, submitted as they come, collected as they land."""
+
+    def __init__(self, grader: BatchGrader, settings: Batch, scheduler: str, n_workers: int, at_most: int):
+        self.grader = grader
+        self.settings, self.scheduler, self.n_workers, self.at_most = settings, scheduler, n_workers, at_most
+        self.runs: dict[str, Run] = {}           # normalised key -> run in flight
+        self._by_future: dict = {}
+        self._queue: list[Prepared] = []
+        self._starting = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._stack = contextlib.ExitStack()
+        self.client = None
+        self.local = False
+        self._completed = None
+        self._workers: dict[str, str | None] = {}   # normalised key -> the worker that ran it
+
+    # --- starting ----------------------------------------------------------------------------
+    def _start(self):
+        client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers, self.at_most)
+        if local:
+            client.wait_for_workers(len(client.cluster.worker_spec))
+        job_future = client.scatter(self.grader.course.job(), broadcast=True)
+        if local:   # the check worker gets its warm check process ready while the first notebooks run
+            client.submit(engine.warm_checks, job_future, resources={CHECK: 1}, pure=False, priority=100,
+                          key="warm-checks")
+        return client, local, job_future
+
+    def submit(self, p: Prepared) -> None:
+        self.runs[p.key] = Run(p)
+        self._queue.append(p)
+        if self._starting is None:    # the cluster starts while the next notebooks are prepared
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="spamkit-dask-start")
+            self._starting = self._pool.submit(self._start)
+        if self._starting.done():
+            self._flush()
+
+    def _flush(self) -> None:
         from distributed import as_completed
 
-        course = self.course
-        job = course.job()
-        with dask_client(Batch(config=course.config), len(pending), scheduler, n_workers) as client:
-            job_future = client.scatter(job, broadcast=True)
-            futures = {}
-            for p in pending:
-                future = client.submit(engine.grade_notebook, p.submission.nb_json, p.submission.files, job_future,
-                                       course.notebook, key=f"grade-{p.student}-{p.key[:16]}", pure=False)
-                futures[future] = p
-                course.log_event("submitted", student=p.student, key=p.key)
-            for future in as_completed(futures):
-                p = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - one failure must not stop the batch
-                    course.log_event("failed", student=p.student, key=p.key, error=repr(exc)[:500])
-                    rows[p.student] = self.writer.not_graded(p.student, Status.GRADER_ERROR,
-                                                             f"{type(exc).__name__}: {exc}"[:500], p.notes)
-                else:
-                    course.store.put(p.key, result)
-                    worker = next(iter(client.who_has([future]).get(future.key, ())), None)
-                    course.log_event("executed", student=p.student, key=p.key, seconds=result.seconds, worker=worker)
-                    rows[p.student] = self.writer.write(p, force=True, executed=True)
-                finally:
-                    future.release()
-                self.progress.advance()
+        if self.client is None:
+            self.client, self.local, self.job = self._starting.result()
+            self._completed = as_completed(loop=self.client.loop)
+        course = self.grader.course
+        for p in self._queue:
+            run_resources = {SANDBOX: 1} if self.local else None
+            check_resources = {CHECK: 1} if self.local else None
+            ran = self.client.submit(tasks.run, p.submission.nb_json, p.submission.files, self.job,
+                                     course.notebook, key=f"run-{p.student}-{p.key[:16]}", pure=False,
+                                     resources=run_resources)
+            checked = self.client.submit(tasks.check, ran, self.job, key=f"check-{p.student}-{p.key[:16]}",
+                                         pure=False, resources=check_resources, priority=10)
+            self._by_future[checked] = (self.runs[p.key], ran)
+            self._completed.add(checked)
+            course.log_event("submitted", student=p.student, key=p.key)
+        self._queue.clear()
+
+    def worker_of(self, p: Prepared) -> str | None:
+        return self._workers.get(p.key)
+
+    # --- collecting ----------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Collect every run as it lands (more may be submitted meanwhile: classmates who need their own)."""
+        if self._starting is None:
+            return
+        self._flush()
+        while self._by_future:
+            future = next(self._completed)
+            run, ran = self._by_future.pop(future)
+            key = run.student.key
+            try:
+                result, self._workers[key] = future.result()
+            except Exception as exc:  # noqa: BLE001 - one failure must not stop the batch
+                self.runs.pop(key, None)
+                self.grader.failed(run, exc, self)
+            else:
+                self.runs.pop(key, None)
+                self.grader.landed(run, result, self)
+            finally:
+                future.release()
+                ran.release()
+            if self._queue:
+                self._flush()
+
+    def close(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            with contextlib.suppress(Exception):
+                self._starting.result()
+        self._stack.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self.local:   # the local check workers were threads of this process: their check process goes too
+            check_process.close_warm()

@@ -86,6 +86,7 @@ class Course:
         self.notebook = self.lab.notebook
         self.store = ResultStore(self.root)
         self._job = None
+        self._sandboxes_at_once: int | None = None   # None: as many as Batch.n_workers (or cores)
         self._api = None
         os.environ["PATH"] = path_with_venv_tools()
 
@@ -137,12 +138,18 @@ class Course:
 
     # --- grading --------------------------------------------------------
     def job(self):
-        """The course's GradingJob, built once per Course."""
+        """The course's GradingJob, built once per Course (and again if ``grade_with`` changes it)."""
         from ..grading.job import make_job
 
         if self._job is None:
-            self._job = make_job(self.config, self.root)
+            self._job = make_job(self.config, self.root, self._sandboxes_at_once)
         return self._job
+
+    def grade_with(self, sandboxes_at_once: int | None) -> None:
+        """How many sandboxes the next batch runs at once (it decides each one's CPU threads, so the job)."""
+        if sandboxes_at_once != self._sandboxes_at_once:
+            self._sandboxes_at_once = sandboxes_at_once
+            self._job = None
 
     @contextlib.contextmanager
     def lock(self):

@@ -10,6 +10,7 @@ returned, so a killed batch never leaves a grade half-written unnoticed.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -36,11 +37,12 @@ class Row:
     message: str = ""
     executed: bool = False               # the notebook ran in this batch
     notes: list[str] = field(default_factory=list)
+    reused_from: str | None = None       # graded from the run of this classmate's identical code
 
     @classmethod
     def of_summary(cls, student: str, status: Status, summary: Summary, notes: list[str], executed: bool) -> Row:
         return cls(student, status, summary.score, summary.max_score, summary.status, summary.seconds,
-                   summary.message, executed, notes)
+                   summary.message, executed, notes, summary.reused_from)
 
 
 class GradebookWriter:
@@ -68,24 +70,31 @@ class GradebookWriter:
                 warnings.simplefilter("ignore", SAWarning)
                 return capture_log(app)
 
-    def write(self, p: Prepared, *, force: bool, executed: bool) -> Row:
-        """The stored result of ``p`` into the gradebook (skipped when it is there already, unless forced)."""
+    def write(self, p: Prepared, *, force: bool, executed: bool, key: str | None = None) -> Row:
+        """The result stored under ``key`` (default: ``p``'s key) into the gradebook.
+
+        Skipped when that result and this very notebook (Markdown answers included) are in the gradebook
+        already, unless forced.
+        """
         course = self.course
+        key = key or p.key
         summary = course.store.summary(course.assignment, p.student)
-        if (not force and summary and summary.key == p.key and summary.gradebook_key == p.key
-                and self.has_grade(p.student)):
+        if (not force and summary and summary.key == key and summary.gradebook_key == key
+                and summary.submission == p.submission.digest and self.has_grade(p.student)):
             return Row.of_summary(p.student, Status.UP_TO_DATE, summary, p.notes, executed=False)
+        started = time.monotonic()
         outcome = self.autograde(p.student)
         summary = course.store.summary(course.assignment, p.student)
-        if not outcome.get("success") or not summary or summary.key != p.key:
+        if not outcome.get("success") or not summary or summary.key != key:
             why = (outcome.get("error") or outcome.get("log") or "")[-800:]
             if outcome.get("success"):
                 why = "GradeSubmission graded a different submission key than the batch prepared"
-            course.log_event("autograde_failed", student=p.student, key=p.key)
+            course.log_event("autograde_failed", student=p.student, key=key)
             return Row(p.student, Status.AUTOGRADE_FAILED, message=why.strip(), executed=executed, notes=p.notes)
-        summary.gradebook_key, summary.autograded_at, summary.notes = p.key, utcnow(), list(p.notes)
+        summary.gradebook_key, summary.autograded_at, summary.notes = key, utcnow(), list(p.notes)
         course.store.write_summary(course.assignment, p.student, summary)
-        course.log_event("autograded", student=p.student, key=p.key)
+        course.log_event("autograded", student=p.student, key=key, seconds=round(time.monotonic() - started, 3),
+                         reused_from=summary.reused_from)
         return Row.of_summary(p.student, Status.GRADED, summary, p.notes, executed=executed)
 
     def not_graded(self, student: str, status: Status, message: str, notes: list[str]) -> Row:

@@ -84,9 +84,10 @@ class Rechecker:
         except Exception as exc:  # noqa: BLE001 - one failure must not stop the others
             course.log_event("recheck_failed", student=student, check=check_id, error=repr(exc)[:500])
             return Row(student, Status.GRADER_ERROR, message=f"{type(exc).__name__}: {exc}"[:500])
-        course.store.put(p.key, new)
-        course.log_event("rechecked", student=student, key=p.key, check=check_id)
-        row = self.writer.write(p, force=True, executed=False)
+        key = course.store.place(p.submission)
+        course.store.put(key, new)
+        course.log_event("rechecked", student=student, key=key, check=check_id)
+        row = self.writer.write(p, force=True, executed=False, key=key)
         if row.status == Status.GRADED:
             before, after = old.check(check_id), new.check(check_id)
             row.status = Status.RECHECKED

@@ -3,8 +3,10 @@
 Built from the per-student summaries the batch leaves in the result store:
 score distribution, pass rate per check, spread of the reported and the
 re-evaluated validation AUC and of the hidden-test AUC, grading time per
-submission, and the students who need a look (no or broken submission,
-timeouts, crashes, failed honesty check, grader errors). Figures are
+submission, the students who need a look (no or broken submission,
+timeouts, crashes, failed honesty check, grader errors), and the groups of
+students whose code is identical (graded from one run; a hint, not an
+accusation). Figures are
 matplotlib PNGs embedded as base64, so the file stands alone.
 """
 
@@ -137,6 +139,22 @@ def attention(summaries: dict[str, Summary]) -> list[dict]:
     return rows
 
 
+def identical_groups(summaries: dict[str, Summary]) -> list[dict]:
+    """Groups of two or more graded students who ran identical code (``Summary.code_group``)."""
+    groups: dict[str, list[str]] = {}
+    for student, s in sorted(summaries.items()):
+        if s.graded and s.code_group:
+            groups.setdefault(s.code_group, []).append(student)
+    out = []
+    for group, students in groups.items():
+        if len(students) < 2:
+            continue
+        ran = {summaries[s].reused_from or s for s in students}
+        out.append({"group": group[:8], "students": students, "ran": ", ".join(sorted(ran)),
+                    "score": summaries[students[0]].score})
+    return sorted(out, key=lambda g: (-len(g["students"]), g["students"]))
+
+
 def _fmt(value, digits=4):
     if value is None or isinstance(value, jinja2.Undefined):
         return ""
@@ -154,6 +172,7 @@ def render(course_id: str, assignment: str, summaries: dict[str, Summary], gradi
         mean_score=sum(s.score for s in summaries.values()) / max(1, len(summaries)),
         max_score=max((s.max_score for s in summaries.values()), default=0),
         figures=figures(summaries, checks, grading), checks=checks, attention=attention(summaries),
+        identical=identical_groups(summaries),
         students=[{"student": k, **v.to_dict()} for k, v in sorted(summaries.items())],
     )
 

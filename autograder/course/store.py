@@ -1,9 +1,10 @@
 """Where graded results live between the grading run and the gradebook.
 
 ``ResultStore`` keeps each sandbox-and-checks result under a key that names
-exactly what ran (cell sources, student files, settings, data, kit code), so
-a batch that is killed and restarted re-runs nothing it already finished,
-and a changed submission is graded again. Writes are atomic (temp + rename).
+what ran (the code, normalised as ``grading/identical.py`` allows, student
+files, settings, data, kit code), so a batch that is killed and restarted
+re-runs nothing it already finished, a changed submission is graded again,
+and a classmate's identical code is not run twice (``find`` / ``place``). Writes are atomic (temp + rename).
 Beside each result lies the evidence its run left (evidence.json and the
 trained weights), so one check can be run again later without re-running the
 notebook. Per-student summaries (checks, metrics, status; no notebook) feed
@@ -19,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..grading.submission import Submission
 from ..model import GradingResult, Summary
 
 
@@ -54,6 +56,28 @@ class ResultStore:
             return GradingResult.from_dict(record) if record is not None else None
         except (KeyError, TypeError, ValueError):  # not a result this kit can read: grade again
             return None
+
+    def find(self, submission: Submission) -> tuple[str, GradingResult | None]:
+        """The key a submission's result is (or will be) stored under, and that result if there is one.
+
+        The result of identical code (``submission.key``) grades it when it can stand for this code as
+        written (``GradingResult.can_stand_for``); else a result of this very code (``exact_key``) does.
+        """
+        shared = self.get(submission.key)
+        if shared is not None and shared.can_stand_for(submission.code):
+            return submission.key, shared
+        if submission.exact_key:
+            own = self.get(submission.exact_key)
+            if own is not None:
+                return submission.exact_key, own
+        return self.place(submission, shared), None
+
+    def place(self, submission: Submission, shared: GradingResult | None = None) -> str:
+        """Where a fresh result of ``submission`` goes: its group's key, unless that holds another text's run."""
+        shared = shared if shared is not None else self.get(submission.key)
+        if shared is None or shared.code == submission.code or not submission.exact_key:
+            return submission.key
+        return submission.exact_key
 
     def put(self, key: str, result: GradingResult) -> None:
         """Store a result; its ``evidence`` files (name -> bytes) go to a folder beside it."""

@@ -66,6 +66,12 @@ class CheckProcess:
                 self._start()
             self._exchange({"context": str(context_file), "results": str(results_file), "cwd": str(cwd)}, timeout)
 
+    def start(self) -> None:
+        """Start the child and let it get ready (TensorFlow, given code, tokenizer) now, not at the first request."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+
     def _start(self) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.grading.check_process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -109,6 +115,14 @@ def warm_process(job_digest: str, job_context: dict, cpu_threads: int) -> CheckP
             _WARM.clear()
             _WARM[job_digest] = CheckProcess(job_context, cpu_threads)
         return _WARM[job_digest]
+
+
+def close_warm() -> None:
+    """End this process's warm check process (a batch whose check workers ran here is done)."""
+    with _WARM_LOCK:
+        for old in _WARM.values():
+            old.close()
+        _WARM.clear()
 
 
 def run_checks(context: dict, scratch: Path, job_digest: str, job_context: dict, cpu_threads: int,

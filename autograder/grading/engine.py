@@ -4,28 +4,48 @@
 hidden checks on the evidence it left, and returns a ``GradingResult``. It
 takes plain data (the notebook as JSON, the student's files, the
 ``GradingJob``), so the same call runs in nbgrader's autograde process or on
-a Dask worker. ``recheck`` runs one check again on the evidence a result
-kept, without running the notebook.
+a Dask worker. Its two stages are functions of their own, ``run_in_sandbox``
+(a ``SandboxRun``: how the run ended, the executed notebook, the evidence) and
+``check_run`` (the checks on that evidence), so that a batch can run them as
+two Dask tasks and check one submission while the next one's sandbox starts.
+``recheck`` runs one check again on the evidence a result kept, without
+running the notebook.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from .. import sandbox
-from ..model import CheckResult, GradingResult, Status
+from ..model import CheckResult, GradingResult, RunOutcome, Status
 from ..settings import Sandbox
 from . import check_process
 from .evidence import EVIDENCE_DIR, EVIDENCE_FILES, PLOT_HISTORY, capture_settings, sandbox_files
 from .job import GradingJob, job_context, job_dir
 
 
+@dataclass
+class SandboxRun:
+    """What a sandboxed run hands to the checks: its outcome, the executed notebook, the evidence files."""
+
+    outcome: RunOutcome
+    executed: str | None
+    evidence: dict[str, bytes]
+    seconds: float          # preparing, running and collecting
+
+
 def grade_notebook(nb_json: str, files: dict[str, bytes], job: GradingJob, notebook_name: str) -> GradingResult:
     """Run a sanitized submission in the sandbox, then the hidden checks on its evidence."""
+    return check_run(run_in_sandbox(nb_json, files, job, notebook_name), job)
+
+
+def run_in_sandbox(nb_json: str, files: dict[str, bytes], job: GradingJob, notebook_name: str) -> SandboxRun:
+    """The first stage: the notebook run in the sandbox, and what it left that the checks read."""
     started = time.monotonic()
     data = job_dir(job)
     with tempfile.TemporaryDirectory(prefix="spamkit-") as tmp:
@@ -42,11 +62,28 @@ def grade_notebook(nb_json: str, files: dict[str, bytes], job: GradingJob, noteb
         outcome = sandbox.run_notebook(notebook, scratch, data / "public.tsv", Sandbox(**job.sandbox), env,
                                        capture_settings(), sandbox_files())
         executed = _read_executed(scratch / sandbox.collect.EXECUTED)
-        check_started = time.monotonic()
-        checks = run_checks(scratch, job, outcome.status)
-        return GradingResult.of_run(outcome, executed, checks, check_seconds=round(time.monotonic() - check_started, 2),
-                                    seconds=round(time.monotonic() - started, 2),
-                                    evidence=kept_evidence(scratch / EVIDENCE_DIR))
+        evidence = kept_evidence(scratch / EVIDENCE_DIR)
+    return SandboxRun(outcome, executed, evidence, round(time.monotonic() - started, 2))
+
+
+def check_run(run: SandboxRun, job: GradingJob) -> GradingResult:
+    """The second stage: the hidden checks on a run's evidence, and the graded result."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="spamkit-") as tmp:
+        scratch = Path(tmp)
+        (scratch / EVIDENCE_DIR).mkdir()
+        for name, data in run.evidence.items():
+            (scratch / EVIDENCE_DIR / name).write_bytes(data)
+        checks = run_checks(scratch, job, run.outcome.status)
+    check_seconds = round(time.monotonic() - started, 2)
+    return GradingResult.of_run(run.outcome, run.executed, checks, check_seconds=check_seconds,
+                                seconds=round(run.seconds + check_seconds, 2), evidence=run.evidence)
+
+
+def warm_checks(job: GradingJob) -> bool:
+    """Start this process's warm check process for the job now (a batch does it while the first notebooks run)."""
+    check_process.warm_process(job.digest, job_context(job), Sandbox(**job.sandbox).threads).start()
+    return True
 
 
 def kept_evidence(folder: Path) -> dict[str, bytes]:
@@ -93,7 +130,7 @@ def run_checks(scratch: Path, job: GradingJob, run_status: Status, only: str | N
         "only": only,
         **job.grading,
     }
-    records = check_process.run_checks(context, scratch, job.digest, job_context(job), job.sandbox["cpu_threads"],
+    records = check_process.run_checks(context, scratch, job.digest, job_context(job), Sandbox(**job.sandbox).threads,
                                        timeout=job.sandbox["cell_timeout"])
     return [CheckResult.from_dict(record) for record in records]
 

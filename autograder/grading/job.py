@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 from ..model import RESULT_VERSION
-from ..settings import Grading, Lab, Sandbox
+from ..settings import Batch, Grading, Lab, Sandbox, local_workers, threads_per_sandbox
 
 KIT_PACKAGE = Path(__file__).resolve().parent.parent
 # The kit's code on the path from a submission to its grade (relative to the package): the packages that
@@ -53,11 +53,12 @@ class GradingJob:
     public_splits: bytes
     hidden_test: bytes
     extra_env: dict = field(default_factory=dict)
+    locked_code: list = field(default_factory=list)   # sources of the lab's locked code cells (same for all)
 
     @property
     def digest(self) -> str:
         h = hashlib.sha256(json.dumps([RESULT_VERSION, self.lab, self.grading, self.sandbox,
-                                       self.given_code, self.extra_env], sort_keys=True).encode())
+                                       self.given_code, self.extra_env, self.locked_code], sort_keys=True).encode())
         h.update(grading_code_digest())
         for blob in (self.spam_data_py, self.public_splits, self.hidden_test):
             h.update(hashlib.sha256(blob).digest())
@@ -77,8 +78,23 @@ def given_code(source_notebook: Path) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def make_job(config, course_root: Path) -> GradingJob:
-    """Build the job from course_config.py: settings, given code, data splits."""
+def locked_code(source_notebook: Path) -> list[str]:
+    """The sources of the lab's locked code cells (given code, self-checks): nbgrader restores them in every
+    submission, so they are the instructor's code, never the student's."""
+    nb = nbformat.read(source_notebook, as_version=4)
+    return [cell.source for cell in nb.cells
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("locked")]
+
+
+def make_job(config, course_root: Path, sandboxes_at_once: int | None = None) -> GradingJob:
+    """Build the job from course_config.py: settings, given code, data splits.
+
+    ``sandboxes_at_once`` (default: the local Dask workers the course configures, ``Batch.n_workers`` or
+    one per core) fixes the CPU threads of each sandbox when ``Sandbox.cpu_threads`` is 0: the cores shared
+    among them. The number is part of the job, so of every result's key: a batch on one worker (all cores
+    per notebook) and one on every core (one each) are different jobs, and the same job always runs a
+    notebook on the same number of threads.
+    """
     lab = Lab(config=config)
     lab_dir = course_root / "source" / lab.assignment
     sys.path.insert(0, str(lab_dir))
@@ -88,9 +104,13 @@ def make_job(config, course_root: Path) -> GradingJob:
     with tempfile.TemporaryDirectory() as tmp:
         public = spam_data.write_splits_file(splits, Path(tmp) / "public.tsv").read_bytes()
         hidden = spam_data.write_splits_file(splits, Path(tmp) / "test.tsv", names=("test",)).read_bytes()
+    sandbox = _traits(Sandbox(config=config))
+    at_once = sandboxes_at_once or local_workers(Batch(config=config))
+    sandbox["cpu_threads"] = threads_per_sandbox(sandbox["cpu_threads"], at_once)
     return GradingJob(
-        lab=_traits(lab), grading=_traits(Grading(config=config)), sandbox=_traits(Sandbox(config=config)),
+        lab=_traits(lab), grading=_traits(Grading(config=config)), sandbox=sandbox,
         given_code=given_code(lab_dir / f"{lab.notebook}.ipynb"),
+        locked_code=locked_code(lab_dir / f"{lab.notebook}.ipynb"),
         spam_data_py=(lab_dir / "spam_data.py").read_bytes(),
         public_splits=public, hidden_test=hidden,
     )

@@ -23,16 +23,21 @@ cell_timeout           nbclient (nbgrader Execute, interrupt_on_timeout): the ce
                        gets a ``CellTimeout`` error naming it and the limit, and the
                        run goes on: status ``cell_timeout``; a kernel that ignores
                        the interrupt ends the run with status ``timeout``
-memory_mb              watchdog: resident memory of the whole process tree (PSS
-                       when RSS over-counts shared pages, e.g. after fork):
-                       kill, status ``out_of_memory``; plus RLIMIT_DATA of 1.5 x
-                       memory_mb per process (prlimit) so a single huge allocation
-                       fails at once with MemoryError. RLIMIT_AS is not used:
-                       TensorFlow reserves far more address space than it uses
-                       (reference run: VmPeak 2.3 GB, VmData 0.63 GB, RSS 0.7 GB).
-max_processes          RLIMIT_NPROC (prlimit) for the sandbox's own uid / user
-                       namespace, so fork() fails past it; the watchdog kills a
-                       tree that reaches it: status ``too_many_processes``
+memory_mb              the run's cgroup (memory.max / memory.limit_in_bytes): the
+                       kernel's OOM killer acts at the limit, its event wakes the
+                       watchdog, which kills the run: status ``out_of_memory``.
+                       Without a cgroup: the watchdog's look at the resident
+                       memory of the whole process tree (PSS when RSS over-counts
+                       shared pages, e.g. after fork). Either way RLIMIT_DATA of
+                       1.5 x memory_mb per process (prlimit) makes a single huge
+                       allocation fail at once with MemoryError. RLIMIT_AS is not
+                       used: TensorFlow reserves far more address space than it
+                       uses (reference run: VmPeak 2.3 GB, VmData 0.63 GB, RSS 0.7 GB).
+max_processes          the run's cgroup (pids.max: fork() fails past it; a refused
+                       fork shows in pids.events) and RLIMIT_NPROC (prlimit) for
+                       the sandbox's own uid / user namespace; the watchdog kills
+                       a run that hit it (without a cgroup: that reaches it in
+                       its look at /proc): status ``too_many_processes``
 max_output_bytes       runner.py: outputs past it are dropped while the kernel
                        runs (a marker says so), and at 10 x the kernel is killed:
                        status ``too_much_output``; the executed notebook is
@@ -40,20 +45,35 @@ max_output_bytes       runner.py: outputs past it are dropped while the kernel
 disk_mb                RLIMIT_FSIZE per file (prlimit) + the watchdog's walk of
                        the scratch folder: kill, status ``too_much_disk``;
                        /tmp and /dev/shm are tmpfs capped at TMPFS_MB each
-cpu_threads            ``taskset`` pins the tree to that many CPUs (one slot per
-                       concurrent sandbox) + OMP/BLAS/TF thread variables
+cpu_threads            the run's cgroup: cpuset of the slot's CPUs (the run cannot
+                       widen its affinity) and a CPU quota of that many cores;
+                       ``taskset`` pins the tree to them too (one slot per
+                       concurrent sandbox) + OMP/BLAS/TF thread variables. 0 in
+                       the course config: the cores shared among the sandboxes
+                       that run at once, fixed in the GradingJob
 network                a new, empty network namespace (loopback only)
 =====================  ==============================================================
 
-``Sandbox.mode = "none"`` runs the same runner without isolation (the watchdog's
-wall time, memory, process-count and disk limits, the rlimits where ``prlimit``
-exists, CPU pinning and the output cap still apply; RLIMIT_NPROC does not bind
-root); every result is then marked ``sandboxed: false``.
+Where the host offers no cgroup (``host.limit_cgroups``: no rights, or
+``Sandbox.cgroups = "off"``), the watchdog polls memory and processes from
+/proc, often near a limit and twice a second far from one.
+
+The peak memory reported (``RunOutcome.peak_rss_mb``) is what the memory limit
+counts: with a cgroup, its peak charge (anonymous memory and the page cache
+the run brought in; shared libraries already cached by the host are not
+charged again, so it is lower than the sum of the processes' RSS); without,
+the largest resident size of the process tree the watchdog saw.
+
+``Sandbox.mode = "none"`` runs the same runner without isolation (the cgroup
+or the watchdog's wall time, memory, process-count and disk limits, the
+rlimits where ``prlimit`` exists, CPU pinning and the output cap still apply;
+RLIMIT_NPROC does not bind root); every result is then marked ``sandboxed: false``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import stat
@@ -66,12 +86,26 @@ from ..model import RunOutcome, Status
 from ..settings import Sandbox
 from . import bwrap
 from .cells import cell_labels, describe
+from .cgroups import Limits
 from .collect import (EXECUTED, PROGRESS, PROGRESS_BYTES, RUN_REPORT, RUN_REPORT_BYTES, bring_back, read_progress,
                       read_report)
-from .host import check_available
-from .limits import OutputTail, Slot, pin_if_possible, rlimits_if_possible, watch
+from .host import check_available, limit_cgroups
+from .limits import OutputTail, Slot, pin_if_possible, rlimits_if_possible, slot_cpus, watch
 
 __all__ = ["check_available", "run_notebook"]
+
+
+def _cgroup(settings: Sandbox, slot: int):
+    """This run's cgroup, or None: the host has none for us, or making one failed (the watchdog then polls)."""
+    cgroup_host = limit_cgroups(settings)
+    if cgroup_host is None:
+        return None
+    try:
+        return cgroup_host.create(slot, Limits(settings.memory_mb, settings.max_processes,
+                                               slot_cpus(slot, settings.threads), settings.threads))
+    except OSError as exc:
+        logging.getLogger(__name__).warning("no cgroup for this run (%s); the watchdog polls instead", exc)
+        return None
 
 
 def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandbox, env: dict, capture: dict,
@@ -107,15 +141,21 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
                 "max_output_bytes": settings.max_output_bytes,
                 "capture": f"{kit}/{bwrap.CAPTURE.name}", "capture_settings": capture}
         command += [sys.executable, f"{kit}/{bwrap.RUNNER.name}", json.dumps(spec)]
-
-        start = time.monotonic()
-        popen = subprocess.Popen(command, cwd=scratch, env=popen_env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        tail = OutputTail(popen.stdout)
-        tail.start()
-        status, message, peak = watch(popen, scratch, settings)
-        tail.join(timeout=5)
-        seconds = time.monotonic() - start
+        group = _cgroup(settings, slot)
+        try:
+            start = time.monotonic()
+            popen = subprocess.Popen(group.wrap(command) if group else command, cwd=scratch, env=popen_env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+            tail = OutputTail(popen.stdout)
+            tail.start()
+            watched = watch(popen, scratch, settings, group)
+            tail.join(timeout=5)
+            seconds = time.monotonic() - start
+        finally:
+            if group is not None:
+                group.remove()
+        status, message = watched.status, watched.message
 
     untrusted, problems = bring_back(scratch, {RUN_REPORT: RUN_REPORT_BYTES, PROGRESS: PROGRESS_BYTES,
                                                **evidence_files, EXECUTED: max_notebook_bytes})
@@ -134,4 +174,6 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
         message += f": {log}"
     shutil.rmtree(untrusted, ignore_errors=True)
     return RunOutcome(status=status, message=message, sandboxed=sandboxed, seconds=round(seconds, 2),
-                      peak_rss_mb=round(peak, 1), capture_errors=capture_errors)
+                      peak_rss_mb=round(watched.peak_mb, 1), capture_errors=capture_errors,
+                      cpu_seconds=None if watched.cpu_seconds is None else round(watched.cpu_seconds, 2),
+                      cpu_threads=settings.threads, limits_by=group.version if group is not None else "watchdog")

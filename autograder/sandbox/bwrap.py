@@ -112,7 +112,7 @@ def traversable_parents(args: list[str]) -> list[str]:
 def command(strategy: str, slot: int, scratch: Path, data_file: Path, settings: Sandbox, env: dict,
              python_roots: list[str] | None = None, uid: int | None = None) -> list[str]:
     """Everything before the program to run in the sandbox (``uid``: who runs it, default us)."""
-    prefix = [*rlimits(settings, strategy, uid), tool("taskset"), "--cpu-list", slot_cpus(slot, settings.cpu_threads)]
+    prefix = [*rlimits(settings, strategy, uid), tool("taskset"), "--cpu-list", slot_cpus(slot, settings.threads)]
     own = slot_uid(slot)
     drop = [] if strategy == "userns" else [
         tool("setpriv"), f"--reuid={own}", f"--regid={own}", "--clear-groups", "--no-new-privs",
@@ -149,7 +149,7 @@ def prepare_scratch(scratch: Path, strategy: str, slot: int) -> None:
 
 
 def environment(settings: Sandbox, home: str, data_file: str, extra: dict) -> dict:
-    threads = str(settings.cpu_threads)
+    threads = str(settings.threads)
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": home,

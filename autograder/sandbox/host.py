@@ -13,6 +13,9 @@
 The probe starts a real sandbox with the kit's Python; when no way works,
 ``check_available`` raises the same ``SandboxUnavailable`` for every
 submission and nothing is graded.
+
+``limit_cgroups`` says, also once per process, whether runs get a cgroup of
+their own (``cgroups.probe``: v2, v1 or none) for kernel-enforced limits.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from pathlib import Path
 
 from ..errors import SandboxUnavailable
 from ..settings import Sandbox
+from . import cgroups
 from .bwrap import (INSIDE_DATA, INSIDE_HOME, KIT_PACKAGE, bwrap_path, command, environment, host_python_roots,
                     is_within, prepare_scratch)
 from .limits import Slot, tool
 
 _STRATEGY: dict = {}   # mode -> strategy, or the SandboxUnavailable raised (checked once per process)
+_CGROUPS: dict = {}    # "host" -> cgroups.Host or None (probed once per process)
 
 
 def strategies() -> list[str]:
@@ -53,6 +58,15 @@ def check_available(settings: Sandbox) -> str:
     if isinstance(found, SandboxUnavailable):
         raise found
     return found
+
+
+def limit_cgroups(settings: Sandbox) -> cgroups.Host | None:
+    """How runs get a cgroup here (v2 or v1), or None: the watchdog then polls. Probed once per process."""
+    if settings.cgroups == "off":
+        return None
+    if "host" not in _CGROUPS:
+        _CGROUPS["host"] = cgroups.probe()
+    return _CGROUPS["host"]
 
 
 def exposed_checkout(python_roots: list[str]) -> str | None:
@@ -90,7 +104,9 @@ def find_strategy(settings: Sandbox) -> str:
         data = Path(tmp) / "data.tsv"
         data.write_text("probe\n", encoding="utf-8")
         data.chmod(0o644)
-        probe = "import ipykernel, nbclient, nbgrader; open('probe', 'w').write('ok')"
+        # the runner's packages must be visible in the sandbox (found, not imported: importing costs seconds)
+        probe = ("import importlib.util as u; missing = [m for m in ('ipykernel', 'nbclient', 'nbgrader') "
+                 "if u.find_spec(m) is None]; assert not missing, missing; open('probe', 'w').write('ok')")
         for strategy in strategies():
             with Slot() as slot:
                 prepare_scratch(scratch, strategy, slot)

@@ -1,15 +1,21 @@
-"""The limits of a sandboxed run, and the watchdog that enforces those the kernel cannot.
+"""The limits of a sandboxed run, and the watchdog that enforces those the kernel does not.
 
 ``prlimit`` sets the rlimits (processes, data, file size, no core files),
-``taskset`` pins the run to its slot's CPUs, and ``watch`` polls the whole
-process tree for wall time, memory (PSS once RSS over-counts), process count
-and the scratch folder's size, killing the tree at the first limit passed.
+``taskset`` pins the run to its slot's CPUs. Where the run has a cgroup
+(``cgroups.py``), the kernel enforces memory, processes and CPU, and ``watch``
+sleeps on the run's exit (a pidfd) and the cgroup's events, waking for the
+wall clock and, once a second, the scratch folder's size. Without one, ``watch``
+also polls the process tree (``/proc``: threads, resident memory, PSS once RSS
+over-counts), more often the closer the run is to a limit. Either way it kills
+the run at the first limit passed and says which.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
 import os
+import select
 import shutil
 import signal
 import stat
@@ -27,8 +33,9 @@ from ..settings import Sandbox
 
 SANDBOX_UID_BASE = 3_900_000  # + slot: one uid per concurrent sandbox, no account uses these
 MAX_SLOTS = 256
-POLL_SECONDS = 0.1
+POLL_SECONDS = (0.1, 0.5)      # watchdog without a cgroup: shortest and longest wait between looks at /proc
 DISK_POLL_SECONDS = 1.0
+FAST_GROWTH_MB_PER_S = 2000    # memory a run may add per second: how soon the next look must come
 MAX_SCRATCH_ENTRIES = 20_000   # more files than this in scratch counts as too much disk
 LOG_TAIL_BYTES = 8_000
 
@@ -90,10 +97,29 @@ def rlimits_if_possible(settings: Sandbox) -> list[str]:
 
 def pin_if_possible(slot: int, settings: Sandbox) -> list[str]:
     taskset = shutil.which("taskset")
-    return [taskset, "--cpu-list", slot_cpus(slot, settings.cpu_threads)] if taskset else []
+    return [taskset, "--cpu-list", slot_cpus(slot, settings.threads)] if taskset else []
 
 
 # --- watching the run -------------------------------------------------------------------------------
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/<pid>/task/<tid>/children (no scan of all of /proc)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    stack.extend(int(child) for child in f.read().split())
+            except (OSError, ValueError):
+                continue
+    return found
+
 
 def _tree(proc: psutil.Process) -> list[psutil.Process]:
     try:
@@ -102,31 +128,52 @@ def _tree(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def _tasks(procs: list[psutil.Process]) -> int:
-    total = 0
-    for p in procs:
-        try:
-            total += p.num_threads()
-        except psutil.Error:
-            pass
-    return total
+class TreeSampler:
+    """The fallback's look at a run: threads and memory of its process tree, from /proc."""
 
+    PAGE = os.sysconf("SC_PAGE_SIZE")
 
-def _memory_mb(procs: list[psutil.Process], limit_mb: float) -> float:
-    """Resident memory of the tree; PSS (exact share of shared pages) once RSS says over the limit."""
-    def total(measure) -> float:
-        size = 0
-        for p in procs:
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def sample(self, limit_mb: float) -> tuple[int, float]:
+        """(threads, MB resident) of the tree: RSS, or PSS (shared pages counted once) when RSS says over."""
+        pids = tree_pids(self.pid)
+        tasks, rss = 0, 0
+        for pid in pids:
             try:
-                size += measure(p)
-            except psutil.Error:
-                pass
-        return size / 2**20
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                tasks += int(fields[17])          # num_threads
+                rss += int(fields[21]) * self.PAGE  # rss in pages
+            except (OSError, ValueError, IndexError):
+                continue
+        memory = rss / 2**20
+        if memory > limit_mb:
+            memory = self._pss(pids) / 2**20
+        return tasks, memory
 
-    rss = total(lambda p: p.memory_info().rss)
-    if rss <= limit_mb:
-        return rss
-    return total(lambda p: p.memory_full_info().pss)
+    @staticmethod
+    def _pss(pids: list[int]) -> int:
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1]) * 1024
+                            break
+            except (OSError, ValueError):
+                continue
+        return total
+
+
+def next_look(tasks: int, memory_mb: float, settings: Sandbox) -> float:
+    """Seconds until the fallback's next look: soon when a limit is near, seldom when far."""
+    headroom = max(0.0, settings.memory_mb - memory_mb) / FAST_GROWTH_MB_PER_S
+    if tasks > 0.75 * settings.max_processes:
+        headroom = 0.0
+    return min(POLL_SECONDS[1], max(POLL_SECONDS[0], headroom))
 
 
 def _disk_mb(folder: Path, max_entries: int) -> float:
@@ -166,14 +213,18 @@ class OutputTail(threading.Thread):
         return self.data.decode("utf-8", "replace")
 
 
-def _stop(popen: subprocess.Popen, proc: psutil.Process) -> None:
+def _stop(popen: subprocess.Popen, proc: psutil.Process | None, group) -> None:
     """Kill the sandbox and wait until none of its processes is left.
 
-    The tree is walked afresh (never pids seen earlier, which may be reused by
-    now). Inside bwrap every orphan is re-parented to bwrap's PID 1, which is
+    With a cgroup, every process of the run is in it, whatever it did (v2:
+    cgroup.kill; v1: SIGKILL to its members until none is left). Without one
+    the tree is walked afresh (never pids seen earlier, which may be reused by
+    now); inside bwrap every orphan is re-parented to bwrap's PID 1, which is
     in the tree, and its exit empties the whole PID namespace.
     """
-    procs = _tree(proc)
+    procs = _tree(proc) if group is None and proc is not None else []
+    if group is not None:
+        group.kill()
     for p in procs:
         try:
             p.kill()
@@ -184,33 +235,111 @@ def _stop(popen: subprocess.Popen, proc: psutil.Process) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     popen.wait()
+    if group is not None:
+        group.kill()   # what was still starting when the first round came
     psutil.wait_procs(procs, timeout=10)
 
 
-def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox) -> tuple[Status | None, str, float]:
-    """Enforce wall time, memory, processes and disk until the run ends."""
+class Watched:
+    """How the watch ended: the limit passed (None: none), why, peak memory, CPU seconds of the run."""
+
+    def __init__(self, status: Status | None, message: str, peak_mb: float, cpu_seconds: float | None):
+        self.status, self.message, self.peak_mb, self.cpu_seconds = status, message, peak_mb, cpu_seconds
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):   # kernel before 5.3: the watchdog then wakes at its own rate
+        return None
+
+
+def _too_many(tasks: int, settings: Sandbox) -> tuple[Status, str]:
+    return Status.TOO_MANY_PROCESSES, f"started {tasks} processes and threads (limit {settings.max_processes})"
+
+
+def _too_much_memory(settings: Sandbox) -> tuple[Status, str]:
+    return Status.OUT_OF_MEMORY, f"used more than {settings.memory_mb} MB of memory"
+
+
+def _kernel_stopped(group, settings: Sandbox) -> tuple[Status | None, str]:
+    """The limit the kernel enforced in the run's cgroup, if it had to: a refused fork, the OOM killer."""
+    oom, refused = group.hit()
+    if refused:
+        return _too_many(group.usage().peak_tasks or settings.max_processes, settings)
+    if oom:
+        return _too_much_memory(settings)
+    return None, ""
+
+
+def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox, group=None) -> Watched:
+    """Enforce wall time, memory, processes and disk until the run ends.
+
+    ``group`` is the run's cgroup (``cgroups.Cgroup``) or None. The watchdog
+    sleeps in poll(2) on the run's pidfd and the cgroup's event files, so a
+    run that ends or hits a kernel limit wakes it at once; otherwise it wakes
+    for the wall clock, the disk (once a second), v1's unannounced pids.events
+    (once a second) and, without a cgroup, its look at the process tree.
+    """
     start = time.monotonic()
-    proc = psutil.Process(popen.pid)
-    peak, next_disk = 0.0, start
+    deadline = start + settings.notebook_timeout
+    poller = select.poll()
+    pidfd = _pidfd(popen.pid)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    for fd, mask in (group.event_fds if group is not None else []):
+        poller.register(fd, mask)
+    sampler = TreeSampler(popen.pid) if group is None else None
+    proc = _process(popen.pid) if group is None else None   # taken now: psutil then never kills a reused pid
+    events_every = group.needs_polling() if group is not None else None
+    peak = 0.0
+    next_disk, next_sample = start + DISK_POLL_SECONDS, start
     status, message = None, ""
-    while popen.poll() is None:
-        procs = _tree(proc)
-        tasks = _tasks(procs)
-        memory = _memory_mb(procs, settings.memory_mb)
-        peak = max(peak, memory)
-        now = time.monotonic()
-        if tasks >= settings.max_processes:
-            status, message = Status.TOO_MANY_PROCESSES, f"started {tasks} processes and threads (limit {settings.max_processes})"
-        elif memory > settings.memory_mb:
-            status, message = Status.OUT_OF_MEMORY, f"used more than {settings.memory_mb} MB of memory"
-        elif now - start > settings.notebook_timeout:
-            status, message = Status.TIMEOUT, f"stopped after {settings.notebook_timeout} s (Sandbox.notebook_timeout)"
-        elif now >= next_disk:
-            next_disk = now + DISK_POLL_SECONDS
-            if _disk_mb(scratch, MAX_SCRATCH_ENTRIES) > settings.disk_mb:
-                status, message = Status.TOO_MUCH_DISK, f"wrote more than {settings.disk_mb} MB (or {MAX_SCRATCH_ENTRIES} files)"
-        if status:
-            break
-        time.sleep(POLL_SECONDS)
-    _stop(popen, proc)
-    return status, message, peak
+    try:
+        while popen.poll() is None:
+            now = time.monotonic()
+            if group is not None:
+                status, message = _kernel_stopped(group, settings)
+            elif now >= next_sample:
+                tasks, memory = sampler.sample(settings.memory_mb)
+                peak = max(peak, memory)
+                next_sample = now + next_look(tasks, memory, settings)
+                if tasks >= settings.max_processes:
+                    status, message = _too_many(tasks, settings)
+                elif memory > settings.memory_mb:
+                    status, message = _too_much_memory(settings)
+            if status is None and now >= deadline:
+                status, message = Status.TIMEOUT, f"stopped after {settings.notebook_timeout} s (Sandbox.notebook_timeout)"
+            if status is None and now >= next_disk:
+                next_disk = now + DISK_POLL_SECONDS
+                if _disk_mb(scratch, MAX_SCRATCH_ENTRIES) > settings.disk_mb:
+                    status, message = Status.TOO_MUCH_DISK, f"wrote more than {settings.disk_mb} MB (or {MAX_SCRATCH_ENTRIES} files)"
+            if status:
+                break
+            wake = min(deadline, next_disk, next_sample if group is None else math.inf,
+                       now + events_every if events_every else math.inf)
+            timeout = max(0.0, wake - time.monotonic())
+            if pidfd is None:
+                timeout = min(timeout, POLL_SECONDS[1])
+            poller.poll(math.ceil(timeout * 1000))
+            if group is not None:
+                group.rearm()
+        if group is not None and status is None:   # ended by itself: did the kernel stop it at a limit?
+            status, message = _kernel_stopped(group, settings)
+        _stop(popen, proc, group)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    cpu = None
+    if group is not None:
+        usage = group.usage()
+        cpu = usage.cpu_seconds
+        peak = usage.peak_mb if usage.peak_mb is not None else peak
+    return Watched(status, message, peak, cpu)
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None

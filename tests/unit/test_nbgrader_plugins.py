@@ -100,8 +100,8 @@ def test_merge_outputs_keeps_errors_trimmed_and_skips_changed_cells():
     before = nbformat.writes(nb)
     merge_outputs(nb, None, 10)  # no executed notebook (the run left none): nothing to copy
     shorter = nbformat.reads(ran, as_version=4)
-    shorter.cells.pop()
-    merge_outputs(nb, nbformat.writes(shorter), 10)  # a different number of cells: nothing copied
+    shorter.cells.pop(2)
+    merge_outputs(nb, nbformat.writes(shorter), 10)  # a different number of code cells: nothing copied
     assert nbformat.writes(nb) == before
 
 
@@ -122,3 +122,21 @@ def test_the_student_reads_which_cell_stopped_and_why_under_every_test_cell(stat
         text = cell.outputs[0]["text"]
         assert said in " ".join(text.split()) and all(len(line) <= 88 for line in text.splitlines())
     assert determine_grade(nb.cells[2])[0] == 9.0  # the checks still give the grade
+
+
+def test_merge_outputs_matches_an_identical_code_run_by_its_code():
+    """A classmate's run of identical code: outputs land in this notebook's code cells, its Markdown stays."""
+    nb = graded_notebook()
+    nb.cells[0].source = "# my own comment\nx = 1\n\nprint(x)  # prints one"
+    nb.cells[3].source = "My own answer."
+    classmate = graded_notebook()
+    classmate.cells.insert(3, new_markdown_cell("A note of theirs."))
+    stream = new_output("stream", name="stdout", text="1\n")
+    merge_outputs(nb, executed(classmate, c0=[stream]), max_bytes=1000)
+    assert nb.cells[0].outputs == [stream] and nb.cells[0].execution_count == 1
+    assert nb.cells[0].source.startswith("# my own comment") and nb.cells[3].source == "My own answer."
+    other_code = graded_notebook()
+    other_code.cells[0].source = "x = 2\nprint(x)"
+    mine = graded_notebook()
+    merge_outputs(mine, executed(other_code, c0=[stream]), max_bytes=1000)
+    assert mine.cells[0].get("outputs") == []  # not the same code: nothing copied

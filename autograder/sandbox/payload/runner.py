@@ -248,6 +248,7 @@ def main(spec: dict):
     in_path, out_path, cell_timeout = spec["notebook"], spec["output"], int(spec["cell_timeout"])
     settings = spec["capture_settings"]
     nb = nbformat.read(in_path, as_version=4)
+    os.unlink(in_path)  # the notebook's code sees no copy of its own source (comments, Markdown) on disk
     source = Path(spec["capture"]).read_text(encoding="utf-8")
     key = f"_kit_guard_{secrets.token_hex(8)}"  # unknown to the notebook until the guard has run
     nb.cells = [_tagged(guard_source(source, key, settings), GUARD_TAG), *nb.cells,

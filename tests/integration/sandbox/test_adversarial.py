@@ -1,6 +1,8 @@
 """The sandbox holds against the adversarial corpus, graded by the real nbgrader.
 
-One temp course: a normal student is graded first; then every case of
+One temp course per way of enforcing the limits (``Sandbox.cgroups``: "auto",
+the kernel's cgroup where this host has one, and "off", the watchdog's
+polling): a normal student is graded first; then every case of
 ``tests/adversarial.py`` is graded in one ``nbgrader autograde`` batch with
 small limits given on the command line. Each case must be contained, get the
 status and grade expected, and leave the normal student's grades, the
@@ -27,7 +29,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from autograder.sandbox import bwrap, host
+from autograder.sandbox import bwrap, cgroups, host
 from autograder.sandbox.limits import Slot
 from autograder.settings import Sandbox
 from adversarial import Target, adv_lines, cases, endless_loop
@@ -38,9 +40,6 @@ from kit_testing import (ASSIGNMENT, REPO, SHARED_DATA, fill, gradebook_scores, 
 LIMITS = {"notebook_timeout": 300, "cell_timeout": 60, "memory_mb": 1500, "max_processes": 96,
           "max_output_bytes": 500_000, "disk_mb": 100}
 
-
-def limits(**overrides) -> list[str]:
-    return [f"--Sandbox.{name}={value}" for name, value in {**LIMITS, **overrides}.items()]
 
 ZERO = {"test_compile": 0.0, "test_fit": 0.0, "test_plot": 0.0}
 COMPILED_NOT_TRAINED = {"test_compile": 5.0, "test_fit": 0.0, "test_plot": 6.0}
@@ -108,9 +107,14 @@ class HostServer:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = make_course(tmp_path_factory.mktemp("sandbox_course"))
+@pytest.fixture(scope="module", params=["auto", "off"], ids=["cgroups", "polling"])
+def graded(tmp_path_factory, request):
+    enforcement = request.param
+
+    def limits(**overrides) -> list[str]:
+        return [f"--Sandbox.{name}={value}" for name, value in {**LIMITS, "cgroups": enforcement, **overrides}.items()]
+
+    root = make_course(tmp_path_factory.mktemp(f"sandbox_course_{enforcement}"))
     reference = source_answers(root)
     release = release_notebook(root)
     submit(root, "normal", fill(release, reference))
@@ -132,7 +136,8 @@ def graded(tmp_path_factory):
                         *limits(notebook_timeout=30, cell_timeout=600), check=False)
     return SimpleNamespace(root=root, reference=reference, release=release, target=target, server=server,
                            corpus={c.student: c for c in [*corpus, endless_loop()]}, batch=batch, loop=loop,
-                           normal_scores=normal_scores, protected=protected, before=before)
+                           normal_scores=normal_scores, protected=protected, before=before, limits=limits,
+                           enforcement=enforcement)
 
 
 def autograded(g, student: str) -> nbformat.NotebookNode:
@@ -154,8 +159,11 @@ def report(g, student: str, grade_id: str = "compile") -> dict:
 def test_batch_goes_on_past_every_case(graded):
     assert graded.batch.returncode == 0, graded.batch.stderr[-3000:]
     assert graded.loop.returncode == 0, graded.loop.stderr[-3000:]
-    for student in graded.corpus:
+    expected = "watchdog" if graded.enforcement == "off" or cgroups.probe() is None else cgroups.probe().version
+    for student in [*graded.corpus, "normal"]:
         assert summary(graded.root, student)["sandboxed"] is True
+        stored = json.loads((graded.root / ".kit" / "store" / f"{summary(graded.root, student)['key']}.json").read_text())
+        assert stored["limits_by"] == expected, student   # what enforced memory and processes
 
 
 @pytest.mark.parametrize("student", [s for s in EXPECTED if s != "normal"])
@@ -314,7 +322,7 @@ def path_without_bwrap(folder: Path, fake_bwrap: str | None = None) -> str:
 def test_same_grade_without_the_sandbox(graded, tmp_path):
     submit(graded.root, "normal_open", fill(graded.release, graded.reference))
     env = {"PATH": path_without_bwrap(tmp_path / "bin")}
-    nbgrader(graded.root, "autograde", ASSIGNMENT, "--student", "normal_open", *limits(mode="none"), env=env)
+    nbgrader(graded.root, "autograde", ASSIGNMENT, "--student", "normal_open", *graded.limits(mode="none"), env=env)
     inside, outside = summary(graded.root, "normal"), summary(graded.root, "normal_open")
     assert (inside["sandboxed"], outside["sandboxed"]) == (True, False)
     assert outside["status"] == "ok"
@@ -395,7 +403,7 @@ def test_sandbox_view_and_process_limit(tmp_path):
     seen = json.loads(proc.stdout)
     assert seen["repo"] in (None, [".venv"])
     assert seen["home"] == ["student"]
-    assert seen["cpus"] == min(settings.cpu_threads, len(os.sched_getaffinity(0))) and seen["threads"] == "1"
+    assert seen["cpus"] == min(settings.threads, len(os.sched_getaffinity(0))) and seen["threads"] == str(settings.threads)
     if os.geteuid() == 0:
         assert seen["uid"] != 0  # RLIMIT_NPROC means nothing to uid 0
     forks = run_inside(FORK_UNTIL_REFUSED, settings, tmp_path / "fork")

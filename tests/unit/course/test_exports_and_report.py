@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 from autograder.course.exports import gradescope_results, write_checks_csv
-from autograder.course.report import attention, check_table, render
+from autograder.course.report import attention, check_table, identical_groups, render
 from autograder.model import CheckResult, Status, Summary
 from autograder.settings import Grading
 
@@ -103,3 +103,18 @@ def test_gradescope_tells_the_student_which_cell_stopped_and_keeps_the_score():
     assert found["gus"]["output"].startswith("Your notebook did not finish in time.\n"
                                              "stopped after 900 s (Sandbox.notebook_timeout) while cell `")
     assert all(r["score"] == 1.0 and r["output_format"] == "text" for r in found.values())
+
+
+def test_the_class_report_lists_identical_code_as_a_hint_not_an_accusation():
+    found = summaries()
+    for student, reused in (("eva", None), ("fay", "eva"), ("<b>gus</b>", "eva")):
+        found[student] = Summary(Status.OK, key="k5", score=4.0, max_score=5.0, code_group="g" * 16,
+                                 reused_from=reused)
+    found["hal"] = Summary(Status.OK, key="k6", score=4.0, max_score=5.0, code_group="h" * 16)  # alone: no group
+    assert identical_groups(found) == [{"group": "gggggggg", "students": ["<b>gus</b>", "eva", "fay"], "ran": "eva",
+                                        "score": 4.0}]
+    page = " ".join(render("course", "lab", found, Grading()).split())
+    assert "Identical code (1 group)" in page and "not an accusation" in page
+    assert "not by itself evidence that anyone copied" in page
+    assert "&lt;b&gt;gus&lt;/b&gt;, eva, fay" in page and "<b>gus</b>" not in page   # names are data
+    assert "Identical code (0 groups)" in " ".join(render("course", "lab", summaries(), Grading()).split())
