@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -136,3 +139,42 @@ def events(root: Path) -> list[dict]:
         except ValueError:
             pass
     return out
+
+
+def wait_for_event(root: Path, event: str, proc: subprocess.Popen, limit: float = 900) -> None:
+    """Wait until the batch log has an ``event`` while ``proc`` (a running batch) is alive."""
+    deadline = time.monotonic() + limit
+    while not any(e["event"] == event for e in events(root)):
+        assert proc.poll() is None, f"the batch ended before its first {event!r} event"
+        assert time.monotonic() < deadline, f"no {event!r} event in {limit:g} s"
+        time.sleep(0.2)
+
+
+def start_batch(root: Path, env: dict | None = None) -> subprocess.Popen:
+    """``spamkit grade --workers 1`` in a session of its own, to be killed with ``kill_batch``."""
+    return subprocess.Popen([*SPAMKIT, "grade", "--workers", "1", "--no-progress"], cwd=root, env=course_env(env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kill_batch(proc: subprocess.Popen) -> None:
+    """SIGKILL a batch started by ``start_batch``, then what is left of its process group."""
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        time.sleep(2)  # the local workers notice their parent is gone; clear what is left of the group
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

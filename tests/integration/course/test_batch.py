@@ -7,15 +7,11 @@ and ``spamkit grade`` killed with SIGKILL halfway and started again.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-
 import nbformat
 import pytest
-from kit_testing import (ASSIGNMENT, SPAMKIT, autograded_scores, course_env, events, make_course, nbgrader,
-                         open_course, spamkit, submissions_in_gradebook, submit, summary, variant)
+from kit_testing import (ASSIGNMENT, autograded_scores, events, kill_batch, make_course, nbgrader,
+                         open_course, spamkit, start_batch, submissions_in_gradebook, submit, summary, variant,
+                         wait_for_event)
 from nbgrader.api import Gradebook
 
 from autograder import nbgrader_plugins
@@ -150,22 +146,11 @@ def test_killed_batch_resumes_without_losing_or_doubling(tmp_path):
         submit(root, student, variant(root, name))
     store = root / ".kit" / "store"
 
-    first = subprocess.Popen([*SPAMKIT, "grade", "--workers", "1", "--no-progress"], cwd=root, env=course_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = start_batch(root)
     try:
-        deadline = time.monotonic() + 900
-        while not any(e["event"] == "executed" for e in events(root)):
-            assert first.poll() is None, "the batch ended before it could be killed"
-            assert time.monotonic() < deadline, "no result landed in time"
-            time.sleep(0.2)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        wait_for_event(root, "executed", first)
     finally:
-        time.sleep(2)  # the local workers notice their parent is gone; clear what is left of the group
-        try:
-            os.killpg(first.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_batch(first)
     done_before = {e["student"] for e in events(root) if e["event"] == "executed"}
     assert 1 <= len(done_before) < len(students)
     stored_before = {p.name: p.read_bytes() for p in store.glob("*.json")}

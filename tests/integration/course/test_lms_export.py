@@ -7,7 +7,6 @@ manual scores, a late penalty), so no notebook runs here.
 
 from __future__ import annotations
 
-import csv
 import http.server
 import json
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from kit_testing import ASSIGNMENT, course_env, make_course, release_notebook
+from kit_testing import ASSIGNMENT, course_env, make_course, read_csv, release_notebook, write_csv
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
@@ -69,17 +68,6 @@ GRADES = {
 }
 
 
-def write_rows(path: Path, rows: list[list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows(rows)
-
-
-def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
 def spamkit(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*SPAMKIT, *args, "--no-progress"], cwd=root, env=course_env(), capture_output=True,
                           text=True, timeout=600)
@@ -126,8 +114,8 @@ def lms_course(tmp_path_factory):
                 zf.writestr(file, nb)
         proc = spamkit(root, "collect", "--zip", str(archive), "--lms", name)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    write_rows(root / "lms" / "canvas.csv", CANVAS_ROSTER)
-    write_rows(root / "lms" / "moodle.csv", MOODLE_WORKSHEET)
+    write_csv(root / "lms" / "canvas.csv", CANVAS_ROSTER)
+    write_csv(root / "lms" / "moodle.csv", MOODLE_WORKSHEET)
     with open(root / "course_config.py", "a") as fh:
         fh.write('\nc.LmsExport.canvas_roster = "lms/canvas.csv"\n'
                  f'c.LmsExport.canvas_assignment = "{CANVAS_COLUMN}"\n'
@@ -152,8 +140,8 @@ def test_canvas_file_parses_back_and_equals_the_gradebook(lms_course):
     root, proc = lms_course
     assert proc.returncode == 0, proc.stdout + proc.stderr
     scores = expected_scores(root)
-    nbgrader_csv = {r["student_id"]: float(r["score"]) for r in read_rows(root / "exports" / "grades.csv")}
-    rows = read_rows(root / "exports" / "canvas_grades.csv")
+    nbgrader_csv = {r["student_id"]: float(r["score"]) for r in read_csv(root / "exports" / "grades.csv")}
+    rows = read_csv(root / "exports" / "canvas_grades.csv")
     assert list(rows[0]) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", CANVAS_COLUMN]
     points, *students = rows
     assert points["Student"] == "    Points Possible" and float(points[CANVAS_COLUMN]) == 25.0
@@ -173,14 +161,14 @@ def test_canvas_file_parses_back_and_equals_the_gradebook(lms_course):
 def test_moodle_file_parses_back_and_equals_the_gradebook(lms_course):
     root, _ = lms_course
     scores = expected_scores(root)
-    rows = read_rows(root / "exports" / "moodle_grades.csv")
+    rows = read_csv(root / "exports" / "moodle_grades.csv")
     assert rows == [{"Email address": "ann@example.edu", "Full name": "Ann Lee", "Spam lab": number_cell(scores["2001"])}]
     assert float(rows[0]["Spam lab"]) == 25.0
 
 
 def test_everyone_left_out_is_listed_with_the_reason(lms_course):
     root, proc = lms_course
-    unlisted = read_rows(root / "exports" / "lms_unlisted.csv")
+    unlisted = read_csv(root / "exports" / "lms_unlisted.csv")
     by = {(r["lms"], r["student_id"] or r["lms_id"]): r for r in unlisted}
     assert set(by) == {
         ("Canvas", "1003"), ("Canvas", "1004"), ("Canvas", "2001"), ("Canvas", "2002"), ("Canvas", "zed"),
@@ -197,7 +185,7 @@ def test_everyone_left_out_is_listed_with_the_reason(lms_course):
     assert "on the Moodle roster, no submission" in by["Moodle", "2003"]["reason"]
     # every graded student is in an LMS file or listed for that LMS
     scores = expected_scores(root)
-    canvas = {r["ID"] for r in read_rows(root / "exports" / "canvas_grades.csv")[1:]}
+    canvas = {r["ID"] for r in read_csv(root / "exports" / "canvas_grades.csv")[1:]}
     for student in scores:
         assert (student in canvas) != (("Canvas", student) in by)
     # and the console says it too
@@ -230,7 +218,7 @@ def test_moodle_ids_without_a_roster_are_listed_not_guessed(lms_course):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "note: no Moodle file" in " ".join(proc.stdout.split())
     assert not (root / "exports" / "moodle_grades.csv").exists()   # the earlier export's file, old grades, is gone
-    unlisted = read_rows(root / "exports" / "lms_unlisted.csv")
+    unlisted = read_csv(root / "exports" / "lms_unlisted.csv")
     assert {(r["student_id"], r["reason"]) for r in unlisted if r["lms"] == "Moodle"} == {
         ("2001", "no Moodle roster (LmsExport.moodle_roster)"), ("2002", "no Moodle roster (LmsExport.moodle_roster)")}
     spamkit(root, "export")   # as the other tests expect it
@@ -356,7 +344,7 @@ def test_upload_sends_the_canvas_file_rows(lms_course, fake_canvas):
     assert len(posts) == 1
     _, path, auth, form = posts[0]
     assert auth == "Bearer secret-token"
-    csv_rows = read_rows(root / "exports" / "canvas_grades.csv")[1:]
+    csv_rows = read_csv(root / "exports" / "canvas_grades.csv")[1:]
     assert form == {f"grade_data[{r['ID']}][posted_grade]": [r[CANVAS_COLUMN]] for r in csv_rows}
     assert {k: float(v[0]) for k, v in form.items()} == {"grade_data[1001][posted_grade]": 24.5,
                                                          "grade_data[1002][posted_grade]": 7.5}

@@ -11,21 +11,17 @@ run again. SQLite stays the default: every other test grades into SQLite.
 
 from __future__ import annotations
 
-import csv
-import os
-import signal
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
 import pytest
-from kit_testing import ASSIGNMENT, REPO, course_env, make_course, summary
+from kit_testing import (ASSIGNMENT, REPO, SPAMKIT, course_env, events, kill_batch, make_course, read_csv, start_batch,
+                         summary, variant, wait_for_event, write_csv)
 from nbgrader.api import Gradebook, SubmittedAssignment
 from pg_server import PostgresServer, find_bindir
-from test_batch import SPAMKIT, events, variant
 
 CANVAS_COLUMN = "Spam lab (4242)"
 STUDENTS = {"1001": ("canvas", "reference"), "2002": ("moodle", "wrong-loss")}
@@ -51,25 +47,6 @@ def spamkit(root: Path, env: dict, *args: str, check: bool = True) -> subprocess
         raise AssertionError(f"spamkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n"
                              f"{proc.stderr[-4000:]}")
     return proc
-
-
-def wait_for(root: Path, event: str, proc: subprocess.Popen, limit: float = 900) -> None:
-    deadline = time.monotonic() + limit
-    while not any(e["event"] == event for e in events(root)):
-        assert proc.poll() is None, f"the batch ended before its first {event!r} event"
-        assert time.monotonic() < deadline, f"no {event!r} event in {limit:g} s"
-        time.sleep(0.2)
-
-
-def write_csv(path: Path, rows: list[list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows(rows)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 @pytest.fixture(scope="module")
@@ -102,24 +79,17 @@ def pg_class(pg_server, tmp_path_factory):
         fh.write(f'\nc.LmsExport.canvas_roster = "lms/canvas.csv"\nc.LmsExport.canvas_assignment = "{CANVAS_COLUMN}"\n'
                  'c.LmsExport.moodle_roster = "lms/moodle.csv"\n')
 
-    first = subprocess.Popen([*SPAMKIT, "grade", "--workers", "1", "--no-progress"], cwd=root, env=course_env(env),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = start_batch(root, env)
     try:
-        wait_for(root, "submitted", first)   # logged inside the batch's locks
+        wait_for_event(root, "submitted", first)   # logged inside the batch's locks
         rivals = {name: subprocess.Popen([*SPAMKIT, "grade", "--no-progress"], cwd=folder, env=course_env(env),
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                   for name, folder in (("same folder", root), ("other folder", other))}
         refused = {name: (p.wait(timeout=600), *p.communicate()) for name, p in rivals.items()}
         first_alive_after_rivals = first.poll() is None
-        wait_for(root, "executed", first)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        wait_for_event(root, "executed", first)
     finally:
-        time.sleep(2)  # the local workers notice their parent is gone; clear what is left of the group
-        try:
-            os.killpg(first.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_batch(first)
     executed_before = [e["student"] for e in events(root) if e["event"] == "executed"]
     stored_before = {p.name: p.read_bytes() for p in (root / ".kit" / "store").glob("*.json")}
     resumed = spamkit(root, env, "grade", "--workers", "1")

@@ -1,8 +1,6 @@
 """The sandbox holds against the adversarial corpus, graded by the real nbgrader.
 
-One temp course per way of enforcing the limits (``Sandbox.cgroups``: "auto",
-the kernel's cgroup where this host has one, and "off", the watchdog's
-polling): a normal student is graded first; then every case of
+One temp course: a normal student is graded first; then every case of
 ``tests/adversarial.py`` is graded in one ``nbgrader autograde`` batch with
 small limits given on the command line. Each case must be contained, get the
 status and grade expected, and leave the normal student's grades, the
@@ -107,9 +105,9 @@ class HostServer:
         self.sock.close()
 
 
-@pytest.fixture(scope="module", params=["auto", "off"], ids=["cgroups", "polling"])
-def graded(tmp_path_factory, request):
-    enforcement = request.param
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    enforcement = "auto"   # cgroups where the host has them; test_limit_cases_polled covers the polling path
 
     def limits(**overrides) -> list[str]:
         return [f"--Sandbox.{name}={value}" for name, value in {**LIMITS, "cgroups": enforcement, **overrides}.items()]
@@ -159,7 +157,7 @@ def report(g, student: str, grade_id: str = "compile") -> dict:
 def test_batch_goes_on_past_every_case(graded):
     assert graded.batch.returncode == 0, graded.batch.stderr[-3000:]
     assert graded.loop.returncode == 0, graded.loop.stderr[-3000:]
-    expected = "watchdog" if graded.enforcement == "off" or cgroups.probe() is None else cgroups.probe().version
+    expected = "watchdog" if cgroups.probe() is None else cgroups.probe().version
     for student in [*graded.corpus, "normal"]:
         assert summary(graded.root, student)["sandboxed"] is True
         stored = json.loads((graded.root / ".kit" / "store" / f"{summary(graded.root, student)['key']}.json").read_text())
@@ -176,6 +174,26 @@ def test_status_and_grade(graded, student):
     if case.status != "ok":  # the student sees why in every test cell
         text = cell(autograded(graded, student), "test_compile").outputs[0]["text"]
         assert " ".join(result["message"][:50].split()) in " ".join(text.split())  # the report wraps lines
+
+
+# The cases a limit stops, graded again with the cgroups off: the watchdog's polling must give each the same
+# status and grade (tests/integration/sandbox/test_limits.py runs both paths on small programs).
+POLLED = ("adv_memory_leak", "adv_huge_alloc", "adv_fork_bomb", "adv_output_flood", "adv_disk_fill")
+
+
+def test_limit_cases_polled(graded):
+    for student in POLLED:
+        answers = {**graded.reference, **graded.corpus[student].answers}
+        submit(graded.root, student.replace("adv_", "pol_"), fill(graded.release, answers))
+    batch = nbgrader(graded.root, "autograde", ASSIGNMENT, "--student", "pol_*", *graded.limits(cgroups="off"),
+                     check=False)
+    assert batch.returncode == 0, batch.stderr[-3000:]
+    for student in POLLED:
+        polled, kernel = summary(graded.root, student.replace("adv_", "pol_")), summary(graded.root, student)
+        stored = json.loads((graded.root / ".kit" / "store" / f"{polled['key']}.json").read_text())
+        assert stored["limits_by"] == "watchdog", student
+        assert (polled["status"], polled["score"]) == (kernel["status"], kernel["score"]), polled["message"]
+        assert gradebook_scores(graded.root, student.replace("adv_", "pol_")) == gradebook_scores(graded.root, student)
 
 
 def test_normal_student_unchanged(graded):
