@@ -213,13 +213,17 @@ class Cgroup:
         """SIGKILL every process in the cgroup until none is left (new ones may fork meanwhile)."""
         for _ in range(200):
             pids = self.tasks()
-            if not pids:
-                return
+            alive = 0
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
+                    alive += 1
+                except ProcessLookupError:   # gone (the kernel drops it from cgroup.procs as it exits)
                     pass
+                except PermissionError:
+                    alive += 1
+            if not alive:
+                return
             time.sleep(0.01)
 
     def remove(self) -> None:

@@ -93,19 +93,19 @@ def test_a_run_enters_its_cgroup_before_it_runs(tmp_path):
 def test_the_watchdog_acts_on_a_v2_oom_event_and_kills_the_run(tmp_path):
     group = cgroups.probe(fake_v2(tmp_path)).create(0, Limits(256, 16, "0", 1))
     folder = group.dirs["memory"]
-    popen = subprocess.Popen(group.wrap([sys.executable, "-c", "import time; time.sleep(60)"]))
+    popen = subprocess.Popen(group.wrap([sys.executable, "-c", "import time; time.sleep(60)"]), start_new_session=True)
     time.sleep(0.5)
     (folder / "memory.events").write_text("oom 1\noom_kill 1\n")   # what the kernel writes when it acts
     started = time.monotonic()
     watched = watch(popen, tmp_path / "scratch", Sandbox(memory_mb=256, notebook_timeout=60), group)
     assert watched.status == Status.OUT_OF_MEMORY and watched.message == "used more than 256 MB of memory"
-    assert time.monotonic() - started < 5 and popen.returncode is not None   # killed, not waited out
+    assert time.monotonic() - started < 30 and popen.returncode is not None   # killed, not waited out (60 s)
     assert (folder / "cgroup.kill").read_text() == "1"
 
 
 def test_the_watchdog_reports_refused_forks_and_times_out(tmp_path):
     group = cgroups.probe(fake_v2(tmp_path)).create(0, Limits(256, 16, "0", 1))
-    popen = subprocess.Popen(group.wrap([sys.executable, "-c", "import time; time.sleep(60)"]))
+    popen = subprocess.Popen(group.wrap([sys.executable, "-c", "import time; time.sleep(60)"]), start_new_session=True)
     (group.dirs["pids"] / "pids.events").write_text("max 7\n")
     (group.dirs["pids"] / "pids.peak").write_text("16\n")
     watched = watch(popen, tmp_path, Sandbox(max_processes=16, notebook_timeout=60), group)
@@ -113,7 +113,7 @@ def test_the_watchdog_reports_refused_forks_and_times_out(tmp_path):
     assert watched.message == "started 16 processes and threads (limit 16)"
 
     group = cgroups.probe(fake_v2(tmp_path / "again")).create(0, Limits(256, 16, "0", 1))
-    popen = subprocess.Popen(group.wrap([sys.executable, "-c", "import time; time.sleep(60)"]))
+    popen = subprocess.Popen(group.wrap([sys.executable, "-c", "import time; time.sleep(60)"]), start_new_session=True)
     watched = watch(popen, tmp_path, Sandbox(notebook_timeout=1), group)
     assert watched.status == Status.TIMEOUT and popen.returncode is not None
 
@@ -126,4 +126,4 @@ def test_a_run_that_ends_by_itself_passes_no_limit(tmp_path, kind):
     popen = subprocess.Popen(group.wrap(command) if group else command, stdout=subprocess.DEVNULL)
     watched = watch(popen, tmp_path, Sandbox(notebook_timeout=60), group)
     assert watched.status is None and popen.returncode == 0
-    assert time.monotonic() - started < 5   # the pidfd wakes the watchdog at the exit, no poll interval
+    assert time.monotonic() - started < 30   # the pidfd wakes the watchdog at the exit, not the 60 s timeout
