@@ -120,8 +120,9 @@ def variant(root: Path, name: str) -> nbformat.NotebookNode:
     return examples.fill(release_notebook(root), {**source_answers(root), **examples.VARIANTS[name]})
 
 
-def spamkit(root: Path, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*SPAMKIT, *args, "--no-progress"], cwd=root, env=course_env(), capture_output=True,
+def spamkit(root: Path, *args: str, check: bool = True, timeout: float = 1800,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SPAMKIT, *args, "--no-progress"], cwd=root, env=course_env(env), capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"spamkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n"

@@ -11,8 +11,6 @@ and job: the records must be identical (grading is deterministic).
 
 from __future__ import annotations
 
-import json
-
 import nbformat
 import pytest
 from kit_testing import (ASSIGNMENT, autograded_scores, events, gradebook_scores, make_course, open_course, spamkit,
@@ -25,7 +23,7 @@ from autograder.grading import engine
 
 def answered(nb, analysis: str, comment: str | None = None):
     """The notebook with its own analysis; with ``comment``, its code re-commented and spread out."""
-    nb = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+    nb = nbformat.reads(nbformat.writes(nb), as_version=4)   # a copy, sources as text
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id == "analysis":
@@ -46,7 +44,7 @@ def graded(tmp_path_factory):
     submit(root, "cid", ann.read_bytes())
     submit(root, "dan", answered(broken, "Dan's answer."))
     submit(root, "eve", answered(broken, "Eve's answer.", comment="eve's way"))
-    proc = spamkit(root, "grade", "--workers", "2")
+    proc = spamkit(root, "grade", "--workers", "2", env={"COLUMNS": "240"})   # table rows on one line each
     return root, proc
 
 
