@@ -18,10 +18,11 @@ data out. So a batch:
    differs: then they get a run of their own);
 4. grades each remaining submission in two Dask tasks (``grading/tasks.py``):
    ``engine.run_in_sandbox``, then ``engine.check_run``. On the local cluster
-   the sandboxes run on the sandbox workers (resource ``sandbox``, a process
-   each) and the checks on a check worker (resource ``check``, threads of this
-   process) whose warm check process starts with the batch: a worker's next
-   sandbox starts while the checks of its last one run, and the class pays
+   the sandboxes run on the sandbox workers (resource ``sandbox``) and the
+   checks on a check worker (resource ``check``), all threads of this
+   process: they start processes and wait. The check worker's warm check
+   process starts with the batch; a worker's next sandbox starts while the
+   checks of its last one run, and the class pays
    TensorFlow's start-up for the checks once. Under an external scheduler
    (``Batch.scheduler_address``, ``--scheduler``) the tasks go wherever there
    is room. The GradingJob is scattered once and each notebook travels as
@@ -118,7 +119,7 @@ def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "
     Made without ``with Client(...)``, so that it can be started in one thread and used in another.
     """
     import dask
-    from distributed import Client, LocalCluster, Worker
+    from distributed import Client, LocalCluster
 
     address = scheduler or settings.scheduler_address
     if address:
@@ -127,14 +128,15 @@ def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "
         return client, False
     workers = max(1, min(local_workers(settings, n_workers), at_most or math.inf))
     stack.enter_context(dask.config.set(QUIET_DASK))
-    cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=True,
+    cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=False,
                            dashboard_address=None, silence_logs=logging.ERROR)
     stack.callback(cluster.close)
     base = cluster.new_spec
-    # Sandbox workers are processes of their own (a Nanny each). A check worker only hands files to its
-    # warm check process and waits: it runs as threads of this process, which spares a Python start-up.
+    # Every worker of the local cluster is threads of this process. A worker only starts a sandbox (or hands
+    # files to its warm check process) and waits: the student's code runs in the sandbox's own processes, and
+    # worker processes would only add a Python start-up each (seconds before the first notebook can start).
     sandbox = {**base, "options": {**base["options"], "resources": {SANDBOX: 1}}}
-    check = {"cls": Worker, "options": {**base["options"], "resources": {CHECK: 1}}}
+    check = {**base, "options": {**base["options"], "resources": {CHECK: 1}}}
     cluster.worker_spec.update({f"sandbox-{i}": sandbox for i in range(workers)})
     cluster.worker_spec.update({f"checks-{i}": check for i in range(check_workers(settings, workers))})
     cluster.scale(len(cluster.worker_spec))

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -123,14 +124,23 @@ def _traits(configurable) -> dict:
 def job_dir(job: GradingJob) -> Path:
     """Per-process folder with the job's files, written once per job."""
     root = Path(tempfile.gettempdir()) / f"spamkit-job-{os.getuid()}-{job.digest[:16]}"
-    if not (root / "ready").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "lab").mkdir(exist_ok=True)
-        (root / "lab" / "spam_data.py").write_bytes(job.spam_data_py)
-        (root / "public.tsv").write_bytes(job.public_splits)
-        (root / "test.tsv").write_bytes(job.hidden_test)
-        (root / "given_code.py").write_text(job.given_code, encoding="utf-8")
-        (root / "ready").touch()
+    if (root / "ready").exists():
+        return root
+    # Written whole in a folder of its own, then renamed into place: two workers of one machine starting
+    # the same job at once never read the other's half-written files.
+    building = Path(tempfile.mkdtemp(prefix=f"{root.name}.", dir=root.parent))
+    (building / "lab").mkdir()
+    (building / "lab" / "spam_data.py").write_bytes(job.spam_data_py)
+    (building / "public.tsv").write_bytes(job.public_splits)
+    (building / "test.tsv").write_bytes(job.hidden_test)
+    (building / "given_code.py").write_text(job.given_code, encoding="utf-8")
+    (building / "ready").touch()
+    try:
+        building.rename(root)
+    except OSError:  # another process was first, or an unfinished folder of an older kit is in the way
+        if not (root / "ready").exists():
+            return building  # this process keeps its own copy
+        shutil.rmtree(building, ignore_errors=True)
     return root
 
 

@@ -62,3 +62,32 @@ def test_the_digest_changes_with_the_grading_code(tmp_path, monkeypatch):
         assert grading_code_digest() != copy
     finally:
         grading_code_digest.cache_clear()
+
+
+def _job(**changes) -> job_module.GradingJob:
+    fields = dict(lab={"seed": "1"}, grading={}, sandbox={}, given_code="x = 1\n", spam_data_py=b"# data\n",
+                  public_splits=b"public\n", hidden_test=b"hidden\n")
+    return job_module.GradingJob(**{**fields, **changes})
+
+
+def test_the_job_folder_is_written_whole_and_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(job_module.tempfile, "tempdir", str(tmp_path))
+    job = _job()
+    folder = job_module.job_dir(job)
+    assert folder.parent == tmp_path and (folder / "ready").is_file()
+    assert (folder / "test.tsv").read_bytes() == b"hidden\n" and (folder / "lab" / "spam_data.py").is_file()
+    assert folder.stat().st_mode & 0o077 == 0   # the hidden split is not readable by other users
+    assert job_module.job_dir(job) == folder and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_half_written_job_folder_is_never_used(tmp_path, monkeypatch):
+    """A folder without its ``ready`` mark (a process killed while writing it) is left alone; this process
+    uses a complete copy of its own."""
+    monkeypatch.setattr(job_module.tempfile, "tempdir", str(tmp_path))
+    job = _job(given_code="y = 2\n")
+    stale = tmp_path / f"spamkit-job-{job_module.os.getuid()}-{job.digest[:16]}"
+    (stale / "lab").mkdir(parents=True)
+    (stale / "test.tsv").write_bytes(b"hid")
+    folder = job_module.job_dir(job)
+    assert folder != stale and (folder / "ready").is_file()
+    assert (folder / "test.tsv").read_bytes() == b"hidden\n" and (folder / "given_code.py").read_text() == "y = 2\n"

@@ -77,3 +77,21 @@ def test_the_runner_s_report_is_data(tmp_path):
     for broken in ("[1, 2", "[" * 5000 + "]" * 5000):  # cut short, or nested past Python's recursion limit
         (tmp_path / "run.json").write_text(broken)
         assert read_report(tmp_path) == (Status.ERROR, "the runner's report was not valid", [], RunProgress())
+
+
+def test_the_runner_uses_nbgrader_s_execute_without_nbgrader_s_server_parts():
+    """The runner's Execute is nbgrader's class with nbgrader's settings, without nbgrader's web server imports;
+    a process that imports the runner and then nbgrader gets the real package."""
+    import subprocess
+    import sys
+
+    import autograder.sandbox.payload as payload
+
+    probe = ("import sys, runner; E = runner.Execute; "
+             "print(E.__module__, E.interrupt_on_timeout.default_value, E().allow_errors, "
+             "any(m.startswith(('nbgrader', 'nbconvert', 'sqlalchemy')) for m in sys.modules)); "
+             "from nbgrader.preprocessors import Execute, ClearSolutions; import nbgrader.apps, nbconvert; "
+             "print(Execute.__name__, ClearSolutions.__name__)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=Path(payload.__file__).parent, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["nbgrader.preprocessors.execute", "True", "True", "False", "Execute", "ClearSolutions"]
