@@ -48,7 +48,9 @@ case "$cmd" in
   test)
     install_system test
     install_python
-    exec .venv/bin/python -m pytest tests "$@"
+    # two pytest-xdist workers (tests/conftest.py says what runs together); one on a one-core machine
+    workers=$(nproc 2>/dev/null || echo 2); [ "$workers" -gt 2 ] && workers=2
+    exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup tests "$@"
     ;;
   *)
     echo "usage: ./kit.sh demo | ./kit.sh test [pytest args]" >&2

@@ -14,3 +14,12 @@ Across them: ``model`` (the status enum and the typed results), ``errors``,
 (every class nbgrader loads), ``api`` (the kit as functions) and ``cli``
 (``spamkit``, which parses and renders).
 """
+
+import sys
+
+# jsonschema (under nbformat and nbgrader) imports this optional IRI format checker when it is installed
+# (jupyter-events' dependencies bring it): building its grammar takes about 2 s of CPU in every process
+# that imports the kit (spamkit, the check process). No schema the kit validates has a "format", and
+# without the module jsonschema only lacks the "iri" formats. A process that imported jsonschema first
+# keeps it. The sandbox's runner does the same on its own (payload/runner.py).
+sys.modules.setdefault("rfc3987_syntax", None)

@@ -519,7 +519,9 @@ def print_report(report: dict) -> None:
         plain = runs.get("nbgrader-realistic" if tag.endswith("realistic") else "nbgrader", {}).get("wall")
         kernel = run["cpu"]["kernel"]
         own = run["cpu_total"] - kernel
-        peak = (f"worker {run['worker_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}" if "workers" in run
+        # worker processes (older kits, external workers) or the batch process that holds the workers as threads
+        peak = (f"worker {run['worker_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}" if run.get("worker_peak_mb")
+                else f"batch process {run['client_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}" if "workers" in run
                 else f"all {run['tree_peak_mb']:.0f}")
         table.add_row(names[tag], f"{run['wall']:.0f}", f"{run['wall'] / n:.1f}",
                       f"{run['wall'] / plain:.2f}x" if plain else "", f"{run['cpu_total']:.0f}" + ("" if run["cpu_exact"] else "~"),
