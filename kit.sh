@@ -50,7 +50,7 @@ case "$cmd" in
     install_python
     # two pytest-xdist workers (tests/conftest.py says what runs together); one on a one-core machine
     workers=$(nproc 2>/dev/null || echo 2); [ "$workers" -gt 2 ] && workers=2
-    exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup tests "$@"
+    exec .venv/bin/python -m pytest -n "$workers" tests "$@"
     ;;
   *)
     echo "usage: ./kit.sh demo | ./kit.sh test [pytest args]" >&2

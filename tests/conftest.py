@@ -1,10 +1,10 @@
 """Two tiers: tests/unit (fast: no TensorFlow, no bubblewrap, no kernels) and tests/integration (marked slow).
 
 ``python -m pytest tests/unit`` (or ``-m "not slow"``) runs the fast tier while developing; CI runs both,
-through ``./kit.sh test``, on two pytest-xdist workers (``-n 2 --dist loadgroup``): much of an
-integration test is waiting (a timeout to pass, a browser, a server), which the other worker fills.
-Each integration module is one unit of work (its module fixtures are made once), and the modules that
-share an expensive session fixture are one unit together, so that its class is graded once.
+through ``./kit.sh test``, on two pytest-xdist workers (``-n 2``): much of an integration test is
+waiting (a timeout to pass, a browser, a server), which the other worker fills. The unit of work a
+worker takes is a test file, so a module's fixtures are made once; the files that share an expensive
+session fixture are one unit together (``SHARED_UNITS``), so that its class is graded once.
 """
 
 import sys
@@ -15,17 +15,35 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 
+# Session fixtures of tests/integration/conftest.py that grade a class or start a cluster, and the
+# test files that use them (checked at collection: a new user must be listed here).
+SHARED_SESSION_FIXTURES = ("graded_course", "dask_cluster")
+SHARED_UNITS = {
+    "tests/integration/course/test_batch.py": "graded class",
+    "tests/integration/course/test_exports.py": "graded class",
+    "tests/integration/browser/test_formgrader.py": "graded class",
+}
 
-SHARED_SESSION_FIXTURES = ("graded_course", "dask_cluster")   # of tests/integration/conftest.py
 
-
-@pytest.hookimpl(tryfirst=True)   # before xdist's loadgroup reads the groups
 def pytest_collection_modifyitems(config, items):
-    integration = [item for item in items if (TESTS / "integration") in Path(item.path).parents]
-    sharing = {Path(item.path) for item in integration
-               if any(name in item.fixturenames for name in SHARED_SESSION_FIXTURES)}
-    for item in integration:
-        item.add_marker(pytest.mark.slow)
-        path = Path(item.path)
-        group = "shared-session-fixtures" if path in sharing else path.relative_to(TESTS).as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+    for item in items:
+        if (TESTS / "integration") in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)
+        if any(name in item.fixturenames for name in SHARED_SESSION_FIXTURES):
+            where = Path(item.path).relative_to(TESTS.parent).as_posix()
+            if where not in SHARED_UNITS:
+                raise pytest.UsageError(f"{where} uses {SHARED_SESSION_FIXTURES}: add it to SHARED_UNITS in "
+                                        "tests/conftest.py, so that the class is graded once under xdist")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Units of work: a test file, or the files of one shared fixture together."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByTestFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_UNITS.get(path, path)
+
+    return ByTestFile(config, log)
