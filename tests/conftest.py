@@ -4,7 +4,9 @@
 through ``./kit.sh test``, on two pytest-xdist workers (``-n 2``): much of an integration test is
 waiting (a timeout to pass, a browser, a server), which the other worker fills. The unit of work a
 worker takes is a test file, so a module's fixtures are made once; the files that share an expensive
-session fixture are one unit together (``SHARED_UNITS``), so that its class is graded once.
+session fixture are one unit together (``SHARED_UNITS``), so that its class is graded once. Files are
+handed out longest first (``LONGEST_FIRST``, then the other integration files, then the fast tier),
+so that no long file starts last while the other worker has nothing left to do.
 """
 
 import sys
@@ -25,7 +27,29 @@ SHARED_UNITS = {
 }
 
 
+# The integration files that take longest (a minute or more of fixtures on a 2-core machine), longest first.
+LONGEST_FIRST = (
+    "tests/integration/grading/test_corpus.py",
+    "tests/integration/sandbox/test_adversarial.py",
+    "tests/integration/test_feedback.py",
+    "tests/integration/course/test_batch.py",
+    "tests/integration/course/test_postgres.py",
+    "tests/integration/course/test_identical_code.py",
+    "tests/integration/browser/test_student_content.py",
+    "tests/integration/course/test_recheck.py",
+    "tests/integration/browser/test_student_notebook.py",
+)
+
+
+def _order(item) -> tuple:
+    where = Path(item.path).relative_to(TESTS.parent).as_posix()
+    if where in LONGEST_FIRST:
+        return (0, LONGEST_FIRST.index(where))
+    return (1 if where.startswith("tests/integration/") else 2, 0)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_order)   # stable: a file's tests stay together and in their order
     for item in items:
         if (TESTS / "integration") in Path(item.path).parents:
             item.add_marker(pytest.mark.slow)
@@ -40,6 +64,8 @@ def pytest_collection_modifyitems(config, items):
 def pytest_xdist_make_scheduler(config, log):
     """Units of work: a test file, or the files of one shared fixture together."""
     from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False   # keep the collection's order (longest first), not the test counts
 
     class ByTestFile(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
