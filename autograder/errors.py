@@ -30,6 +30,10 @@ class BatchError(KitError):
     """The batch cannot start; the message says why."""
 
 
+class JobUnavailable(BatchError):
+    """The grading job (given code, data splits, checks' settings) cannot be built: nobody can be graded."""
+
+
 class BatchRunning(BatchError):
     """Another batch holds the course's lock."""
 

@@ -179,6 +179,7 @@ class BatchGrader:
                 gb.find_assignment(course.assignment)
             except MissingEntry:
                 raise BatchError(f"{course.assignment} is not in the gradebook yet: run `spamkit release` first") from None
+        course.job()   # the data and the given code, once for the class: if they fail, nobody is graded
         entries = course.entries(students)
         self.progress.start(len(entries), f"Grading {course.assignment}")
         self.rows: dict[str, Row] = {}

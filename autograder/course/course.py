@@ -23,7 +23,7 @@ from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
-from ..errors import BatchRunning, UsageError
+from ..errors import BatchRunning, JobUnavailable, KitError, UsageError
 from ..model import Status
 from ..settings import REPO_ROOT, Lab, load_course_config
 from . import dblock, intake
@@ -142,7 +142,13 @@ class Course:
         from ..grading.job import make_job
 
         if self._job is None:
-            self._job = make_job(self.config, self.root, self._sandboxes_at_once)
+            try:
+                self._job = make_job(self.config, self.root, self._sandboxes_at_once)
+            except KitError:
+                raise
+            except Exception as exc:  # the data, the source notebook: the course's problem, no student's
+                raise JobUnavailable(f"the grading job cannot be built, so no student was graded: "
+                                     f"{type(exc).__name__}: {exc}") from exc
         return self._job
 
     def grade_with(self, sandboxes_at_once: int | None) -> None:

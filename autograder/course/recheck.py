@@ -46,6 +46,7 @@ class Rechecker:
             raise UnknownCheck(f"there is no check {check_id!r} in the graded results; checks: "
                                + (", ".join(known) or "none (nothing graded yet)"))
         with self.course.lock():
+            self.course.job()   # fails for the whole class, before anyone is listed as not rechecked
             entries = [e for e in self.course.entries(students) if e.status != Status.NO_SUBMISSION]
             self.progress.start(len(entries), f"Rechecking {check_id}")
             sanitizer = Sanitizer(self.course)

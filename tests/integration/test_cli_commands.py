@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -84,3 +85,24 @@ def test_grade_before_release_says_what_to_do(tmp_path):
     proc = run([sys.executable, "-m", "autograder", "grade", "--no-progress"], root)
     assert proc.returncode == 1
     assert "spamkit release" in proc.stdout
+
+
+def test_grade_without_the_data_grades_nobody(released, tmp_path):
+    """Data the grader cannot find is the course's problem: the batch stops before any student gets a 0."""
+    root = tmp_path / "course"
+    shutil.copytree(released, root)
+    submitted = root / "submitted" / "jane" / ASSIGNMENT
+    submitted.mkdir(parents=True)
+    nbformat.write(release_notebook(root), submitted / f"{ASSIGNMENT}.ipynb")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", "--no-progress"], cwd=root,
+                          env=course_env({"SPAM_LAB_DATA_DIR": str(empty), "SPAM_LAB_CACHE": str(empty)}),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "no student was graded" in out and "DataNotFound" in out and "SPAM_LAB_DATA_DIR" in out
+    assert "jane" not in out
+    assert not list((root / ".kit").glob("results/*/*.json"))
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assert gb.find_assignment(ASSIGNMENT).submissions == []
