@@ -25,6 +25,8 @@ every core, is the floor a submission cannot go below.
 What is measured for each run:
 
 - wall time, and the load average before and after;
+- the floor: the run's core-seconds spread over every core with none idle,
+  against plain nbgrader's wall time (no schedule of that work can beat it);
 - core-seconds: every command runs in a cgroup of its own (cpuacct, when this
   process may make one), whose usage is the exact CPU time of the whole run;
   a sampler (every ``--sample`` seconds) attributes it to roles by command
@@ -512,7 +514,7 @@ def print_report(report: dict) -> None:
              "kitN-realistic": f"kit, {n_default} Dask workers, realistic"}
     table = Table(title=f"Grading {n} submissions ({cores} CPUs; realistic class: "
                         f"{len(report['twins'])} of {n} repeat a classmate's code)")
-    for col in ("run", "wall (s)", "per sub (s)", "vs plain", "core-s total", "kernel core-s/sub",
+    for col in ("run", "wall (s)", "per sub (s)", "vs plain", "floor vs plain", "core-s total", "kernel core-s/sub",
                 "kit-own core-s/sub", "kit-own % of machine", "peak RSS (MB)", "load before/after"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for tag, run in runs.items():
@@ -524,7 +526,10 @@ def print_report(report: dict) -> None:
                 else f"batch process {run['client_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}" if "workers" in run
                 else f"all {run['tree_peak_mb']:.0f}")
         table.add_row(names[tag], f"{run['wall']:.0f}", f"{run['wall'] / n:.1f}",
-                      f"{run['wall'] / plain:.2f}x" if plain else "", f"{run['cpu_total']:.0f}" + ("" if run["cpu_exact"] else "~"),
+                      f"{run['wall'] / plain:.2f}x" if plain else "",
+                      # the run's CPU time spread over every core with none idle: no schedule can do better
+                      f"{run['cpu_total'] / cores / plain:.2f}x" if plain else "",
+                      f"{run['cpu_total']:.0f}" + ("" if run["cpu_exact"] else "~"),
                       f"{kernel / n:.1f}", f"{own / n:.1f}", f"{100 * own / (run['wall'] * cores):.1f} %", peak,
                       f"{run['load_before']:.2f} / {run['load_after']:.2f}")
     console.print(table)
