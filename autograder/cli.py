@@ -43,7 +43,40 @@ from traitlets.config.loader import KVArgParseConfigLoader
 from .errors import KitError, UsageError
 from .model import Status
 
-console = Console(highlight=False)
+
+def terminal_text(text: str) -> str:
+    """autograder.course.sanitize.terminal_text: text with its control characters replaced by visible ones."""
+    from .course.sanitize import terminal_text as clean  # imported when first needed: bleach and nbconvert
+    return clean(text)                                      # are not for `spamkit --help`
+
+
+class TerminalConsole(Console):
+    """A rich Console that writes no control character a student put in a text: everything spamkit prints
+    goes through it. Student ids, file names, cell names, error texts and logs can hold ANSI escapes (ESC [,
+    OSC 8 links, OSC 52 clipboard writes), CR, BEL, C1 controls or bidi overrides; rich's markup escaping
+    does not touch them. Each string is cleaned by ``terminal_text`` before its markup is read (the
+    placeholders are no markup characters), and each ``Text`` as it is rendered (a table cell, a pretty
+    repr); rich's own cursor moves (the progress bar) are control segments and stay as they are."""
+
+    def render_str(self, text: str, **kwargs) -> Text:
+        return super().render_str(terminal_text(text), **kwargs)
+
+    def render(self, renderable, options=None):
+        if isinstance(renderable, Text):
+            clean = terminal_text(renderable.plain)  # a Text holds no CR (rich drops it): one character for one
+            if clean != renderable.plain:
+                renderable = renderable.copy()
+                renderable.plain = clean
+        return super().render(renderable, options)
+
+
+console = TerminalConsole(highlight=False)
+
+
+def student_cell(text: str) -> str:
+    """Student text as a table cell: no markup, no control characters (cleaned here, not only when printed,
+    so the column is measured as it is shown, whatever Console prints the table)."""
+    return escape(terminal_text(text))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,10 +191,10 @@ def grades_table(rows, title: str) -> Table:
         message = (r.message or "").strip().splitlines()[0][:160] if shown else ""
         reused = f"identical code: graded from {r.reused_from}'s run" if r.reused_from else ""
         details = "; ".join(filter(None, [message, reused, *r.notes]))[:200]
-        # student ids and messages are student-controlled text: never rich markup
-        table.add_row(escape(r.student), f"[{style}]{r.status.instructor}[/{style}]", score,
+        # student ids and messages are student-controlled text: never rich markup, never control characters
+        table.add_row(student_cell(r.student), f"[{style}]{r.status.instructor}[/{style}]", score,
                       f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
-                      "" if not r.seconds else f"{r.seconds:.1f}", escape(details))
+                      "" if not r.seconds else f"{r.seconds:.1f}", student_cell(details))
     return table
 
 
@@ -173,8 +206,8 @@ def entries_table(entries, title: str) -> Table:
         ok = e.status == Status.OK
         label = "ready to grade" if ok else e.status.instructor
         style = "green" if ok else "red"
-        table.add_row(escape(e.student), f"[{style}]{label}[/{style}]",
-                      escape("; ".join(filter(None, [e.message, *e.notes]))))
+        table.add_row(student_cell(e.student), f"[{style}]{label}[/{style}]",
+                      student_cell("; ".join(filter(None, [e.message, *e.notes]))))
     return table
 
 
@@ -183,9 +216,10 @@ def unlisted_table(unlisted) -> Table:
     table = Table(title="Not in the LMS import files (also in lms_unlisted.csv)")
     for column in ("LMS", "Student", "LMS id", "Name", "Score", "Why"):
         table.add_column(column, overflow="fold")
-    for u in unlisted:  # Text(): names are student text, never rich markup
-        table.add_row(u.lms, Text(u.student), Text(u.lms_id), Text(u.name), "" if u.score is None else f"{u.score:g}",
-                      Text(u.reason))
+    for u in unlisted:  # Text(): names are student text, never rich markup (nor control characters)
+        table.add_row(u.lms, Text(terminal_text(u.student)), Text(terminal_text(u.lms_id)),
+                      Text(terminal_text(u.name)), "" if u.score is None else f"{u.score:g}",
+                      Text(terminal_text(u.reason)))
     return table
 
 
@@ -343,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         course = api.open_course(args.course_dir, overrides)
         return COMMANDS[args.command](api, course, args)
     except UsageError as exc:
-        parser.error(str(exc))
+        parser.error(terminal_text(str(exc)))  # argparse writes to stderr itself
     except KitError as exc:
         console.print(str(exc), style="red", markup=False)
         return exc.exit_code

@@ -250,3 +250,37 @@ class FeedbackExporter(HTMLExporter):
         if not found:
             raise ValueError("the feedback template wrote no <head>: the Content-Security-Policy has no place")
         return output, resources
+
+
+def terminal_text(text: str) -> str:
+    """Text a terminal shows as it is, acting on nothing: control characters replaced by visible ones.
+
+    Student text (ids, file names, cell names, error messages, logs) can hold escape sequences that
+    clear the screen, rewrite what is shown, set the clipboard (OSC 52) or hide a link (OSC 8), and
+    bidi overrides that reorder what is read. Chosen by Unicode property, not by a list of sequences:
+    a C0 control (category Cc below U+0020, except newline and tab) shows as its Control Picture
+    (ESC as U+241B), DEL as U+2421; a C1 control (Cc, U+0080-U+009F), a lone surrogate (Cs, from an
+    undecodable file name) and a bidi embedding, override or isolate (bidi class LRE, RLE, PDF, LRO,
+    RLO, LRI, RLI, FSI, PDI) as U+FFFD. A CRLF line end is a newline. Every other character is kept:
+    accents, CJK, emoji and their joiners (ZWJ, tag characters) are unchanged. One character for one,
+    apart from CRLF, so styles laid over a text still fit it.
+    """
+    if text.isprintable():  # nothing of category C or Z but the space: the common case
+        return text
+    import unicodedata
+
+    shown = []
+    for char in text.replace("\r\n", "\n"):
+        if char.isprintable() or char in "\n\t":
+            shown.append(char)
+            continue
+        category = unicodedata.category(char)
+        if category == "Cc":
+            code = ord(char)
+            shown.append(chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\ufffd")
+        elif category == "Cs" or unicodedata.bidirectional(char) in ("LRE", "RLE", "PDF", "LRO", "RLO",
+                                                                      "LRI", "RLI", "FSI", "PDI"):
+            shown.append("\ufffd")
+        else:
+            shown.append(char)
+    return "".join(shown)

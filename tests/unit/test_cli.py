@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -135,3 +138,112 @@ def test_the_grade_table_names_the_cell_that_stopped_and_the_limit():
     colored = console.export_text(styles=True).splitlines()
     ann, dan = (next(line for line in colored if name in line) for name in ("ann", "dan"))
     assert "\x1b[33mgraded" in ann and "\x1b[32mgraded" in dan
+
+
+# --- control characters in student text never reach the terminal -------------------
+
+# ESC [2J clears the screen, OSC 52 writes the clipboard, OSC 8 hides a link, CR rewrites the line, BEL rings,
+# U+009B is a one-character CSI, U+202E reverses what follows, U+2066 opens a bidi isolate.
+HOSTILE = ("\x1b[2J", "\x1b]52;c;cHduZWQ=\x07", "\x1b]8;;http://x\x1b\\", "\r", "\x07", "\x9b", "\u202e", "\u2066")
+HOSTILE_ID = "ann\x1b[2J\r\x07\x9b\u202e"
+HOSTILE_TEXT = "cell `fit\x1b]52;c;cHduZWQ=\x07` failed\rall fine \x9b2J\u202eexe.txt\x1b]8;;http://x\x1b\\here"
+NORMAL = "Zoë Łukasz 山田太郎 👩🏽‍💻 👨‍👩‍👧 🏴󠁧󠁢󠁳󠁣󠁴󠁿 café\tend"
+
+
+def terminal_capture(console_class=None):
+    from rich.console import Console
+
+    return (console_class or Console)(file=io.StringIO(), force_terminal=True, width=250, color_system="standard")
+
+
+def assert_no_control_characters(out: str) -> None:
+    for hostile in HOSTILE:
+        assert hostile not in out
+    assert "\x1b]" not in out and "\x9b" not in out and "\r" not in out and "\x07" not in out
+    assert not {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"} & set(out)
+    left = without_colours(out)  # rich's own SGR colour codes are the only escapes left
+    assert "\x1b" not in left
+    assert not [c for c in left if unicodedata.category(c) in ("Cc", "Cs") and c != "\n"]
+
+
+def without_colours(out: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", out)
+
+
+def test_terminal_text_replaces_controls_with_visible_characters():
+    from autograder.course.sanitize import terminal_text
+
+    assert terminal_text("a\x1b[2Jb") == "a\u241b[2Jb"  # ESC shown as its Control Picture
+    assert terminal_text("x\x07\ry\x7f\x00") == "x\u2407\u240dy\u2421\u2400"
+    assert terminal_text("\x9b\x85\u202e\u2066\u2069\udcff") == "\ufffd" * 6  # C1, bidi, lone surrogate
+    assert terminal_text("one\r\ntwo\n\tthree") == "one\ntwo\n\tthree"
+    assert terminal_text(NORMAL) == NORMAL  # accents, CJK, emoji with ZWJ, modifiers and tag characters
+    assert terminal_text("\u200d\u200c\u00ad\u200e\ufeff") == "\u200d\u200c\u00ad\u200e\ufeff"  # not controls
+    cleaned = terminal_text(HOSTILE_TEXT)
+    assert cleaned.isprintable() and "all fine" in cleaned and "exe.txt" in cleaned
+
+
+def test_tables_show_student_text_without_control_characters():
+    from autograder.course.gradebook import Row
+    from autograder.course.intake import Entry
+    from autograder.course.lms_export import Unlisted
+
+    rows = [Row(HOSTILE_ID, Status.GRADED, 1.0, 2.0, Status.ERROR, 3.0, HOSTILE_TEXT, notes=["[red]x[/red]"]),
+            Row(NORMAL.split()[2], Status.GRADED, 2.0, 2.0, Status.OK, 3.0, "")]
+    entries = [Entry(HOSTILE_ID, Status.UNREADABLE, message=HOSTILE_TEXT), Entry("山田", Status.OK)]
+    unlisted = [Unlisted("canvas", HOSTILE_ID, "\x1b[31m42", HOSTILE_TEXT, 1.0, "not in the roster\r!")]
+    # the grade table shows a message's first line: Python's splitlines() ends it at the CR
+    shown = {"grades": "` failed", "entries": "` failed\u240dall fine", "unlisted": "` failed\u240dall fine"}
+    tables = {"grades": cli.grades_table(rows, "t"), "entries": cli.entries_table(entries, "t"),
+              "unlisted": cli.unlisted_table(unlisted)}
+    for name, table in tables.items():
+        for console_class in (None, cli.TerminalConsole):  # the tables are clean for any Console
+            console = terminal_capture(console_class)
+            console.print(table)
+            out = console.file.getvalue()
+            assert_no_control_characters(out)
+            plain = without_colours(out)
+            assert "ann\u241b[2J" in plain and "\u2407\ufffd\ufffd" in plain  # shown, not acted on
+            assert shown[name] in plain
+    console = terminal_capture()
+    console.print(cli.grades_table(rows, "t"))
+    plain = without_colours(console.file.getvalue())
+    assert "[red]x[/red]" in plain and "山田太郎" in plain  # markup stays text; CJK as it is
+
+
+def test_every_print_of_the_cli_goes_through_the_clean_console(monkeypatch):
+    from types import SimpleNamespace
+
+    from rich.text import Text
+
+    from autograder.course.intake import Entry
+
+    assert isinstance(cli.console, cli.TerminalConsole)
+    console = terminal_capture(cli.TerminalConsole)
+    monkeypatch.setattr(cli, "console", console)
+    found = api.Collected(entries=[Entry(HOSTILE_ID, Status.WRONG_NAME, message=HOSTILE_TEXT)],
+                          renamed=[f"{HOSTILE_ID}/{HOSTILE_TEXT}.ipynb -> {HOSTILE_ID}/spam_transformer.ipynb"],
+                          warnings=[f"[ZipCollectApp | WARNING] {HOSTILE_TEXT}"])
+    fake_api = SimpleNamespace(collect=lambda *args, **kwargs: found,
+                               feedback=lambda course, students: ("feedback", {HOSTILE_ID: f"log: {HOSTILE_TEXT}"}))
+    course = SimpleNamespace(assignment="spam_transformer")
+    args = SimpleNamespace(zip=[], lms="canvas", regexp="", fix_names=True, student=[])
+    assert cli.cmd_collect(fake_api, course, args) == 0
+    assert cli.cmd_feedback(fake_api, course, args) == 1
+    console.print(HOSTILE_TEXT, markup=False)
+    console.print(Text(HOSTILE_TEXT, style="bold"), Text.from_markup("[red]x[/red]\x1b[2J"))
+    out = console.file.getvalue()
+    assert_no_control_characters(out)
+    plain = without_colours(out)
+    assert plain.count("all fine") == 6 and "renamed ann\u241b[2J" in plain and "x\u241b[2J" in plain
+    assert "0 of 1 students have a notebook to grade." in plain
+    assert "\x1b[1m" in out and "\x1b[31mx" in out  # styles survive the cleaning
+
+
+def test_normal_text_is_printed_unchanged():
+    plain_console, clean_console = terminal_capture(), terminal_capture(cli.TerminalConsole)
+    for console in (plain_console, clean_console):
+        console.print(NORMAL, markup=False)
+        console.print(f"[green]{NORMAL}[/green]")
+    assert clean_console.file.getvalue() == plain_console.file.getvalue()
+    assert NORMAL.split("\t")[0] in clean_console.file.getvalue()  # rich expands the tab to its tab stop
