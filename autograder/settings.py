@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import Config, Configurable, PyFileConfigLoader
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +27,14 @@ class Grading(Configurable):
     val_auc_threshold = Float(0.93, help="lowest passing last val_auc").tag(config=True)
     hidden_auc_threshold = Float(0.93, help="lowest passing AUC on the hidden test split").tag(config=True)
     honesty_tolerance = Float(0.02, help="allowed gap between reported and re-evaluated val AUC").tag(config=True)
+    partial_credit_on_crash = Bool(True, help="a run that ended early (a limit, a dead kernel) without final "
+                                   "evidence is graded on what the guard recorded after each cell before the stop; "
+                                   "False: every check fails").tag(config=True)
     min_learning_rate = Float(1e-5).tag(config=True)
     max_learning_rate = Float(1e-2).tag(config=True)
+    check_memory_mb = Int(3072, help="memory of the check process that loads a student's weights (a cgroup of "
+                          "its own where the host allows, else RLIMIT_DATA); past it, the AUC checks report a "
+                          "grader error").tag(config=True)
 
 
 class Sandbox(Configurable):
@@ -38,11 +44,14 @@ class Sandbox(Configurable):
     memory_mb = Int(4096, help="resident memory of the student's process tree").tag(config=True)
     max_processes = Int(256, help="processes/threads the student's user namespace may hold").tag(config=True)
     max_output_bytes = Int(2_000_000, help="bytes of notebook output kept before it is cut").tag(config=True)
-    disk_mb = Int(1024, help="MB the notebook may write into its scratch folder (and per file)").tag(config=True)
+    disk_mb = Int(1024, help="MB the notebook may write into its home (a filesystem of that size; without a "
+                  "sandbox: its scratch folder, and per file)").tag(config=True)
+    max_open_files = Int(1024, help="files one process of the notebook may hold open (RLIMIT_NOFILE)").tag(config=True)
     cpu_threads = Int(0, help="CPU threads TensorFlow and BLAS may use in one sandbox; 0 = the machine's cores "
                       "shared among the sandboxes that run at once (Batch.n_workers)").tag(config=True)
     cgroups = Enum(["auto", "off"], "auto", help="'auto': memory, process and CPU limits enforced by the kernel "
-                   "through a cgroup per run where the host allows (v2 or v1); 'off': the watchdog polls").tag(config=True)
+                   "through a cgroup per run (v2 or v1); without cgroup rights nothing is graded. 'off': the watchdog "
+                   "polls instead, and every result is marked 'limits not enforced'").tag(config=True)
 
     @property
     def threads(self) -> int:

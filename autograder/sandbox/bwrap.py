@@ -3,10 +3,13 @@
 The view: a read-only /usr, /bin, /lib*, /etc; the Python installation(s)
 the kit runs on, bound on their own (a venv inside the repo shows only the
 venv folder, never its siblings); the payload (runner.py + capture.py) at
-/opt/kit; the public splits file at /opt/data; the submission's scratch copy
-at /home/student (the only writable folder); private, size-capped tmpfs
-mounts at /tmp and /dev/shm. The course root, the kit's package and the
-host's /root, /home, /work, /tmp are not in it.
+/opt/kit and the public splits at /opt/data, both copied in from file
+descriptors (no host path of the kit or the job shows in the sandbox's mount
+table); the home /home/student, a tmpfs of ``Sandbox.disk_mb`` that the
+submission's files are copied into; private, size-capped tmpfs mounts at /tmp
+and /dev/shm. Nothing of the host is writable, and the course root, the
+kit's package and the host's /root, /home, /work, /tmp are not in it. The
+seccomp filter (``seccomp.py``) applies to everything started inside.
 """
 
 from __future__ import annotations
@@ -15,20 +18,14 @@ import os
 import shutil
 import sys
 import sysconfig
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..settings import Sandbox
-from .limits import rlimits, slot_cpus, slot_uid, tool
+from . import seccomp
+from .limits import tool
+from .spec import CAPTURE, INSIDE_DATA, INSIDE_HOME, INSIDE_KIT, RUNNER, RunSpec
 
-PAYLOAD = Path(__file__).resolve().parent / "payload"
-RUNNER = PAYLOAD / "runner.py"
-CAPTURE = PAYLOAD / "capture.py"
 KIT_PACKAGE = Path(__file__).resolve().parent.parent
-INSIDE_HOME = "/home/student"
-INSIDE_KIT = "/opt/kit"
-INSIDE_DATA = "/opt/data/public_splits.tsv"
-TMPFS_MB = 256                 # size of the sandbox's private /tmp and /dev/shm each
 
 
 def bwrap_path() -> str | None:
@@ -46,11 +43,11 @@ def is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def view(scratch: Path, data_file: Path | None, python_roots: list[str] | None = None) -> list[str]:
-    """bwrap's filesystem view: system and Python read-only, scratch writable."""
-    args = ["--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(TMPFS_MB << 20), "--tmpfs", "/tmp",
-            "--perms", "1777", "--size", str(TMPFS_MB << 20), "--tmpfs", "/dev/shm"]
+def view(spec: RunSpec, launch: Launch, python_roots: list[str] | None = None) -> list[str]:
+    """bwrap's filesystem view: system and Python read-only, the home and /tmp size-capped tmpfs."""
+    args = ["--proc", "/proc", "--dev", "/dev"]
+    for path, mb in spec.writable_mb.items():
+        args += ["--perms", "1777" if path != INSIDE_HOME else "0777", "--size", str(mb << 20), "--tmpfs", path]
     for system_dir in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"):
         if os.path.islink(system_dir):
             args += ["--symlink", os.readlink(system_dir), system_dir]
@@ -62,15 +59,17 @@ def view(scratch: Path, data_file: Path | None, python_roots: list[str] | None =
     for root in roots:  # never show the kit's checks, even when it is installed into site-packages
         if is_within(str(KIT_PACKAGE), root):
             args += ["--tmpfs", str(KIT_PACKAGE)]
-    args += ["--bind", str(scratch), INSIDE_HOME,
-             "--ro-bind", str(RUNNER), f"{INSIDE_KIT}/runner.py",
-             "--ro-bind", str(CAPTURE), f"{INSIDE_KIT}/capture.py"]
-    if data_file is not None:
-        args += ["--ro-bind", str(data_file), INSIDE_DATA]
+    args += ["--perms", "0555", "--ro-bind-data", launch.open(RUNNER), f"{INSIDE_KIT}/runner.py",
+             "--perms", "0555", "--ro-bind-data", launch.open(CAPTURE), f"{INSIDE_KIT}/capture.py"]
+    if spec.data_file is not None:
+        args += ["--perms", "0444", "--ro-bind-data", launch.open(spec.data_file), INSIDE_DATA]
+    for name, source in spec.inputs.items():   # the submission, into the home
+        args += ["--perms", "0666", "--file", launch.open(source), f"{INSIDE_HOME}/{name}"]
     return traversable_parents(args) + ["--chdir", INSIDE_HOME, "--hostname", "sandbox"]
 
 
-_MOUNTS = {"--bind": 2, "--ro-bind": 2, "--symlink": 2, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1}
+_MOUNTS = {"--bind": 2, "--ro-bind": 2, "--symlink": 2, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1,
+           "--ro-bind-data": 2, "--file": 2}
 
 
 def traversable_parents(args: list[str]) -> list[str]:
@@ -100,6 +99,7 @@ def traversable_parents(args: list[str]) -> list[str]:
                     made.add(str(parent))
                     out += ["--perms", "0755", "--dir", str(parent)]
             out += pending + args[i:i + width + 1]
+            made.add(target)   # never made again below it (a --dir would not change a tmpfs' mode, but say so)
             pending = []
             i += width + 1
             continue
@@ -109,70 +109,62 @@ def traversable_parents(args: list[str]) -> list[str]:
     return out
 
 
-def command(strategy: str, slot: int, scratch: Path, data_file: Path, settings: Sandbox, env: dict,
-             python_roots: list[str] | None = None, uid: int | None = None) -> list[str]:
-    """Everything before the program to run in the sandbox (``uid``: who runs it, default us)."""
-    prefix = [*rlimits(settings, strategy, uid), tool("taskset"), "--cpu-list", slot_cpus(slot, settings.threads)]
-    own = slot_uid(slot)
-    drop = [] if strategy == "userns" else [
-        tool("setpriv"), f"--reuid={own}", f"--regid={own}", "--clear-groups", "--no-new-privs",
-        "--inh-caps=-all", "--bounding-set=-all", "--"]
-    namespaces = ["--die-with-parent", "--new-session"]
-    if strategy == "privileged":
-        namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-    else:
-        namespaces += ["--unshare-all", "--unshare-user", "--disable-userns"]
-    clean_env = ["--clearenv"]
-    for key, value in env.items():
-        clean_env += ["--setenv", key, value]
-    sandbox = [bwrap_path(), *namespaces, *view(scratch, data_file, python_roots), *clean_env]
-    if strategy == "privileged":
-        return [*prefix, *sandbox, *drop]
-    if strategy == "drop-then-userns":
-        return [*prefix, *drop, *sandbox]
-    return [*prefix, *sandbox]
+@dataclass
+class Launch:
+    """A run's command line and the descriptors it inherits (the files bwrap copies in, the filter)."""
+
+    argv: list[str]
+    fds: list[int] = field(default_factory=list)
+
+    def keep(self, fd: int) -> int:
+        self.fds.append(fd)
+        return fd
+
+    def open(self, path: Path) -> str:
+        """A descriptor of ``path`` for bwrap to copy from (read-only, never following a symlink)."""
+        return str(self.keep(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)))
+
+    def close(self) -> None:
+        """Close this process's copies once the run has started (the run keeps its own)."""
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
-def prepare_scratch(scratch: Path, strategy: str, slot: int) -> None:
-    """The sandbox's uid must own its scratch folder (it owns nothing else)."""
-    if strategy in ("privileged", "drop-then-userns"):
-        uid = slot_uid(slot)
-        for folder, dirs, files in os.walk(scratch):
-            os.chown(folder, uid, uid)
-            for name in dirs + files:
-                os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
-        if strategy == "drop-then-userns":  # bwrap itself runs as that uid and must reach the folder
-            for parent in scratch.parents:
-                if parent == Path(tempfile.gettempdir()) or parent == Path("/"):
-                    break
-                parent.chmod(parent.stat().st_mode | 0o711)
+def command(spec: RunSpec, python_roots: list[str] | None = None) -> Launch:
+    """Everything before the program to run: rlimits and CPUs, then bwrap with the spec's view, the uid drop."""
+    if not spec.sandboxed:   # opted out: the rlimits and CPUs where the tools exist
+        prlimit, taskset = shutil.which("prlimit"), shutil.which("taskset")
+        return Launch([*([prlimit, *_rlimit_options(spec), "--"] if prlimit else []),
+                       *([taskset, "--cpu-list", spec.cpus] if taskset else [])])
+    prefix = [tool("prlimit"), *_rlimit_options(spec), "--", tool("taskset"), "--cpu-list", spec.cpus]
+    launch = Launch([])
+    try:
+        drop = [] if spec.uid is None else [
+            tool("setpriv"), f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups", "--no-new-privs",
+            "--inh-caps=-all", "--bounding-set=-all", "--"]
+        namespaces = ["--die-with-parent", "--new-session"]
+        if spec.strategy == "privileged":
+            namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        else:
+            namespaces += ["--unshare-all", "--unshare-user", "--disable-userns"]
+        if spec.seccomp:
+            namespaces += ["--seccomp", str(launch.keep(seccomp.filter_fd()))]
+        clean_env = ["--clearenv"]
+        for key, value in spec.env.items():
+            clean_env += ["--setenv", key, value]
+        sandbox = [bwrap_path(), *namespaces, *view(spec, launch, python_roots), *clean_env]
+        if spec.strategy == "privileged":
+            launch.argv = [*prefix, *sandbox, *drop]
+        elif spec.strategy == "drop-then-userns":
+            launch.argv = [*prefix, *drop, *sandbox]
+        else:
+            launch.argv = [*prefix, *sandbox]
+    except BaseException:
+        launch.close()
+        raise
+    return launch
 
 
-def environment(settings: Sandbox, home: str, data_file: str, extra: dict) -> dict:
-    threads = str(settings.threads)
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": home,
-        "TMPDIR": "/tmp",
-        "LANG": "C.UTF-8",
-        # No MPLBACKEND: ipykernel then sets matplotlib_inline's backend, as in plain nbgrader, so the
-        # student's plots are kept as image/png outputs of the executed notebook. The font cache is
-        # built in the scratch folder on the first pyplot import (about 0.1 s with the system's fonts).
-        "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter-runtime",
-        "IPYTHONDIR": f"{home}/.ipython",
-        "MPLCONFIGDIR": f"{home}/.matplotlib",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": threads,
-        "OMP_NUM_THREADS": threads,
-        "OPENBLAS_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-        "NUMEXPR_NUM_THREADS": threads,
-        "NBGRADER_EXECUTION": "autograde",
-        "SPAM_LAB_SPLITS": data_file,
-    }
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+def _rlimit_options(spec: RunSpec) -> list[str]:
+    return [f"--{name}={value}" for name, value in spec.rlimits.items()]

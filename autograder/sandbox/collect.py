@@ -1,18 +1,14 @@
-"""Bringing results back out of a sandbox, trusting nothing the run left.
+"""The runner's report and progress file, read as data.
 
-After the run every process of the sandbox is gone (PID namespace). The
-scratch folder is renamed to ``untrusted``, and only the named result files
-are copied, as size-capped regular files opened without following symlinks,
-into a fresh scratch folder; everything else the student left behind
-(planted symlinks, pytest.py, conftest.py, ...) stays in ``untrusted`` and is
-deleted.
+Both arrive over the channel (``channel.py``) like every result file; what
+they say about the run (its status, the cell running, the cells timed out)
+is taken only where it has the expected form: small whole numbers, run
+statuses. Anything else counts as no information, or as an error.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,55 +42,6 @@ class RunProgress:
         found = data.get("timed_out")
         timed_out = [index(v) for v in (found if isinstance(found, list) else [])[:MAX_CELLS_NAMED]]
         return cls(index(data.get("cell")), list(dict.fromkeys(i for i in timed_out if i is not None)))
-
-
-def read_untrusted(base: Path, relpath: str, max_bytes: int) -> tuple[bytes | None, str]:
-    """A regular file under base, never following a symlink at any step.
-
-    Returns (data, "") or (None, why): "missing", "not a regular file", "too big".
-    """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    fds = []
-    try:
-        fds.append(os.open(base, flags | os.O_DIRECTORY))
-        *folders, name = relpath.split("/")
-        for folder in folders:
-            fds.append(os.open(folder, flags | os.O_DIRECTORY, dir_fd=fds[-1]))
-        fds.append(os.open(name, flags | os.O_NONBLOCK, dir_fd=fds[-1]))
-        info = os.fstat(fds[-1])
-        if not stat.S_ISREG(info.st_mode):
-            return None, "not a regular file"
-        if info.st_size > max_bytes:
-            return None, "too big"
-        with os.fdopen(os.dup(fds[-1]), "rb") as f:
-            data = f.read(max_bytes + 1)
-        return (data, "") if len(data) <= max_bytes else (None, "too big")
-    except OSError:  # absent, or a symlink where O_NOFOLLOW / O_DIRECTORY refuse it
-        return None, "missing"
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def bring_back(scratch: Path, files: dict[str, int]) -> tuple[Path, dict]:
-    """Move what the run left to ``untrusted`` and copy back only ``files`` (relative path -> largest size).
-
-    Returns the ``untrusted`` folder and, per file not brought back, why ("missing", "not a regular
-    file", "too big").
-    """
-    untrusted = scratch.with_name("untrusted")
-    os.rename(scratch, untrusted)
-    scratch.mkdir(mode=0o700)
-    problems = {}
-    for relpath, max_bytes in files.items():
-        data, problem = read_untrusted(untrusted, relpath, max_bytes)
-        if data is None:
-            problems[relpath] = problem
-            continue
-        target = scratch / relpath
-        target.parent.mkdir(exist_ok=True)
-        target.write_bytes(data)
-    return untrusted, problems
 
 
 def read_report(scratch: Path) -> tuple[Status, str, list, RunProgress]:

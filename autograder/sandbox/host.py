@@ -28,10 +28,10 @@ from pathlib import Path
 
 from ..errors import SandboxUnavailable
 from ..settings import Sandbox
-from . import cgroups
-from .bwrap import (INSIDE_DATA, INSIDE_HOME, KIT_PACKAGE, bwrap_path, command, environment, host_python_roots,
-                    is_within, prepare_scratch)
+from . import cgroups, seccomp
+from .bwrap import KIT_PACKAGE, bwrap_path, command, host_python_roots, is_within
 from .limits import Slot, tool
+from .spec import RunSpec
 
 _STRATEGY: dict = {}   # mode -> strategy, or the SandboxUnavailable raised (checked once per process)
 _CGROUPS: dict = {}    # "host" -> cgroups.Host or None (probed once per process)
@@ -61,11 +61,22 @@ def check_available(settings: Sandbox) -> str:
 
 
 def limit_cgroups(settings: Sandbox) -> cgroups.Host | None:
-    """How runs get a cgroup here (v2 or v1), or None: the watchdog then polls. Probed once per process."""
+    """How runs get a cgroup here (v2 or v1); None only when the course turned them off (the watchdog then polls).
+
+    Without cgroup rights nothing is graded (``SandboxUnavailable``): the watchdog alone cannot see
+    tmpfs, memfd or shared memory, nor keep a run on its CPUs. Probed once per process.
+    """
     if settings.cgroups == "off":
         return None
     if "host" not in _CGROUPS:
         _CGROUPS["host"] = cgroups.probe()
+    if _CGROUPS["host"] is None:
+        raise SandboxUnavailable(
+            "the grader may not make cgroups here, so the kernel cannot hold a notebook to its memory, process "
+            "and CPU limits. Grade as root, or give the grading account a delegated cgroup v2 subtree "
+            "(systemd: Delegate=yes; see the README), or opt out knowingly with --Sandbox.cgroups=off "
+            "(every result is then marked 'limits not enforced')."
+        )
     return _CGROUPS["host"]
 
 
@@ -97,23 +108,30 @@ def find_strategy(settings: Sandbox) -> str:
         )
     for name in ("prlimit", "setpriv", "taskset") if os.geteuid() == 0 else ("prlimit", "taskset"):
         tool(name)
+    try:
+        seccomp.filter_program()
+    except (ImportError, OSError, RuntimeError) as exc:
+        raise SandboxUnavailable(
+            f"the sandbox's seccomp filter cannot be built ({type(exc).__name__}: {exc}): libseccomp "
+            "(Debian/Ubuntu: libseccomp2) and the pyseccomp package are needed"
+        ) from None
     failures = []
     with tempfile.TemporaryDirectory(prefix="spamkit-probe-") as tmp:
-        scratch = Path(tmp) / "work"
-        scratch.mkdir()
         data = Path(tmp) / "data.tsv"
         data.write_text("probe\n", encoding="utf-8")
         data.chmod(0o644)
         # the runner's packages must be visible in the sandbox (found, not imported: importing costs seconds)
         probe = ("import importlib.util as u; missing = [m for m in ('ipykernel', 'nbclient', 'nbgrader') "
-                 "if u.find_spec(m) is None]; assert not missing, missing; open('probe', 'w').write('ok')")
+                 "if u.find_spec(m) is None]; assert not missing, missing; open('probe', 'w').write('ok'); print('ok')")
         for strategy in strategies():
             with Slot() as slot:
-                prepare_scratch(scratch, strategy, slot)
-                env = environment(settings, INSIDE_HOME, INSIDE_DATA, {})
-                argv = command(strategy, slot, scratch, data, settings, env) + [sys.executable, "-c", probe]
-                proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-            if proc.returncode == 0 and (scratch / "probe").is_file():
+                launch = command(RunSpec.make(settings, strategy, slot, {}, data, {}))
+                try:
+                    proc = subprocess.run([*launch.argv, sys.executable, "-c", probe], capture_output=True,
+                                          text=True, timeout=120, pass_fds=launch.fds)
+                finally:
+                    launch.close()
+            if proc.returncode == 0 and proc.stdout.strip() == "ok":
                 return strategy
             failures.append(f"{strategy}: {(proc.stderr or proc.stdout).strip()[-500:] or f'exit {proc.returncode}'}")
     raise SandboxUnavailable(

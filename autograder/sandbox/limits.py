@@ -1,13 +1,16 @@
-"""The limits of a sandboxed run, and the watchdog that enforces those the kernel does not.
+"""The limits of a run, and the watchdog that enforces those the kernel does not.
 
-``prlimit`` sets the rlimits (processes, data, file size, no core files),
-``taskset`` pins the run to its slot's CPUs. Where the run has a cgroup
-(``cgroups.py``), the kernel enforces memory, processes and CPU, and ``watch``
-sleeps on the run's exit (a pidfd) and the cgroup's events, waking for the
-wall clock and, once a second, the scratch folder's size. Without one, ``watch``
-also polls the process tree (``/proc``: threads, resident memory, PSS once RSS
-over-counts), more often the closer the run is to a limit. Either way it kills
-the run at the first limit passed and says which.
+``spec.py`` decides the rlimits (processes, data, file size, open files, no
+core files) and the slot's CPUs that ``prlimit`` and ``taskset`` set. Where the
+run has a cgroup (``cgroups.py``), the kernel enforces memory, processes and
+CPU, and ``watch`` sleeps on the run's exit (a pidfd) and the cgroup's events,
+waking for the wall clock and, once a second, for how full the run's
+filesystems are (``Disk``). Without a cgroup (``Sandbox.cgroups = off``)
+``watch`` also polls the process tree (``/proc``: threads, resident memory,
+PSS once RSS over-counts), more often the closer the run is to a limit; that
+path does not see tmpfs, memfd or SysV shared memory, so its results are
+marked "limits not enforced". Either way it kills the run at the first limit
+passed and says which.
 """
 
 from __future__ import annotations
@@ -77,27 +80,6 @@ def slot_cpus(slot: int, threads: int) -> str:
     allowed = sorted(os.sched_getaffinity(0))
     count = max(1, min(threads, len(allowed)))
     return ",".join(str(allowed[(slot * count + i) % len(allowed)]) for i in range(count))
-
-
-def rlimits(settings: Sandbox, strategy: str, uid: int | None = None) -> list[str]:
-    nproc = settings.max_processes
-    uid = os.getuid() if uid is None else uid
-    if strategy in ("userns", "none") and uid != 0:  # the user's other processes count too
-        nproc += sum(p.info["num_threads"] or 0 for p in psutil.process_iter(["uids", "num_threads"])
-                     if p.info["uids"] and p.info["uids"].real == uid)
-    data = int(settings.memory_mb * 1.5) << 20
-    return [tool("prlimit"), f"--nproc={nproc}", f"--data={data}", f"--fsize={settings.disk_mb << 20}",
-            "--core=0", "--"]
-
-
-def rlimits_if_possible(settings: Sandbox) -> list[str]:
-    """Unsandboxed runs keep the rlimits where prlimit exists (RLIMIT_NPROC means nothing for root)."""
-    return rlimits(settings, "none") if shutil.which("prlimit") else []
-
-
-def pin_if_possible(slot: int, settings: Sandbox) -> list[str]:
-    taskset = shutil.which("taskset")
-    return [taskset, "--cpu-list", slot_cpus(slot, settings.threads)] if taskset else []
 
 
 # --- watching the run -------------------------------------------------------------------------------
@@ -198,6 +180,67 @@ def _disk_mb(folder: Path, max_entries: int) -> float:
     return used / 2**20
 
 
+FULL_BYTES = 1 << 20           # a filesystem of the run with less free than this is full
+
+
+class Disk:
+    """How much the run wrote: its size-capped filesystems (a sandbox), else a walk of its scratch folder.
+
+    A sandbox's home, /tmp and /dev/shm are tmpfs mounts of their own sizes, in the
+    sandbox's mount namespace; the watchdog reads their fill through
+    ``/proc/<pid>/root`` of a process in that namespace (one statvfs each). The
+    kernel already refuses every write past a size (unlinked and O_TMPFILE files
+    included); a full one, or more than ``MAX_SCRATCH_ENTRIES`` files, ends the run.
+    """
+
+    def __init__(self, pid: int, writable_mb: dict[str, int], scratch: Path, settings: Sandbox):
+        self.pid, self.writable_mb, self.scratch, self.settings = pid, writable_mb, scratch, settings
+        self.inside: int | None = None   # a process in the sandbox's mount namespace
+
+    def over(self) -> str | None:
+        """Why the run wrote too much, or None."""
+        if not self.writable_mb:
+            if _disk_mb(self.scratch, MAX_SCRATCH_ENTRIES) > self.settings.disk_mb:
+                return f"wrote more than {self.settings.disk_mb} MB (or {MAX_SCRATCH_ENTRIES} files)"
+            return None
+        for path, mb in self.writable_mb.items():
+            fs = self._statvfs(path)
+            if fs is None:
+                return None
+            if fs.f_bavail * fs.f_frsize < FULL_BYTES:
+                limit = "Sandbox.disk_mb" if mb == self.settings.disk_mb else "the sandbox's size for it"
+                return f"filled the {mb} MB of {path} ({limit})"
+            if fs.f_files - fs.f_ffree > MAX_SCRATCH_ENTRIES:
+                return f"made more than {MAX_SCRATCH_ENTRIES} files in {path}"
+        return None
+
+    def _statvfs(self, path: str):
+        for attempt in range(2):
+            if self.inside is None:
+                self.inside = _in_other_mount_namespace(self.pid)
+                if self.inside is None:
+                    return None   # still starting, or already gone
+            try:
+                return os.statvfs(f"/proc/{self.inside}/root{path}")
+            except OSError:
+                self.inside = None   # that process ended: find another
+        return None
+
+
+def _in_other_mount_namespace(pid: int) -> int | None:
+    try:
+        own = os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return None
+    for candidate in tree_pids(pid)[1:]:
+        try:
+            if os.readlink(f"/proc/{candidate}/ns/mnt") != own:
+                return candidate
+        except OSError:
+            continue
+    return None
+
+
 class OutputTail(threading.Thread):
     """Reads the runner's stdout/stderr, keeping only its last bytes."""
 
@@ -272,7 +315,7 @@ def _kernel_stopped(group, settings: Sandbox) -> tuple[Status | None, str]:
     return None, ""
 
 
-def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox, group=None) -> Watched:
+def watch(popen: subprocess.Popen, disk: Disk, settings: Sandbox, group=None) -> Watched:
     """Enforce wall time, memory, processes and disk until the run ends.
 
     ``group`` is the run's cgroup (``cgroups.Cgroup``) or None. The watchdog
@@ -312,8 +355,9 @@ def watch(popen: subprocess.Popen, scratch: Path, settings: Sandbox, group=None)
                 status, message = Status.TIMEOUT, f"stopped after {settings.notebook_timeout} s (Sandbox.notebook_timeout)"
             if status is None and now >= next_disk:
                 next_disk = now + DISK_POLL_SECONDS
-                if _disk_mb(scratch, MAX_SCRATCH_ENTRIES) > settings.disk_mb:
-                    status, message = Status.TOO_MUCH_DISK, f"wrote more than {settings.disk_mb} MB (or {MAX_SCRATCH_ENTRIES} files)"
+                wrote = disk.over()
+                if wrote:
+                    status, message = Status.TOO_MUCH_DISK, wrote
             if status:
                 break
             wake = min(deadline, next_disk, next_sample if group is None else math.inf,

@@ -3,15 +3,28 @@
 Usage: python runner.py SPEC, where SPEC is one JSON object (the sandbox
 writes it; this file never imports the kit, so it gets everything from it):
 
-    notebook, output, report   paths of the notebook to run, the executed
-                               notebook and this run's report (JSON)
-    progress                   path of the progress file (JSON, below)
+    notebook                   path of the notebook to run (it is deleted
+                               once read)
+    channel                    the file descriptor everything goes back on
+    names                      the names the report, the progress file and
+                               the executed notebook are sent under
+    evidence_files             the evidence files (path in the home -> the
+                               largest size sent)
+    checkpoint                 the prefix the evidence of a checkpoint is sent
+                               under
     cell_timeout               seconds per cell
     max_output_bytes           outputs kept before they are cut
     capture                    path of capture.py
     capture_settings           handed to the capture cells as they are:
                                evidence_dir, evidence_file, weights_file,
                                plot_history
+
+Nothing is left on disk for the grader: the home is a filesystem that ends
+with the sandbox. Results go back over the channel, a pipe only this process
+holds: before the kernel starts it makes the descriptor close-on-exec and
+itself not dumpable, so the kernel neither inherits it nor opens it through
+/proc. Each frame is a JSON header line ``{"name", "size"}`` and that many
+bytes; the grader keeps the last frame of each name, up to its size.
 
 It uses nbgrader's own Execute preprocessor, so a cell behaves exactly as in
 plain ``nbgrader autograde`` (a cell past cell_timeout is interrupted and gets
@@ -27,11 +40,19 @@ are dropped (one marker says so); past ten times that the kernel is killed and
 the run ends as ``too_much_output``. Only this file and capture.py are visible
 inside the sandbox; they hold no checks.
 
-Which cell is where: as each code cell starts, the runner replaces the
+Which cell is where: as each code cell starts, the runner sends the
 progress file (a tiny JSON object: the cell running, the cells that hit
 cell_timeout so far), so that the grader still learns them when the watchdog
 kills the whole sandbox (notebook_timeout, memory, ...) and this program
-cannot report. A cell interrupted at cell_timeout (nbclient calls
+cannot report.
+
+Checkpoints: after each of the student's code cells the runner calls the
+guard's checkpoint entry in a hidden cell (outside the kernel's history). It
+writes the evidence of what the guard has recorded so far (compile, fit and
+its weights, plot_history) when something changed; the runner sends those
+files under the checkpoint prefix and empties the evidence folder. If the run
+then ends early (kernel death, a limit), the grader still has the evidence of
+the work done before. A cell interrupted at cell_timeout (nbclient calls
 ``_async_handle_timeout``) is recorded, and its error outputs (the
 ``KeyboardInterrupt`` and nbgrader's ``CellTimeoutError``) become one
 ``CellTimeout`` error naming the cell and the limit, keeping the frames that
@@ -50,12 +71,13 @@ was running when the run ended early (None when it ran to its end) and
 ``timed_out`` the indices of the cells stopped at cell_timeout.
 """
 
+import ctypes
 import json
 import os
 import secrets
 import shutil
+import stat
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -142,17 +164,69 @@ def kernel_died_text(name: str) -> str:
     return f"the Python kernel died while cell `{name}` was running"
 
 
+class Channel:
+    """The write end of the pipe to the grader: frames of a JSON header line and bytes."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        os.set_inheritable(fd, False)   # the kernel and anything it starts never get it
+        _not_dumpable()                 # nor open it through /proc/<this pid>/fd
+
+    def send(self, name, data):
+        header = json.dumps({"name": name, "size": len(data)}).encode() + b"\n"
+        try:
+            for part in (header, data):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(self.fd, view):]
+        except OSError:
+            pass  # the grader stopped reading: it ended the run
+
+
+def _not_dumpable():
+    """prctl(PR_SET_DUMPABLE, 0): this process's /proc files (fd, mem) are closed to processes of its uid."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def read_file(folder, relpath, max_bytes):
+    """A regular file under folder, never following a symlink, up to max_bytes; None otherwise."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fds = []
+    try:
+        fds.append(os.open(folder, flags | os.O_DIRECTORY))
+        *parts, name = relpath.split("/")
+        for part in parts:
+            fds.append(os.open(part, flags | os.O_DIRECTORY, dir_fd=fds[-1]))
+        fds.append(os.open(name, flags | os.O_NONBLOCK, dir_fd=fds[-1]))
+        info = os.fstat(fds[-1])
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        with os.fdopen(os.dup(fds[-1]), "rb") as f:
+            data = f.read(max_bytes + 1)
+        return data if len(data) <= max_bytes else None
+    except OSError:
+        return None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 class BoundedExecute(Execute):
     """nbgrader's Execute, keeping at most ``max_output_bytes`` of outputs in memory."""
 
-    def __init__(self, max_output_bytes, evidence_dir, progress=None, **kwargs):
+    def __init__(self, max_output_bytes, evidence, channel=None, names=None, checkpoint=None, **kwargs):
         super().__init__(**kwargs)
         self.max_output_bytes = max_output_bytes
-        self.evidence_dir = evidence_dir
+        self.evidence = evidence   # {"dir": evidence folder in the home, "files": {path in the home: max bytes}}
         self.output_bytes = 0
         self.cut_cells = set()
         self.too_much = False
-        self.progress = progress   # path of the progress file, or None
+        self.channel = channel     # a Channel, or None
+        self.names = names or {}
+        self.checkpoint = checkpoint   # {"source": the hidden cell's code, "prefix": sent under}, or None
         self.running = None        # index of the cell running now (the guard cell is 0)
         self.timed_out = []        # indices of the cells interrupted at the cell timeout
 
@@ -160,20 +234,37 @@ class BoundedExecute(Execute):
         if cell.cell_type == "code":
             self.running = index
             self._write_progress()
+        home = Path(resources["metadata"]["path"])
         if cell.metadata.get("tags") == [GUARD_TAG]:  # not in the kernel's history: In/Out and numbers untouched
             self._check_assign_resources(resources)
             cell = self.execute_cell(cell, index, store_history=False)
         elif cell.metadata.get("tags") == [CAPTURE_TAG]:
-            evidence = Path(resources["metadata"]["path"]) / self.evidence_dir
+            evidence = home / self.evidence["dir"]
             _clear(evidence)  # only what the capture cell writes may be evidence
             cell, _ = super().preprocess_cell(cell, resources, index)
             if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
                 _clear(evidence)  # a capture that failed leaves nothing half-written or planted
         else:
             cell, _ = super().preprocess_cell(cell, resources, index)
+            if cell.cell_type == "code" and self.checkpoint:
+                self._checkpoint(home, index)
         if index in self.timed_out:
             _replace_errors(cell, "CellTimeout", timeout_text(cell_name(cell, index - 1), self.timeout))
         return cell, self.resources
+
+    def _checkpoint(self, home, index):
+        """The guard's checkpoint in a hidden cell, then what it wrote sent under the checkpoint prefix."""
+        evidence = home / self.evidence["dir"]
+        _clear(evidence)  # only what the checkpoint writes now
+        self.execute_cell(new_code_cell(self.checkpoint["source"]), index, store_history=False)
+        self.send_evidence(home, self.checkpoint["prefix"] + "/")
+        _clear(evidence)
+
+    def send_evidence(self, home, prefix=""):
+        for relpath, max_bytes in self.evidence["files"].items():
+            data = read_file(home, relpath, max_bytes)
+            if data is not None and self.channel:
+                self.channel.send(prefix + relpath, data)
 
     async def _async_handle_timeout(self, timeout, cell=None):
         """nbclient's step when a cell passes the timeout (it interrupts the kernel): note which cell it was."""
@@ -183,19 +274,12 @@ class BoundedExecute(Execute):
         return await super()._async_handle_timeout(timeout, cell)
 
     def _write_progress(self):
-        """The progress file, replaced whole (never seen half-written): the running cell, the cells timed out."""
-        if not self.progress:
+        """The progress file, sent whole: the running cell, the cells timed out."""
+        if not self.channel:
             return
         data = json.dumps({"cell": None if self.running is None else self.running - 1,
                            "timed_out": [i - 1 for i in self.timed_out]})
-        folder, name = os.path.split(self.progress)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, self.progress)
-        except OSError:
-            pass  # the notebook can break its own folder; the grader then does not learn the cell
+        self.channel.send(self.names["progress"], data.encode())
 
     def process_message(self, msg, cell, cell_index):
         if msg["msg_type"] in COUNTED:
@@ -288,9 +372,16 @@ def _errors(nb, tag: str) -> list:
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
+def checkpoint_source(key: str) -> str:
+    """The hidden cell after each student cell: the guard's checkpoint entry, if the guard is still there."""
+    return f"(globals().get({key + '_checkpoint'!r}) or (lambda: None))()\n"
+
+
 def main(spec: dict):
-    in_path, out_path, cell_timeout = spec["notebook"], spec["output"], int(spec["cell_timeout"])
-    settings = spec["capture_settings"]
+    channel = Channel(int(spec["channel"]))
+    in_path, cell_timeout = spec["notebook"], int(spec["cell_timeout"])
+    settings, names = spec["capture_settings"], spec["names"]
+    home = Path(in_path).parent
     nb = nbformat.read(in_path, as_version=4)
     os.unlink(in_path)  # the notebook's code sees no copy of its own source (comments, Markdown) on disk
     source = Path(spec["capture"]).read_text(encoding="utf-8")
@@ -298,12 +389,15 @@ def main(spec: dict):
     nb.cells = [_tagged(guard_source(source, key, settings), GUARD_TAG), *nb.cells,
                 _tagged(capture_source_with_guard(source, key, settings), CAPTURE_TAG)]
     # The sandbox ends with the run: no need to wait for a graceful kernel exit (TensorFlow takes ~1.4 s)
-    executor = BoundedExecute(int(spec["max_output_bytes"]), settings["evidence_dir"], progress=spec.get("progress"),
+    executor = BoundedExecute(int(spec["max_output_bytes"]),
+                              {"dir": settings["evidence_dir"], "files": spec["evidence_files"]},
+                              channel=channel, names=names,
+                              checkpoint={"source": checkpoint_source(key), "prefix": spec["checkpoint"]},
                               timeout=cell_timeout, kernel_name="python3", shutdown_kernel="immediate")
     outcome = {"status": "ok", "message": ""}
     start = time.monotonic()
     try:
-        executor.preprocess(nb, {"metadata": {"path": str(Path(in_path).parent)}})
+        executor.preprocess(nb, {"metadata": {"path": str(home)}})
         executor.running = None  # ran to its end
         executor._write_progress()
     except DeadKernelError:
@@ -333,8 +427,9 @@ def main(spec: dict):
     outcome["output_bytes"] = executor.output_bytes
     outcome["capture_errors"] = [f"guard: {e}" for e in _errors(nb, GUARD_TAG)] + _errors(nb, CAPTURE_TAG)
     nb.cells = [c for c in nb.cells if c.metadata.get("tags") not in ([CAPTURE_TAG], [GUARD_TAG])]
-    nbformat.write(nb, out_path)
-    Path(spec["report"]).write_text(json.dumps(outcome), encoding="utf-8")
+    executor.send_evidence(home)
+    channel.send(names["executed"], nbformat.writes(nb).encode("utf-8"))
+    channel.send(names["report"], json.dumps(outcome).encode("utf-8"))
 
 
 if __name__ == "__main__":

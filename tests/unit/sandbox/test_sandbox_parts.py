@@ -1,17 +1,25 @@
-"""The sandbox's pieces without a sandbox: bringing results back, the bwrap view, the checkout guard."""
+"""The sandbox's pieces without a sandbox: the results channel, the bwrap view, the checkout guard."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from autograder.sandbox import bwrap, host
-from autograder.sandbox.collect import RunProgress, bring_back, read_report, read_untrusted
+import json
+
+import pytest
+
 from autograder.model import Status
+from autograder.sandbox import bwrap, host
+from autograder.sandbox.channel import Receiver
+from autograder.sandbox.collect import RunProgress, read_report
+from autograder.sandbox.payload import runner
+from autograder.sandbox.spec import RunSpec
+from autograder.settings import Sandbox
 
 
-def test_result_files_are_read_without_following_symlinks(tmp_path):
-    base = tmp_path / "untrusted"
+def test_the_runner_reads_result_files_without_following_symlinks(tmp_path):
+    base = tmp_path / "home"
     (base / "evidence").mkdir(parents=True)
     secret = tmp_path / "secret.txt"
     secret.write_text("SECRET")
@@ -19,32 +27,55 @@ def test_result_files_are_read_without_following_symlinks(tmp_path):
     (base / "executed.ipynb").symlink_to(secret)
     (base / "evidence" / "evidence.json").symlink_to(secret)
     os.mkfifo(base / "evidence" / "model.weights.h5")
-    assert read_untrusted(base, "run.json", 100) == (b'{"status": "ok"}', "")
-    assert read_untrusted(base, "run.json", 5) == (None, "too big")
-    assert read_untrusted(base, "executed.ipynb", 100) == (None, "missing")
-    assert read_untrusted(base, "evidence/evidence.json", 100) == (None, "missing")
-    assert read_untrusted(base, "evidence/model.weights.h5", 100) == (None, "not a regular file")
+    assert runner.read_file(base, "run.json", 100) == b'{"status": "ok"}'
+    assert runner.read_file(base, "run.json", 5) is None
+    assert runner.read_file(base, "executed.ipynb", 100) is None
+    assert runner.read_file(base, "evidence/evidence.json", 100) is None
+    assert runner.read_file(base, "evidence/model.weights.h5", 100) is None   # a FIFO: not read, not waited on
     linked = tmp_path / "linked"
     linked.mkdir()
     (linked / "evidence").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "evidence.json").write_text("{}")
-    assert read_untrusted(linked, "evidence/evidence.json", 100) == (None, "missing")
+    assert runner.read_file(linked, "evidence/evidence.json", 100) is None
 
 
-def test_collect_keeps_only_result_files(tmp_path):
-    scratch = tmp_path / "work"
-    (scratch / "evidence").mkdir(parents=True)
-    for name in ("run.json", "executed.ipynb", "evidence/evidence.json", "pytest.py", "conftest.py"):
-        (scratch / name).write_text("x")
-    (scratch / "evidence" / "model.weights.h5").symlink_to("/etc/passwd")
-    untrusted, problems = bring_back(scratch, {"run.json": 10, "executed.ipynb": 10, "evidence/evidence.json": 10,
-                                                "evidence/model.weights.h5": 10})
-    kept = sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*") if p.is_file())
-    assert kept == ["evidence/evidence.json", "executed.ipynb", "run.json"]
-    assert problems == {"evidence/model.weights.h5": "missing"}
-    assert all(not p.is_symlink() for p in scratch.rglob("*"))
-    assert (untrusted / "pytest.py").exists()
+def frames(*parts) -> bytes:
+    out = b""
+    for name, data in parts:
+        out += json.dumps({"name": name, "size": len(data)}).encode() + b"\n" + data
+    return out
+
+
+def receive(data: bytes, accepted: dict) -> Receiver:
+    read_end, write_end = os.pipe()
+    receiver = Receiver(read_end, accepted)
+    receiver.start()
+    with os.fdopen(write_end, "wb") as pipe:
+        pipe.write(data)
+    receiver.join(5)
+    assert not receiver.is_alive()
+    return receiver
+
+
+def test_the_channel_keeps_the_last_frame_of_each_accepted_name_within_its_size(tmp_path):
+    got = receive(frames(("run.json", b"old"), ("run.json", b'{"status": "ok"}'), ("evidence/e.json", b"x" * 11),
+                         ("../../etc/passwd", b"root"), ("executed.ipynb", b"{}")),
+                  {"run.json": 100, "evidence/e.json": 10, "executed.ipynb": 10, "evidence/w.h5": 10})
+    assert got.files == {"run.json": b'{"status": "ok"}', "executed.ipynb": b"{}"}
+    problems = got.write_to(tmp_path)
+    assert problems == {"evidence/e.json": "too big", "evidence/w.h5": "missing"}
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "executed.ipynb", "run.json"]
+    assert got.problems["channel"].startswith("unexpected file")
+
+
+@pytest.mark.parametrize("broken", [b"not json\n", b'{"name": "run.json", "size": -5}\n', b"x" * 5000,
+                                    frames(("run.json", b"full")) + b'{"name": "run.json", "size": 99}\nshort'])
+def test_a_broken_or_cut_frame_ends_the_reading_and_keeps_nothing_half_sent(broken):
+    got = receive(frames(("progress", b"1")) + broken, {"progress": 10, "run.json": 100})
+    assert got.files.get("progress") == b"1"
+    assert got.files.get("run.json") in (None, b"full")
 
 
 def test_traversable_parents_are_made_first():
@@ -53,11 +84,39 @@ def test_traversable_parents_are_made_first():
                     "--ro-bind", "/a/b/venv", "/a/b/venv", "--tmpfs", "/tmp"]
 
 
+def spec(tmp_path) -> RunSpec:
+    return RunSpec.make(Sandbox(disk_mb=300), "userns", 0, {}, None, {})
+
+
 def test_kit_package_is_hidden_when_inside_a_bound_python_tree(tmp_path):
-    view = bwrap.view(tmp_path, None, python_roots=[str(bwrap.KIT_PACKAGE.parent)])
+    launch = bwrap.Launch([])
+    view = bwrap.view(spec(tmp_path), launch, python_roots=[str(bwrap.KIT_PACKAGE.parent)])
     assert ["--tmpfs", str(bwrap.KIT_PACKAGE)] == view[view.index(str(bwrap.KIT_PACKAGE)) - 1:][:2]
-    plain = bwrap.view(tmp_path, None, python_roots=["/nowhere"])
+    plain = bwrap.view(spec(tmp_path), launch, python_roots=["/nowhere"])
     assert str(bwrap.KIT_PACKAGE) not in plain
+    launch.close()
+
+
+def test_the_view_binds_no_host_path_of_the_kit_the_job_or_the_submission(tmp_path):
+    """The payload, the splits and the submission are copied in from descriptors; the writable places are
+    size-capped tmpfs mounts (the home at disk_mb)."""
+    (tmp_path / "nb.ipynb").write_text("{}")
+    data = tmp_path / "public.tsv"
+    data.write_text("x")
+    run = RunSpec.make(Sandbox(disk_mb=300), "userns", 0, {"nb.ipynb": tmp_path / "nb.ipynb"}, data, {})
+    launch = bwrap.Launch([])
+    view = bwrap.view(run, launch, python_roots=["/nowhere"])
+    try:
+        assert str(tmp_path) not in " ".join(view) and str(bwrap.KIT_PACKAGE) not in " ".join(view)
+        assert len(launch.fds) == 4   # runner, capture, splits, notebook
+        home = view.index("/home/student")
+        assert view[home - 5:home] == ["--perms", "0777", "--size", str(300 << 20), "--tmpfs"]
+        assert "--bind" not in view   # nothing of the host is writable
+        for path in ("/tmp", "/dev/shm"):
+            at = view.index(path)
+            assert view[at - 3:at] == ["--size", str(256 << 20), "--tmpfs"]
+    finally:
+        launch.close()
 
 
 def test_a_python_tree_holding_the_checkout_is_refused():
