@@ -144,7 +144,8 @@ print(json.dumps({"denied": denied, "other_abi": other_abi, "allowed": allowed})
 
 TRAIN = """
 import numpy as np, tensorflow as tf
-model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(4, activation="relu"), tf.keras.layers.Dense(1)])
+layers = tf.keras.layers
+model = tf.keras.Sequential([tf.keras.Input((8,)), layers.Dense(4, activation="relu"), layers.Dense(1)])
 model.compile(optimizer="adam", loss="mse")
 history = model.fit(np.random.rand(32, 8), np.random.rand(32, 1), epochs=1, verbose=0)
 print("loss", history.history["loss"][0])
