@@ -62,6 +62,7 @@ c.Lab.seed = 42                    # the grader's training seed
 c.Grading.val_auc_threshold = 0.91
 c.Grading.hidden_auc_threshold = 0.95
 c.Grading.honesty_tolerance = 0.005    # |reported val_auc - grader's own| allowed
+c.Grading.partial_credit_on_crash = True  # a run stopped by a limit or a dead kernel is graded on what it recorded before
 
 # --- sandbox and limits per submission -------------------------------------
 c.Sandbox.mode = "bwrap"               # "bwrap", or "none" to opt out (marked unsandboxed)

@@ -137,15 +137,17 @@ class GradingResult:
     graded_for: str | None = None      # the student whose notebook ran
     rechecked: list = field(default_factory=list)    # {"check", "job"} per check run again on kept evidence
     evidence: dict[str, bytes] | None = None         # the files the checks read; stored beside, not in the JSON
+    partial: bool = False      # the run ended early; checked on the evidence recorded before (a checkpoint)
     version: int = RESULT_VERSION
 
     @classmethod
     def of_run(cls, outcome: RunOutcome, executed: str | None, checks: list[CheckResult], check_seconds: float,
-               seconds: float, evidence: dict[str, bytes]) -> GradingResult:
+               seconds: float, evidence: dict[str, bytes], partial: bool = False) -> GradingResult:
         return cls(status=outcome.status, message=outcome.message, sandboxed=outcome.sandboxed, seconds=seconds,
                    execute_seconds=outcome.seconds, check_seconds=check_seconds, peak_rss_mb=outcome.peak_rss_mb,
                    executed=executed, checks=checks, capture_errors=outcome.capture_errors, evidence=evidence,
-                   cpu_seconds=outcome.cpu_seconds, cpu_threads=outcome.cpu_threads, limits_by=outcome.limits_by)
+                   cpu_seconds=outcome.cpu_seconds, cpu_threads=outcome.cpu_threads, limits_by=outcome.limits_by,
+                   partial=partial)
 
     @property
     def score(self) -> float:
@@ -202,6 +204,9 @@ def check_metrics(checks: list[CheckResult]) -> dict:
             if name in METRIC_NAMES and isinstance(value, (int, float)):
                 metrics.setdefault(METRIC_NAMES[name], float(value))
     return metrics
+
+
+PARTIAL_NOTE = "graded on the work recorded before the run ended"   # shown next to the status of a partial result
 
 
 # The settings a run's time limits come from, named in what the instructor and the student read.
@@ -271,6 +276,7 @@ class Summary:
     notes: list = field(default_factory=list)
     code_group: str | None = None       # students with the same value ran identical code (grading.identical)
     reused_from: str | None = None      # the classmate whose run graded this identical code, if not this student
+    partial: bool = False               # graded on the work recorded before the run ended (GradingResult.partial)
     gradebook_key: str | None = None    # set once nbgrader's autograde wrote this key's grades
     autograded_at: str | None = None
 
@@ -283,7 +289,8 @@ class Summary:
                    sandboxed=result.sandboxed, seconds=result.seconds, execute_seconds=result.execute_seconds,
                    check_seconds=result.check_seconds, peak_rss_mb=result.peak_rss_mb, score=result.score,
                    max_score=result.max_score, checks=list(result.checks), metrics=check_metrics(result.checks),
-                   cell_errors=cell_errors(result.executed), rechecked=list(result.rechecked))
+                   cell_errors=cell_errors(result.executed), rechecked=list(result.rechecked),
+                   partial=result.partial)
 
     @classmethod
     def not_graded(cls, status: Status, message: str, max_score: float, notes: list[str]) -> Summary:

@@ -37,7 +37,7 @@ from .grading.engine import grade_notebook
 from .grading.identical import matching_code_cells
 from .grading.job import GradingJob, make_job
 from .grading.submission import prepare_submission
-from .model import CheckResult, GradingResult, Status, Summary
+from .model import PARTIAL_NOTE, CheckResult, GradingResult, Status, Summary
 
 __all__ = ["GradeSubmission", "HideGraderInternals", "CsvExport", "LmsCollector", "AutogradeWithJob",
            "SanitizeStudentContent", "FeedbackExporter"]
@@ -97,6 +97,8 @@ def report_text(cell_checks: list[CheckResult], points: float, result: GradingRe
     lines = [f"Grader checks: {score:g} / {points:g} points"]
     if result.status != Status.OK:
         status = f"{result.status.student}: {result.message[:300]}"
+        if result.partial:
+            status += f" ({PARTIAL_NOTE})"
         lines.extend(textwrap.wrap(status, REPORT_WIDTH, initial_indent="  ! ", subsequent_indent="    "))
     if not result.sandboxed:
         lines.append("  ! graded without the sandbox (course opted out)")

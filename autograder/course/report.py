@@ -4,7 +4,8 @@ Built from the per-student summaries the batch leaves in the result store:
 score distribution, pass rate per check, spread of the reported and the
 re-evaluated validation AUC and of the hidden-test AUC, grading time per
 submission, the students who need a look (no or broken submission,
-timeouts, crashes, failed honesty check, grader errors), and the groups of
+timeouts, crashes (marked when graded on the work recorded before the run
+ended), failed honesty check, grader errors), and the groups of
 students whose code is identical (graded from one run; a hint, not an
 accusation). Figures are
 matplotlib PNGs embedded as base64, so the file stands alone.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..model import Status, Summary
+from ..model import PARTIAL_NOTE, Status, Summary
 from ..settings import Grading
 from .store import ResultStore
 
@@ -125,7 +126,8 @@ def attention(summaries: dict[str, Summary]) -> list[dict]:
     rows = []
     for student, s in sorted(summaries.items()):
         if s.status != Status.OK:
-            rows.append({"student": student, "reason": s.status.instructor, "detail": (s.message or "")[:300]})
+            reason = f"{s.status.instructor}, {PARTIAL_NOTE}" if s.partial else s.status.instructor
+            rows.append({"student": student, "reason": reason, "detail": (s.message or "")[:300]})
         crashed = [f"{e['cell']}: {e['ename']}" for e in s.cell_errors if not e["test"]]
         if crashed:
             rows.append({"student": student, "reason": "errors while running", "detail": "; ".join(crashed)})
@@ -172,7 +174,7 @@ def render(course_id: str, assignment: str, summaries: dict[str, Summary], gradi
         mean_score=sum(s.score for s in summaries.values()) / max(1, len(summaries)),
         max_score=max((s.max_score for s in summaries.values()), default=0),
         figures=figures(summaries, checks, grading), checks=checks, attention=attention(summaries),
-        identical=identical_groups(summaries),
+        identical=identical_groups(summaries), partial_note=PARTIAL_NOTE,
         students=[{"student": k, **v.to_dict()} for k, v in sorted(summaries.items())],
     )
 

@@ -10,6 +10,14 @@ a Dask worker. Its two stages are functions of their own, ``run_in_sandbox``
 two Dask tasks and check one submission while the next one's sandbox starts.
 ``recheck`` runs one check again on the evidence a result kept, without
 running the notebook.
+
+A run that ended early (a limit, a dead kernel: not OK, not a cell timeout)
+leaves no final evidence, but may leave the guard's last checkpoint (what it
+recorded after the student's cells that ran, ``evidence.CHECKPOINT_DIR``).
+With ``Grading.partial_credit_on_crash`` on, the checks then run on that
+checkpoint (``evidence_to_check``): the result is ``partial``, keeps the
+checkpoint as its evidence, and each check whose part was not recorded
+fails naming the stop.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from .. import sandbox
 from ..model import CheckResult, GradingResult, RunOutcome, Status
 from ..settings import Sandbox
 from . import check_process
-from .evidence import EVIDENCE_DIR, EVIDENCE_FILES, PLOT_HISTORY, capture_settings, sandbox_files
+from .evidence import (CHECKPOINT_DIR, EVIDENCE_DIR, EVIDENCE_FILE, EVIDENCE_FILES, PLOT_HISTORY, capture_settings,
+                       checkpoint_evidence, sandbox_files)
 from .job import GradingJob, job_context, job_dir
 
 
@@ -37,6 +46,7 @@ class SandboxRun:
     executed: str | None
     evidence: dict[str, bytes]
     seconds: float          # preparing, running and collecting
+    checkpoint: dict[str, bytes] | None = None   # the guard's last checkpoint, if the sandbox brought one back
 
 
 def grade_notebook(nb_json: str, files: dict[str, bytes], job: GradingJob, notebook_name: str) -> GradingResult:
@@ -63,21 +73,42 @@ def run_in_sandbox(nb_json: str, files: dict[str, bytes], job: GradingJob, noteb
                                        capture_settings(), sandbox_files())
         executed = _read_executed(scratch / sandbox.collect.EXECUTED)
         evidence = kept_evidence(scratch / EVIDENCE_DIR)
-    return SandboxRun(outcome, executed, evidence, round(time.monotonic() - started, 2))
+        checkpoint = kept_evidence(scratch / CHECKPOINT_DIR)
+    return SandboxRun(outcome, executed, evidence, round(time.monotonic() - started, 2), checkpoint)
 
 
 def check_run(run: SandboxRun, job: GradingJob) -> GradingResult:
     """The second stage: the hidden checks on a run's evidence, and the graded result."""
     started = time.monotonic()
+    evidence, partial = evidence_to_check(run, job.grading.get("partial_credit_on_crash", True))
     with tempfile.TemporaryDirectory(prefix="spamkit-") as tmp:
         scratch = Path(tmp)
         (scratch / EVIDENCE_DIR).mkdir()
-        for name, data in run.evidence.items():
+        for name, data in evidence.items():
             (scratch / EVIDENCE_DIR / name).write_bytes(data)
-        checks = run_checks(scratch, job, run.outcome.status)
+        checks = run_checks(scratch, job, run.outcome.status, run_message=run.outcome.message, partial=partial)
     check_seconds = round(time.monotonic() - started, 2)
     return GradingResult.of_run(run.outcome, run.executed, checks, check_seconds=check_seconds,
-                                seconds=round(run.seconds + check_seconds, 2), evidence=run.evidence)
+                                seconds=round(run.seconds + check_seconds, 2), evidence=evidence, partial=partial)
+
+
+# How a run may end and still be graded on its final evidence only: it ran to the end (a cell stopped at
+# its time limit is interrupted, and the notebook goes on to the capture cell).
+RAN_TO_THE_END = (Status.OK, Status.CELL_TIMEOUT)
+
+
+def evidence_to_check(run: SandboxRun, partial_credit: bool) -> tuple[dict[str, bytes], bool]:
+    """The evidence the checks read, and whether it is the checkpoint of a run that ended early.
+
+    The final evidence whenever there is some, or the run ran to its end, or partial credit is off;
+    else the guard's last checkpoint, if it is a valid one (``evidence.checkpoint_evidence``).
+    """
+    if EVIDENCE_FILE in run.evidence or run.outcome.status in RAN_TO_THE_END or not partial_credit:
+        return run.evidence, False
+    checkpoint = checkpoint_evidence(run.checkpoint or {})
+    if checkpoint is None:
+        return run.evidence, False
+    return checkpoint, True
 
 
 def warm_checks(job: GradingJob) -> bool:
@@ -101,9 +132,12 @@ def recheck(result: GradingResult, evidence: dict[str, bytes], job: GradingJob, 
     with tempfile.TemporaryDirectory(prefix="spamkit-") as tmp:
         scratch = Path(tmp)
         (scratch / EVIDENCE_DIR).mkdir()
-        for name, data in evidence.items():
+        partial = result.partial and job.grading.get("partial_credit_on_crash", True)
+        # partial credit switched off since: checked as if nothing was recorded (the checkpoint is still kept)
+        checked = {} if result.partial and not partial else evidence
+        for name, data in checked.items():
             (scratch / EVIDENCE_DIR / name).write_bytes(data)
-        fresh = run_checks(scratch, job, result.status, only=check_id)
+        fresh = run_checks(scratch, job, result.status, only=check_id, run_message=result.message, partial=partial)
     if not fresh:
         raise ValueError(f"there is no check {check_id!r}")
     return result.with_check(fresh[0], job.digest, evidence)
@@ -121,15 +155,24 @@ def _read_executed(path: Path) -> str | None:
     return nbformat.writes(nb)
 
 
-def run_checks(scratch: Path, job: GradingJob, run_status: Status, only: str | None = None) -> list[CheckResult]:
-    """Run the hidden checks (or only the check named ``only``) on ``scratch``'s evidence."""
-    context = {
+def check_context(scratch: Path, job: GradingJob, run_status: Status, only: str | None = None,
+                  run_message: str = "", partial: bool = False) -> dict:
+    """What the hidden checks are told (the check process adds the grader's figures)."""
+    return {
         "evidence_dir": str(scratch / EVIDENCE_DIR),
         "plot_history": PLOT_HISTORY,
         "run_status": str(run_status),
+        "run_message": run_message,
+        "partial": partial,   # the evidence is a checkpoint of a run that ended early (conftest names the stop)
         "only": only,
         **job.grading,
     }
+
+
+def run_checks(scratch: Path, job: GradingJob, run_status: Status, only: str | None = None,
+               run_message: str = "", partial: bool = False) -> list[CheckResult]:
+    """Run the hidden checks (or only the check named ``only``) on ``scratch``'s evidence."""
+    context = check_context(scratch, job, run_status, only, run_message, partial)
     records = check_process.run_checks(context, scratch, job.digest, job_context(job), Sandbox(**job.sandbox).threads,
                                        timeout=job.sandbox["cell_timeout"])
     return [CheckResult.from_dict(record) for record in records]

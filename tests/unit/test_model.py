@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from autograder.model import (BATCH, INTAKE, RUN, CheckResult, GradingResult, RunOutcome, Status, Summary,
-                              cell_errors, cell_label, cells_timed_out, check_metrics, while_running)
+from autograder.model import (BATCH, INTAKE, PARTIAL_NOTE, RUN, CheckResult, GradingResult, RunOutcome, Status,
+                              Summary, cell_errors, cell_label, cells_timed_out, check_metrics, while_running)
 
 
 def test_every_status_says_what_it_is_to_each_reader():
@@ -80,7 +80,8 @@ def test_summaries_written_before_the_model_still_read():
               "max_score": 20.0, "checks": [], "metrics": {}, "notes": []}
     old = Summary.from_dict(graded)
     assert old.status is Status.OK and old.checks[0].passed and old.gradebook_key == "k"
-    assert old.to_dict() == {**graded, "code_group": None, "reused_from": None}  # fields added later: empty
+    assert old.to_dict() == {**graded, "code_group": None, "reused_from": None,   # fields added later: empty
+                             "partial": False}
     missing = Summary.from_dict(absent)
     assert missing.status is Status.NO_SUBMISSION and not missing.graded and missing.cell_errors == []
 
@@ -120,3 +121,20 @@ def test_a_timed_out_result_keeps_the_grade_its_checks_give():
     assert (summary.status, summary.score, summary.max_score) == (Status.CELL_TIMEOUT, 4.0, 6.0)
     assert summary.message == "cell `fit` stopped after 600 s (Sandbox.cell_timeout)"
     assert Summary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+
+
+def test_a_result_graded_on_the_work_recorded_before_the_run_ended_is_marked_and_stored():
+    outcome = RunOutcome(Status.OUT_OF_MEMORY, "used more than 4096 MB of memory while cell `plot` was running")
+    graded = GradingResult.of_run(outcome, None, checks(), check_seconds=1.0, seconds=50.0,
+                                  evidence={"evidence.json": b"{}"}, partial=True)
+    assert graded.partial and not GradingResult.of_run(outcome, None, [], 0.0, 0.0, evidence={}).partial
+    data = json.loads(json.dumps(graded.to_dict()))
+    assert data["partial"] is True
+    assert GradingResult.from_dict(data).partial is True
+    older = {k: v for k, v in data.items() if k != "partial"}          # a result stored before the flag
+    assert GradingResult.from_dict(older).partial is False
+    summary = Summary.of_result(graded, "k", "d")
+    assert summary.partial and summary.score == 4.0
+    assert Summary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+    assert Summary.from_dict({k: v for k, v in summary.to_dict().items() if k != "partial"}).partial is False
+    assert PARTIAL_NOTE == "graded on the work recorded before the run ended"

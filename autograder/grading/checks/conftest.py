@@ -8,6 +8,12 @@ the collector writes one record per check (no source, no traceback) to the
 file named by ``KIT_CHECK_RESULTS``. A record's ``message`` is shown to the
 student; figures a check measured (``record_property``) go to ``values`` and
 an unexpected grader error's text to ``detail``, both for the instructor only.
+
+When the evidence is the checkpoint of a run that ended early (``partial``
+in the context, see ``engine.evidence_to_check``), a check that fails while a
+part of the evidence it reads was not recorded before the stop gets a message
+naming the stop instead (``evidence.not_checked``). The parts a check reads:
+its test cell's (``NEEDS``), or its marker's ``needs=(...)``.
 """
 
 import json
@@ -17,10 +23,15 @@ from pathlib import Path
 import pytest
 
 _RESULTS = []
+_CHECKPOINT = {}   # the checkpoint evidence of this session, read once (partial runs only)
+
+# The part of the evidence the checks of each test cell read (a check's marker may say ``needs=(...)``).
+NEEDS = {"test_compile": ("compile",), "test_fit": ("history",), "test_plot": ("plots",)}
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "check(cell, points, name): a graded check of a test cell")
+    config.addinivalue_line("markers", "check(cell, points, name, needs=None): a graded check of a test cell "
+                            "(needs: the evidence parts it reads, if not its cell's)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -63,6 +74,26 @@ def regraded(context, evidence):
     return figures
 
 
+def _stopped_before(marker) -> str | None:
+    """The part a check reads that the run ended before recording (partial runs only), or None."""
+    context = _context()
+    if not context.get("partial"):
+        return None
+    from autograder.errors import EvidenceMissing
+    from autograder.grading.evidence import load_evidence, not_recorded
+
+    if "evidence" not in _CHECKPOINT:
+        try:
+            _CHECKPOINT["evidence"] = load_evidence(Path(context["evidence_dir"]))
+        except EvidenceMissing:
+            _CHECKPOINT["evidence"] = None
+    evidence = _CHECKPOINT["evidence"]
+    if evidence is None:
+        return None
+    needs = marker.kwargs.get("needs") or NEEDS.get(marker.kwargs["cell"], ())
+    return next((part for part in needs if not_recorded(evidence, part)), None)
+
+
 def _message(exc) -> tuple[str, str]:
     """What the student reads, and the grader-side detail (instructor only)."""
     from autograder.errors import EvidenceMissing
@@ -86,6 +117,13 @@ def pytest_runtest_makereport(item, call):
     message, detail = "", ""
     if call.excinfo is not None:
         message, detail = _message(call.excinfo.value)
+    if not report.passed:
+        part = _stopped_before(marker)
+        if part is not None:
+            from autograder.grading.evidence import not_checked
+
+            context = _context()
+            message = not_checked(context.get("run_status", ""), context.get("run_message", ""), part)
     _RESULTS.append({
         "id": item.name,
         "cell": marker.kwargs["cell"],

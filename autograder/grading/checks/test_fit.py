@@ -103,7 +103,7 @@ def test_epochs(evidence, context):
     )
 
 
-@pytest.mark.check(cell=CELL, points=2, name="Validation AUC reaches the threshold")
+@pytest.mark.check(cell=CELL, points=2, name="Validation AUC reaches the threshold", needs=("weights",))
 def test_val_auc_threshold(regraded, context, evidence, record_property):
     own = regraded["val_auc"]
     record_property("val_auc", own)
@@ -115,7 +115,8 @@ def test_val_auc_threshold(regraded, context, evidence, record_property):
     )
 
 
-@pytest.mark.check(cell=CELL, points=2, name="Reported validation AUC matches the grader's")
+@pytest.mark.check(cell=CELL, points=2, name="Reported validation AUC matches the grader's",
+                   needs=("history", "weights"))
 def test_reported_val_auc_is_honest(evidence, regraded, context, record_property):
     """The saved weights score what the history reports for the last epoch, or for an earlier epoch
     whose weights a callback restored (``EarlyStopping(restore_best_weights=True)``)."""
@@ -139,7 +140,7 @@ def test_reported_val_auc_is_honest(evidence, regraded, context, record_property
     )
 
 
-@pytest.mark.check(cell=CELL, points=2, name="Trained model passes on hidden test data")
+@pytest.mark.check(cell=CELL, points=2, name="Trained model passes on hidden test data", needs=("weights",))
 def test_hidden_auc(regraded, context, record_property):
     record_property("hidden_auc", regraded["hidden_auc"])
     assert regraded["hidden_auc"] >= context["hidden_auc_threshold"], (

@@ -17,7 +17,23 @@ kernel, in two cells it adds and removes again before anything is saved:
   *is* the genuine Keras object) and the optimizer Keras built from it (class,
   learning rate); for fit, the History it returned, the epochs and the
   batches per epoch. The guard publishes its capture entry in the student's
-  namespace under a name holding a random token of this run.
+  namespace under a name holding a random token of this run, and beside it
+  (that name + ``_checkpoint``) its checkpoint entry.
+* a **checkpoint** after each of the student's code cells: the runner calls
+  the checkpoint entry in a hidden cell. It writes into the evidence folder,
+  in the final capture's schema, what the guard has *recorded* so far: the
+  compile of ``model`` once recorded, ``history`` once it is the History of a
+  recorded fit of ``model``, the weights once such a fit was recorded, the
+  plots once ``plot_history`` is defined; every other part is None with the
+  error "not recorded before the run ended", and ``checkpoint`` is true. It
+  writes nothing when nothing it tracks changed since its last call (the
+  model, its compile record and calls, its fits, ``history``,
+  ``plot_history``); it saves the weights only after a new fit and calls
+  plot_history only when it is a new function. Files are written under a
+  temporary name and renamed, weights first. It never prints and never
+  raises. The runner moves the files out after each call, so that a run a
+  limit or a dead kernel ends is graded on the work recorded before
+  (``grading/evidence.py``).
 * the **capture cell**, after the student's last cell. It calls the guard's
   entry, which reads ``model`` and ``history`` and writes the evidence folder
   (evidence.json and model.weights.h5; folder and names come with the
@@ -104,7 +120,12 @@ class _Refs:
         self.save_weights = self.Model.save_weights
         self.encode = _json.JSONEncoder().encode
         self.makedirs, self.join, self.basename = _os.makedirs, _os.path.join, _os.path.basename
+        self.replace = _os.replace
         self.out_dir = _os.path.abspath(out_dir)
+        import io
+        import sys
+
+        self.sys, self.StringIO = sys, io.StringIO
 
     def describe(self, obj):
         """A passed optimizer / loss / metric: its name, class and whether it is the genuine Keras object."""
@@ -214,30 +235,23 @@ def _install_guard(namespace, key, settings):
 
     model_class.compile, model_class.fit = compile, fit
     namespace[key] = functools.partial(_kit_capture, namespace, refs, records, settings)
+    namespace[key + "_checkpoint"] = _Checkpoint(namespace, refs, records, settings)
 
 
 def _error_text(exc) -> str:
     return "".join(_traceback.format_exception_only(type(exc), exc)).strip()[:2000]
 
 
-def _kit_capture(namespace, refs, records, settings):
-    """Write the evidence folder from ``namespace``; ``records`` is None when the guard is gone."""
-    import matplotlib
-    import matplotlib.pyplot as plt
+class _Parts:
+    """The four parts of the evidence, each read from ``namespace`` with the guard's references and records
+    (``records`` is None when the guard is gone)."""
 
-    refs.makedirs(refs.out_dir, exist_ok=True)
-    evidence = {"errors": {}, "guard": records is not None}
+    def __init__(self, namespace, refs, records, settings):
+        self.namespace, self.refs, self.records, self.settings = namespace, refs, records, settings
+        self.model = namespace.get("model")
 
-    def attempt(part, fn):
-        try:
-            evidence[part] = fn()
-        except BaseException as exc:  # record, never stop: the checks judge absence
-            evidence[part] = None
-            evidence["errors"][part] = _error_text(exc)
-
-    model = namespace.get("model")
-
-    def compiled():
+    def compiled(self):
+        model, refs, records = self.model, self.refs, self.records
         if not isinstance(model, refs.Model):
             raise TypeError(f"`model` is {type(model).__name__}, not a keras.Model")
         record = records.compiled(model) if records is not None else None
@@ -257,8 +271,9 @@ def _kit_capture(namespace, refs, records, settings):
                                    "iterations": int(refs.to_numpy(optimizer.iterations))}
         return result
 
-    def history():
-        hist = namespace.get("history")
+    def history(self):
+        model, refs, records = self.model, self.refs, self.records
+        hist = self.namespace.get("history")
         values = getattr(hist, "history", None)
         fits = records.fitted(model) if records is not None else []
         match = next((r for r in reversed(fits) if r[1] is hist), None)
@@ -281,28 +296,151 @@ def _kit_capture(namespace, refs, records, settings):
             "steps_per_epoch": steps,
         }
 
-    def weights():
-        path = refs.join(refs.out_dir, settings["weights_file"])
-        refs.save_weights(model, path)
+    def weights(self, saved_as=None):
+        """Save the model's weights; under ``saved_as`` first (then renamed), if given."""
+        refs = self.refs
+        path = refs.join(refs.out_dir, self.settings["weights_file"])
+        if saved_as is None:
+            refs.save_weights(self.model, path)
+        else:
+            temporary = refs.join(refs.out_dir, saved_as)
+            refs.save_weights(self.model, temporary)
+            refs.replace(temporary, path)
         return refs.basename(path)
 
-    def plots():
-        plot_history = namespace.get("plot_history")
+    def plots(self):
+        import matplotlib
+        import matplotlib.pyplot as plt
+
+        plot_history = self.namespace.get("plot_history")
         if not callable(plot_history):
             raise NameError("plot_history is not defined")
         previous_backend = matplotlib.get_backend()
         plt.switch_backend("agg")
         try:
-            return _plot_calls(plot_history, settings["plot_history"], refs.History, plt)
+            return _plot_calls(plot_history, self.settings["plot_history"], self.refs.History, plt)
         finally:
             plt.switch_backend(previous_backend)
 
-    attempt("compile", compiled)
-    attempt("history", history)
-    attempt("weights", weights)
-    attempt("plots", plots)
+
+def _attempt(evidence, part, fn):
+    """One part of the evidence: its value, or None and why (record, never stop: the checks judge absence)."""
+    try:
+        evidence[part] = fn()
+    except BaseException as exc:
+        evidence[part] = None
+        evidence["errors"][part] = _error_text(exc)
+
+
+def _kit_capture(namespace, refs, records, settings):
+    """Write the evidence folder from ``namespace``; ``records`` is None when the guard is gone."""
+    refs.makedirs(refs.out_dir, exist_ok=True)
+    evidence = {"errors": {}, "guard": records is not None}
+    parts = _Parts(namespace, refs, records, settings)
+    _attempt(evidence, "compile", parts.compiled)
+    _attempt(evidence, "history", parts.history)
+    _attempt(evidence, "weights", parts.weights)
+    _attempt(evidence, "plots", parts.plots)
     with open(refs.join(refs.out_dir, settings["evidence_file"]), "w", encoding="utf-8") as f:
         f.write(refs.encode(evidence))
+
+
+NOT_RECORDED = "not recorded before the run ended"   # grading/evidence.py's NOT_RECORDED (this file imports no kit)
+
+
+def _fresh(part, fn) -> tuple:
+    """(value, error) of one part recorded now, kept until what it comes from changes; an interrupt is no
+    answer to keep (it ends this checkpoint, and the next one tries again)."""
+    found = {"errors": {}}
+    _attempt(found, part, fn)
+    error = found["errors"].get(part)
+    if error is not None and error.startswith("KeyboardInterrupt"):
+        raise KeyboardInterrupt
+    return found[part], error
+
+
+class _Checkpoint:
+    """The checkpoint entry: the evidence recorded so far, written only when what it tracks changed."""
+
+    def __init__(self, namespace, refs, records, settings):
+        self.namespace, self.refs, self.records, self.settings = namespace, refs, records, settings
+        self.state = None          # what the last written checkpoint was made of (objects compared by identity)
+        self.weights = None        # (fit record, value, error) of the last weights saved
+        self.plots = None          # (plot_history, value, error) of the last plots recorded
+
+    def __call__(self):
+        refs = self.refs
+        sys = refs.sys
+        stdout, stderr = sys.stdout, sys.stderr
+        try:
+            sys.stdout, sys.stderr = refs.StringIO(), refs.StringIO()  # never print into the student's notebook
+            self._write()
+        except BaseException:  # noqa: BLE001 - never raise into the student's notebook: the next call tries again
+            self.state = None
+        finally:
+            sys.stdout, sys.stderr = stdout, stderr
+
+    def _tracked(self):
+        """What a checkpoint is made of: the compile record of ``model`` and its calls, its last fit and number
+        of fits, ``history`` if it is the History of one of them, ``plot_history`` if callable (the records name
+        the model, so another model with nothing recorded changes nothing)."""
+        model = self.namespace.get("model")
+        if not isinstance(model, self.refs.Model):
+            model = None
+        record = self.records.compiled(model) if model is not None else None
+        fits = self.records.fitted(model) if model is not None else []
+        hist = self.namespace.get("history")
+        hist = hist if isinstance(hist, self.refs.History) and any(r[1] is hist for r in fits) else None
+        plot_history = self.namespace.get("plot_history")
+        plot_history = plot_history if callable(plot_history) else None
+        return (record, record[3] if record is not None else 0, fits[-1] if fits else None, len(fits), hist,
+                plot_history)
+
+    def _write(self):
+        state = self._tracked()
+        if self.state is not None and len(state) == len(self.state) and all(
+                a is b or (type(a) is int and a == b) for a, b in zip(state, self.state)):
+            return
+        record, _, last_fit, _, hist, plot_history = state
+        refs, settings = self.refs, self.settings
+        refs.makedirs(refs.out_dir, exist_ok=True)
+        evidence = {"errors": {}, "guard": True, "checkpoint": True}
+        parts = _Parts(self.namespace, refs, self.records, settings)
+
+        def not_recorded(part):
+            evidence[part] = None
+            evidence["errors"][part] = NOT_RECORDED
+
+        if record is not None:
+            _attempt(evidence, "compile", parts.compiled)
+        else:
+            not_recorded("compile")
+        if hist is not None:
+            _attempt(evidence, "history", parts.history)
+        else:
+            not_recorded("history")
+        if last_fit is None:
+            not_recorded("weights")
+        else:
+            if self.weights is None or self.weights[0] is not last_fit:
+                self.weights = (last_fit, *_fresh("weights", lambda: parts.weights(saved_as=".checkpoint.weights.h5")))
+            evidence["weights"] = self.weights[1]
+            if self.weights[2] is not None:
+                evidence["errors"]["weights"] = self.weights[2]
+        if plot_history is None:
+            not_recorded("plots")
+        else:
+            if self.plots is None or self.plots[0] is not plot_history:
+                self.plots = (plot_history, *_fresh("plots", parts.plots))
+            evidence["plots"] = self.plots[1]
+            if self.plots[2] is not None:
+                evidence["errors"]["plots"] = self.plots[2]
+        path = refs.join(refs.out_dir, settings["evidence_file"])
+        temporary = refs.join(refs.out_dir, ".checkpoint." + settings["evidence_file"])
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write(refs.encode(evidence))
+        refs.replace(temporary, path)
+        self.state = state
 
 
 def _plot_calls(plot_history, plot_history_values, history_class, plt):
