@@ -35,6 +35,7 @@ from autograder.grading.engine import grade_notebook  # noqa: E402
 from autograder.grading.job import make_job  # noqa: E402
 from autograder.sandbox import bwrap  # noqa: E402
 from autograder.sandbox.limits import Slot  # noqa: E402
+from autograder.sandbox.spec import RunSpec  # noqa: E402
 from autograder.settings import Sandbox, load_course_config  # noqa: E402
 
 
@@ -46,18 +47,15 @@ def startup_seconds(settings: Sandbox, repeat: int) -> tuple[float, float]:
         data = Path(tmp) / "data.tsv"
         data.write_text("x\n")
         data.chmod(0o644)
-        for i in range(repeat):
-            scratch = Path(tmp) / f"w{i}"
-            scratch.mkdir()
+        for _ in range(repeat):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             direct.append(time.perf_counter() - start)
-            env = bwrap.environment(settings, bwrap.INSIDE_HOME, bwrap.INSIDE_DATA, {})
             with Slot() as slot:
                 start = time.perf_counter()
-                bwrap.prepare_scratch(scratch, strategy, slot)
-                command = bwrap.command(strategy, slot, scratch, data, settings, env)
-                subprocess.run([*command, sys.executable, "-c", "pass"], check=True)
+                launch = bwrap.command(RunSpec.make(settings, strategy, slot, {}, data, {}))
+                subprocess.run([*launch.argv, sys.executable, "-c", "pass"], check=True, pass_fds=launch.fds)
+                launch.close()
                 boxed.append(time.perf_counter() - start)
     return statistics.median(direct), statistics.median(boxed)
 

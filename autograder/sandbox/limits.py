@@ -51,14 +51,33 @@ def tool(name: str) -> str:
     return path
 
 
+def private_folder(path: Path) -> Path:
+    """``path`` as a folder of this user's alone: made 0700, or checked (lstat: a real folder, ours, closed to
+    others) if it exists. Another user of the machine who made it first could hold its locks or swap its
+    files: then nothing is run (SandboxUnavailable), rather than trusting it."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise SandboxUnavailable(
+            f"{path} is not a private folder of this user (owner uid {info.st_uid}, mode {stat.filemode(info.st_mode)}): "
+            "someone else made it; remove it (as root) and grade again")
+    return path
+
+
 class Slot:
-    """A numbered slot held (flock) for one run: its uid and CPUs are that run's alone."""
+    """A numbered slot held (flock) for one run: its uid and CPUs are that run's alone.
+
+    The locks live in one folder per grading user in the system's temp folder, so that every grading
+    process of the machine (nbgrader's autograde, Dask workers with another HOME) shares them.
+    """
 
     def __enter__(self) -> int:
-        folder = Path(tempfile.gettempdir()) / f"spamkit-sandbox-slots-{os.geteuid()}"
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder = private_folder(Path(tempfile.gettempdir()) / f"spamkit-sandbox-slots-{os.geteuid()}")
         for index in range(MAX_SLOTS):
-            fd = os.open(folder / f"{index}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(folder / f"{index}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

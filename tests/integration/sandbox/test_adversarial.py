@@ -29,6 +29,7 @@ import pytest
 
 from autograder.sandbox import bwrap, cgroups, host
 from autograder.sandbox.limits import Slot
+from autograder.sandbox.spec import RunSpec
 from autograder.settings import Sandbox
 from adversarial import Target, adv_lines, cases, endless_loop
 from kit_testing import (ASSIGNMENT, REPO, SHARED_DATA, fill, gradebook_scores, make_course, nbgrader,
@@ -379,19 +380,22 @@ def test_grading_stops_without_a_sandbox(graded, tmp_path, fake_bwrap, message):
 # --- the sandbox itself, with bwrap --------------------------------------------------------------------------------
 
 
-def run_inside(code: str, settings: Sandbox, tmp: Path, strategy: str | None = None, **command_args):
-    """Run ``python -c code`` in a sandbox made like the grader makes one."""
+def run_inside(code: str, settings: Sandbox, tmp: Path, strategy: str | None = None, python_roots=None,
+               grader_uid: int | None = None, prefix: tuple = ()):
+    """Run ``python -c code`` in a sandbox made like the grader makes one (``prefix``: run bwrap under it)."""
     strategy = strategy or host.check_available(settings)
-    scratch = tmp / "work"
-    scratch.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=True)
     data = tmp / "data.tsv"
     data.write_text("public\n")
-    data.chmod(0o644)
-    env = bwrap.environment(settings, bwrap.INSIDE_HOME, bwrap.INSIDE_DATA, {})
     with Slot() as slot:
-        bwrap.prepare_scratch(scratch, strategy, slot)
-        command = bwrap.command(strategy, slot, scratch, data, settings, env, **command_args)
-        return subprocess.run([*command, sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        launch = bwrap.command(RunSpec.make(settings, strategy, slot, {}, data, {}, grader_uid=grader_uid),
+                               python_roots=python_roots)
+        try:
+            python = sys.executable if python_roots is None else "/usr/bin/python3"
+            return subprocess.run([*prefix, *launch.argv, python, "-c", code], capture_output=True, text=True,
+                                  timeout=120, pass_fds=launch.fds)
+        finally:
+            launch.close()
 
 
 FORK_UNTIL_REFUSED = """
@@ -438,22 +442,10 @@ def test_userns_strategy_as_a_normal_user():
     """
     nobody = 65534
     settings = Sandbox(max_processes=40)
+    code = FORK_UNTIL_REFUSED + "\nprint('uid', os.getuid(), 'sees', sorted(os.listdir('/home')))"
+    as_nobody = ("setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", "--")
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
-        folder = Path(tmp)
-        folder.chmod(0o755)
-        scratch = folder / "work"
-        scratch.mkdir()
-        os.chown(scratch, nobody, nobody)
-        data = folder / "data.tsv"
-        data.write_text("public\n")
-        data.chmod(0o644)
-        with Slot() as slot:
-            command = bwrap.command("userns", slot, scratch, data, settings, {"HOME": bwrap.INSIDE_HOME},
-                                    python_roots=[], uid=nobody)
-            code = FORK_UNTIL_REFUSED + "\nprint('uid', os.getuid(), 'sees', sorted(os.listdir('/home')))"
-            as_nobody = ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", "--"]
-            proc = subprocess.run([*as_nobody, *command, "/usr/bin/python3", "-c", code], capture_output=True,
-                                  text=True, timeout=120)
+        proc = run_inside(code, settings, Path(tmp), "userns", python_roots=[], grader_uid=nobody, prefix=as_nobody)
     assert "BlockingIOError" in proc.stdout, proc.stdout + proc.stderr
     assert int(proc.stdout.split()[2]) < settings.max_processes
     assert f"uid {nobody} sees ['student']" in proc.stdout

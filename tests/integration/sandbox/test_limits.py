@@ -17,7 +17,7 @@ import pytest
 from autograder.model import Status
 from autograder.sandbox import cgroups
 from autograder.sandbox.cgroups import Limits
-from autograder.sandbox.limits import watch
+from autograder.sandbox.limits import Disk, watch
 from autograder.settings import Sandbox
 
 HOST = cgroups.probe()
@@ -38,7 +38,7 @@ def run(path: str, code: str, settings: Sandbox, tmp_path):
         started = time.monotonic()
         popen = subprocess.Popen(group.wrap(command) if group else command, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
-        watched = watch(popen, tmp_path, settings, group)
+        watched = watch(popen, Disk(popen.pid, {}, tmp_path, settings), settings, group)
         return watched, time.monotonic() - started, group
     finally:
         if group is not None:

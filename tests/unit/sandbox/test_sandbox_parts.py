@@ -154,3 +154,25 @@ def test_the_runner_uses_nbgrader_s_execute_without_nbgrader_s_server_parts():
     out = subprocess.run([sys.executable, "-c", probe], cwd=Path(payload.__file__).parent, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["nbgrader.preprocessors.execute", "True", "True", "False", "Execute", "ClearSolutions"]
+
+
+def test_a_slot_folder_someone_else_made_is_never_used(tmp_path):
+    """The slot locks sit in the shared temp folder: a student of the same machine could make the folder first."""
+    from autograder.errors import SandboxUnavailable
+    from autograder.sandbox.limits import private_folder
+
+    assert private_folder(tmp_path / "mine") == tmp_path / "mine"
+    assert os.stat(tmp_path / "mine").st_mode & 0o777 == 0o700
+    assert private_folder(tmp_path / "mine") == tmp_path / "mine"   # ours, as we made it: used again
+    (tmp_path / "open").mkdir(mode=0o777)
+    os.chmod(tmp_path / "open", 0o777)
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    refused = [tmp_path / "open", tmp_path / "link"]
+    if os.geteuid() == 0:
+        (tmp_path / "theirs").mkdir(mode=0o700)
+        os.chown(tmp_path / "theirs", 65534, 65534)
+        refused.append(tmp_path / "theirs")
+    for path in refused:
+        with pytest.raises(SandboxUnavailable, match="not a private folder"):
+            private_folder(path)
