@@ -34,6 +34,10 @@ def pytest_configure(config):
                             "(needs: the evidence parts it reads, if not its cell's)")
 
 
+def pytest_sessionstart(session):
+    _CHECKPOINT.clear()   # one submission per session, even where this module outlives one
+
+
 def pytest_collection_modifyitems(config, items):
     """``only`` in the context names the one check to run (``spamkit grade --check ID``)."""
     only = _context().get("only")
