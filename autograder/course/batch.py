@@ -57,6 +57,7 @@ from nbgrader.api import MissingEntry
 
 from ..errors import BatchError
 from ..grading import check_process, engine, tasks
+from ..grading.job import remove_job_dirs
 from ..model import Status
 from ..settings import Batch, local_workers
 from .gradebook import GradebookWriter, Row
@@ -350,3 +351,4 @@ class DaskPipeline:
             self._pool.shutdown()
         if self.local:   # the local check workers were threads of this process: their check process goes too
             check_process.close_warm()
+        remove_job_dirs()   # the hidden test split does not outlast the batch

@@ -10,13 +10,16 @@ import), so that a stored result is never reused under other rules.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,31 +124,59 @@ def _traits(configurable) -> dict:
     return {name: getattr(configurable, name) for name in configurable.trait_names(config=True)}
 
 
+_JOB_DIRS: dict[str, Path] = {}   # job digest -> the folder this process made for it
+_JOB_DIRS_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=lambda: _JOB_DIRS.clear())   # a forked child makes its own
+
+
 def job_dir(job: GradingJob) -> Path:
-    """Per-process folder with the job's files, written once per job."""
-    root = Path(tempfile.gettempdir()) / f"spamkit-job-{os.getuid()}-{job.digest[:16]}"
-    if (root / "ready").exists():
-        return root
-    # Written whole in a folder of its own, then renamed into place: two workers of one machine starting
-    # the same job at once never read the other's half-written files.
-    building = Path(tempfile.mkdtemp(prefix=f"{root.name}.", dir=root.parent))
-    (building / "lab").mkdir()
-    (building / "lab" / "spam_data.py").write_bytes(job.spam_data_py)
-    (building / "public.tsv").write_bytes(job.public_splits)
-    (building / "test.tsv").write_bytes(job.hidden_test)
-    (building / "given_code.py").write_text(job.given_code, encoding="utf-8")
-    (building / "ready").touch()
+    """This process's private folder with the job's files (the hidden test split among them).
+
+    Made by this process (``mkdtemp``: a random name, mode 0700) once per job, and checked before every
+    use: never a folder found at a predictable path, which another local user could have made first with
+    forged splits or given code. If it changed hands or mode, or is gone, it is made again.
+    """
+    digest = job.digest
+    with _JOB_DIRS_LOCK:
+        folder = _JOB_DIRS.get(digest)
+        if folder is None or not _private(folder):
+            folder = _JOB_DIRS[digest] = _write_job_dir(job, digest)
+        return folder
+
+
+def _private(folder: Path) -> bool:
+    """A real directory (not a symlink) of this user that no one else may enter."""
     try:
-        building.rename(root)
-    except OSError:  # another process was first, or an unfinished folder of an older kit is in the way
-        if not (root / "ready").exists():
-            return building  # this process keeps its own copy
-        shutil.rmtree(building, ignore_errors=True)
-    return root
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) == 0o700
+
+
+def _write_job_dir(job: GradingJob, digest: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix=f"spamkit-job-{digest[:16]}-"))
+    (folder / "lab").mkdir()
+    (folder / "lab" / "spam_data.py").write_bytes(job.spam_data_py)
+    (folder / "public.tsv").write_bytes(job.public_splits)
+    (folder / "test.tsv").write_bytes(job.hidden_test)
+    (folder / "given_code.py").write_text(job.given_code, encoding="utf-8")
+    return folder
+
+
+def remove_job_dirs() -> None:
+    """Remove the job folders this process made (a batch is over, or the process exits)."""
+    with _JOB_DIRS_LOCK:
+        for folder in _JOB_DIRS.values():
+            if _private(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+        _JOB_DIRS.clear()
+
+
+atexit.register(remove_job_dirs)
 
 
 def job_context(job: GradingJob) -> dict:
-    """Where the check process finds the job's given code and data (written once by ``job_dir``)."""
+    """Where the check process finds the job's given code and data (``job_dir``), and its memory limit."""
     folder = job_dir(job)
     return {
         "given_code": str(folder / "given_code.py"),
@@ -154,4 +185,5 @@ def job_context(job: GradingJob) -> dict:
         "lab_dir": str(folder / "lab"),
         "seed": job.lab["seed"],
         "dataset": job.lab["dataset"],
+        "check_memory_mb": job.grading["check_memory_mb"],
     }

@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from .weights_check import check_weights_file
+
 
 def given_namespace(context: dict) -> dict:
     os.environ["SPAM_LAB_SPLITS"] = context["public_splits"]
@@ -37,6 +39,8 @@ def reevaluate_weights(context: dict, weights: Path, given: dict) -> dict:
     """AUC of the given model with these weights, on the validation and the hidden test split."""
     keras = given["keras"]
     model = given["model"]
+    # libhdf5 allocates what a dataset declares: the file's headers are checked before Keras reads its data
+    check_weights_file(weights, [(tuple(w.shape), w.dtype) for w in model.weights])
     try:
         model.load_weights(weights)
     except Exception as exc:  # noqa: BLE001 - any mismatch means "not the given model"

@@ -1,13 +1,16 @@
 """The warm check process: same figures as a fresh process, no state between submissions, survives its child dying."""
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import h5py
 import pytest
 from evidence_samples import reference_evidence
 from kit_testing import REPO
@@ -125,3 +128,72 @@ def test_without_the_check_process_the_checks_still_run_and_the_auc_checks_say_g
         assert "the grader could not complete this check" in records[check]["message"]
         assert "CheckProcessFailed" in records[check]["detail"]
     assert not records["test_epochs"]["passed"] and "KeyError" in records["test_epochs"]["detail"]
+
+
+def cgroups_here() -> bool:
+    """Whether this host gives the grader a cgroup for the check process."""
+    group = check_process.memory_cgroup(64)
+    if group is not None:
+        group.remove()
+    return group is not None
+
+
+def test_a_weights_file_that_declares_too_much_is_refused_before_keras_reads_it(job, submissions, tmp_path):
+    root, _ = submissions
+    forged = tmp_path / "forged"
+    shutil.copytree(root / "built", forged)
+    with h5py.File(forged / "model.weights.h5", "a") as f:   # 4 TB declared in a few bytes, never written
+        f.create_dataset("layers/dense/vars/2", shape=(10**6, 10**6), dtype="f4", chunks=(1000, 1000))
+    grade(job, scratch_for(tmp_path, root / "built", "a"))
+    runner = check_process.warm_process(job.digest, job_context(job), 1)
+    pid = runner._proc.pid
+    records = grade(job, scratch_for(tmp_path, forged, "b"))
+    for check in ("test_val_auc_threshold", "test_hidden_auc"):
+        assert not records[check]["passed"] and records[check]["detail"] == ""   # the student's, not a grader error
+        assert "unexpected weights of shape (1000000, 1000000)" in records[check]["message"]
+    assert runner._proc.pid == pid
+
+
+def test_the_check_process_gets_no_secrets_and_a_memory_cgroup_of_its_own(job, submissions, tmp_path, monkeypatch):
+    if not cgroups_here():
+        pytest.skip("this host gives the grader no cgroup")
+    monkeypatch.setenv("KIT_DB_URL", "postgresql://grader:hunter2@db/course")
+    check_process.close_warm()
+    grade(job, scratch_for(tmp_path, submissions[0] / "built", "a"))
+    runner = check_process.warm_process(job.digest, job_context(job), 1)
+    pid, group = runner._proc.pid, runner._group
+    assert b"hunter2" not in Path(f"/proc/{pid}/environ").read_bytes()
+    assert pid in group.tasks()
+    memory = group.dirs["memory"]
+    limit = memory / ("memory.max" if group.version == "v2" else "memory.limit_in_bytes")
+    assert int(limit.read_text()) == job.grading["check_memory_mb"] << 20
+    check_process.close_warm()
+    assert not memory.exists()
+
+
+def test_without_a_cgroup_the_check_process_has_an_rlimit_data(job, submissions, tmp_path, monkeypatch):
+    """RLIMIT_DATA at Grading.check_memory_mb, and the figures are still those of a fresh process."""
+    root, figures = submissions
+    monkeypatch.setattr(check_process, "memory_cgroup", lambda memory_mb: None)
+    check_process.close_warm()
+    records = grade(job, scratch_for(tmp_path, root / "built", "a"))
+    runner = check_process.warm_process(job.digest, job_context(job), 1)
+    limits = Path(f"/proc/{runner._proc.pid}/limits").read_text()
+    data = next(line for line in limits.splitlines() if line.startswith("Max data size")).split()
+    assert int(data[3]) == int(data[4]) == job.grading["check_memory_mb"] << 20
+    assert records["test_hidden_auc"]["values"]["hidden_auc"] == pytest.approx(figures["built"]["hidden_auc"], abs=1e-6)
+    check_process.close_warm()
+
+
+@pytest.mark.parametrize("limit", ["cgroup", "rlimit"])
+def test_a_check_process_out_of_memory_is_reported_as_such(job, submissions, tmp_path, monkeypatch, limit):
+    if limit == "rlimit":
+        monkeypatch.setattr(check_process, "memory_cgroup", lambda memory_mb: None)
+    elif not cgroups_here():
+        pytest.skip("this host gives the grader no cgroup")
+    small = dataclasses.replace(job, grading={**job.grading, "check_memory_mb": 100})
+    records = grade(small, scratch_for(tmp_path, submissions[0] / "built", "a"))
+    for check in ("test_val_auc_threshold", "test_reported_val_auc_is_honest", "test_hidden_auc"):
+        assert "the grader could not complete this check" in records[check]["message"]
+        assert "the check process ran out of memory (its limit: 100 MB" in records[check]["detail"]
+    check_process.close_warm()

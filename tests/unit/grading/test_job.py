@@ -72,22 +72,75 @@ def _job(**changes) -> job_module.GradingJob:
 
 def test_the_job_folder_is_written_whole_and_private(tmp_path, monkeypatch):
     monkeypatch.setattr(job_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(job_module, "_JOB_DIRS", {})
     job = _job()
     folder = job_module.job_dir(job)
-    assert folder.parent == tmp_path and (folder / "ready").is_file()
+    assert folder.parent == tmp_path
     assert (folder / "test.tsv").read_bytes() == b"hidden\n" and (folder / "lab" / "spam_data.py").is_file()
     assert folder.stat().st_mode & 0o077 == 0   # the hidden split is not readable by other users
     assert job_module.job_dir(job) == folder and len(list(tmp_path.iterdir())) == 1
 
 
-def test_a_half_written_job_folder_is_never_used(tmp_path, monkeypatch):
-    """A folder without its ``ready`` mark (a process killed while writing it) is left alone; this process
-    uses a complete copy of its own."""
+def test_a_folder_at_a_predictable_path_is_never_trusted(tmp_path, monkeypatch):
+    """Another local user can make /tmp/spamkit-job-<uid>-<digest> first, marked ready, with forged splits and
+    given code: this process uses only a folder it made itself."""
     monkeypatch.setattr(job_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(job_module, "_JOB_DIRS", {})
     job = _job(given_code="y = 2\n")
-    stale = tmp_path / f"spamkit-job-{job_module.os.getuid()}-{job.digest[:16]}"
-    (stale / "lab").mkdir(parents=True)
-    (stale / "test.tsv").write_bytes(b"hid")
+    planted = tmp_path / f"spamkit-job-{job_module.os.getuid()}-{job.digest[:16]}"
+    (planted / "lab").mkdir(parents=True)
+    for name, content in (("ready", ""), ("test.tsv", "forged\n"), ("given_code.py", "import evil\n")):
+        (planted / name).write_text(content)
+    planted.chmod(0o700)
     folder = job_module.job_dir(job)
-    assert folder != stale and (folder / "ready").is_file()
+    assert folder != planted
     assert (folder / "test.tsv").read_bytes() == b"hidden\n" and (folder / "given_code.py").read_text() == "y = 2\n"
+
+
+def test_a_job_folder_that_changed_is_made_again(tmp_path, monkeypatch):
+    """Checked before every use: a folder opened to others, handed to another owner or swapped for a symlink
+    is not used again."""
+    monkeypatch.setattr(job_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(job_module, "_JOB_DIRS", {})
+    job = _job()
+    first = job_module.job_dir(job)
+    first.chmod(0o755)
+    second = job_module.job_dir(job)
+    assert second != first and (second / "test.tsv").read_bytes() == b"hidden\n"
+    elsewhere = tmp_path / "elsewhere"
+    second.rename(elsewhere)
+    second.symlink_to(elsewhere, target_is_directory=True)
+    third = job_module.job_dir(job)
+    assert third not in (first, second) and not third.is_symlink()
+    if job_module.os.geteuid() == 0:   # only root can give a folder away
+        job_module.os.chown(third, 12345, -1)
+        fourth = job_module.job_dir(job)
+        assert fourth != third and fourth.stat().st_uid == 0
+
+
+def test_the_job_folders_are_removed_when_the_batch_ends(tmp_path, monkeypatch):
+    monkeypatch.setattr(job_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(job_module, "_JOB_DIRS", {})
+    folders = [job_module.job_dir(_job()), job_module.job_dir(_job(given_code="z = 3\n"))]
+    kept = tmp_path / "not_ours"
+    kept.mkdir()
+    job_module.remove_job_dirs()
+    assert not any(folder.exists() for folder in folders) and kept.is_dir()
+    again = job_module.job_dir(_job())
+    assert again.is_dir() and again not in folders
+
+
+def test_a_forked_child_makes_its_own_job_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(job_module.tempfile, "tempdir", str(tmp_path))
+    job = _job(given_code="w = 4\n")
+    parent = job_module.job_dir(job)
+    read, write = job_module.os.pipe()
+    pid = job_module.os.fork()
+    if pid == 0:   # the child: its own folder, then gone without running the parent's exit handlers
+        job_module.os.write(write, str(job_module.job_dir(job)).encode())
+        job_module.os._exit(0)
+    job_module.os.close(write)
+    child = job_module.os.read(read, 4096).decode()
+    job_module.os.waitpid(pid, 0)
+    assert child and Path(child) != parent and parent.is_dir()
+    job_module.remove_job_dirs()
