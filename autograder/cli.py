@@ -41,7 +41,7 @@ from traitlets.config import Config
 from traitlets.config.loader import KVArgParseConfigLoader
 
 from .errors import KitError, UsageError
-from .model import Status
+from .model import UNENFORCED_NOTE, Status
 
 
 def terminal_text(text: str) -> str:
@@ -190,7 +190,7 @@ def grades_table(rows, title: str) -> Table:
         shown = r.message and (r.run_status != Status.OK or r.status == Status.RECHECKED)
         message = (r.message or "").strip().splitlines()[0][:160] if shown else ""
         reused = f"identical code: graded from {r.reused_from}'s run" if r.reused_from else ""
-        details = "; ".join(filter(None, [message, reused, *r.notes]))[:200]
+        details = "; ".join(filter(None, [UNENFORCED_NOTE if r.unenforced else "", message, reused, *r.notes]))[:200]
         # student ids and messages are student-controlled text: never rich markup, never control characters
         table.add_row(student_cell(r.student), f"[{style}]{r.status.instructor}[/{style}]", score,
                       f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",

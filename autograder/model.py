@@ -113,7 +113,7 @@ class RunOutcome:
     capture_errors: list = field(default_factory=list)
     cpu_seconds: float | None = None   # CPU time of the whole run (its cgroup), where the host counts it
     cpu_threads: int = 1               # CPU threads the run had
-    limits_by: str = "watchdog"        # what enforced memory and processes: "v2" / "v1" cgroup, or "watchdog"
+    limits_by: str = ""                # what enforced memory and processes: "v2" / "v1" cgroup, or "watchdog"
 
 
 @dataclass
@@ -132,7 +132,7 @@ class GradingResult:
     capture_errors: list = field(default_factory=list)
     cpu_seconds: float | None = None   # CPU time of the sandboxed run (RunOutcome)
     cpu_threads: int = 1
-    limits_by: str = "watchdog"
+    limits_by: str = ""                # as RunOutcome's ("": not recorded)
     code: str | None = None            # digest of the code as written that ran (grading.identical)
     graded_for: str | None = None      # the student whose notebook ran
     rechecked: list = field(default_factory=list)    # {"check", "job"} per check run again on kept evidence
@@ -207,6 +207,14 @@ def check_metrics(checks: list[CheckResult]) -> dict:
 
 
 PARTIAL_NOTE = "graded on the work recorded before the run ended"   # shown next to the status of a partial result
+# Shown wherever the status of a run whose memory and processes only a watchdog watched (Sandbox.cgroups = off):
+# it could use memory no watchdog sees (tmpfs, memfd, shared memory) and widen its CPUs.
+UNENFORCED_NOTE = "limits not enforced (Sandbox.cgroups=off)"
+
+
+def limits_unenforced(sandboxed: bool | None, limits_by: str | None) -> bool:
+    """A sandboxed run whose limits only the watchdog kept (None: a result from before this was recorded)."""
+    return bool(sandboxed) and limits_by == "watchdog"
 
 
 # The settings a run's time limits come from, named in what the instructor and the student read.
@@ -277,6 +285,7 @@ class Summary:
     code_group: str | None = None       # students with the same value ran identical code (grading.identical)
     reused_from: str | None = None      # the classmate whose run graded this identical code, if not this student
     partial: bool = False               # graded on the work recorded before the run ended (GradingResult.partial)
+    limits_by: str | None = None        # what enforced the run's memory and processes (RunOutcome.limits_by)
     gradebook_key: str | None = None    # set once nbgrader's autograde wrote this key's grades
     autograded_at: str | None = None
 
@@ -290,7 +299,7 @@ class Summary:
                    check_seconds=result.check_seconds, peak_rss_mb=result.peak_rss_mb, score=result.score,
                    max_score=result.max_score, checks=list(result.checks), metrics=check_metrics(result.checks),
                    cell_errors=cell_errors(result.executed), rechecked=list(result.rechecked),
-                   partial=result.partial)
+                   partial=result.partial, limits_by=result.limits_by)
 
     @classmethod
     def not_graded(cls, status: Status, message: str, max_score: float, notes: list[str]) -> Summary:

@@ -37,7 +37,7 @@ from .grading.engine import grade_notebook
 from .grading.identical import matching_code_cells
 from .grading.job import GradingJob, make_job
 from .grading.submission import prepare_submission
-from .model import PARTIAL_NOTE, CheckResult, GradingResult, Status, Summary
+from .model import PARTIAL_NOTE, UNENFORCED_NOTE, CheckResult, GradingResult, Status, Summary, limits_unenforced
 
 __all__ = ["GradeSubmission", "HideGraderInternals", "CsvExport", "LmsCollector", "AutogradeWithJob",
            "SanitizeStudentContent", "FeedbackExporter"]
@@ -102,6 +102,8 @@ def report_text(cell_checks: list[CheckResult], points: float, result: GradingRe
         lines.extend(textwrap.wrap(status, REPORT_WIDTH, initial_indent="  ! ", subsequent_indent="    "))
     if not result.sandboxed:
         lines.append("  ! graded without the sandbox (course opted out)")
+    elif limits_unenforced(result.sandboxed, result.limits_by):
+        lines.append(f"  ! {UNENFORCED_NOTE}")
     for check in cell_checks:
         mark = "PASS" if check.passed else "FAIL"
         lines.append(f"  [{mark}] {check.score:g}/{check.points:g}  {check.name}")

@@ -8,8 +8,10 @@ print one line ``ADV {json}`` that the tests read back from the autograded
 notebook. ``Target`` says where the attacks aim: real paths of the course
 being graded, of the kit and of the host.
 
-``tests/test_sandbox.py`` grades all of them in one nbgrader batch and checks
-that each is contained, the status recorded and the grade it gets.
+``tests/integration/sandbox/test_adversarial.py`` grades all of them in one
+nbgrader batch and checks that each is contained, the status recorded and the
+grade it gets. ``crash_cases`` end the run right after an exercise (kernel
+death, memory): the exercises done before still earn their points.
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ class Case:
     attack: str
     answers: dict        # grade_id -> cell source; the rest are the reference answers
     status: str          # the run status the grader must record
+    after: dict = field(default_factory=dict)   # grade_id -> source of a cell the student added after it
+
+
+def student_notebook(case: Case, release, reference: dict):
+    """The case's notebook: the release with the reference answers, the case's answers and its added cells."""
+    import nbformat.v4 as v4
+
+    from kit_testing import fill
+
+    nb = fill(release, {**reference, **case.answers})
+    for grade_id, source in case.after.items():
+        at = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+        nb.cells.insert(at + 1, v4.new_code_cell(source))
+    return nb
 
 
 def _code(text: str, **values) -> str:
@@ -237,6 +253,92 @@ def monkeypatch() -> tuple[str, str]:
     return compile_cell, fit_cell
 
 
+# x86_64 numbers of the system calls the sandbox's seccomp filter denies (autograder/sandbox/seccomp.py)
+DENIED_CALLS = {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "keyctl": 250,
+                "add_key": 248, "request_key": 249, "bpf": 321, "io_uring_setup": 425, "userfaultfd": 323,
+                "perf_event_open": 298, "ptrace": 101, "process_vm_readv": 310, "kexec_load": 246,
+                "init_module": 175, "finit_module": 313, "delete_module": 176, "open_by_handle_at": 304}
+
+
+def denied_calls() -> str:
+    """Every denied system call from student code, each in a forked single-threaded child (a kernel with
+    threads gets EINVAL from unshare(CLONE_NEWUSER) whatever the filter), clone(CLONE_NEWUSER) too."""
+    return _code("""
+        import ctypes, os, platform
+        NR = {calls}
+        CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
+        ARGS = {"unshare": (CLONE_NEWUSER,), "setns": (-1, CLONE_NEWUSER), "ptrace": (-1, 0)}
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+
+        def in_child(nr, args):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                ctypes.set_errno(0)
+                result = libc.syscall(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
+                code = 0 if result >= 0 else ctypes.get_errno()
+                if result == 0 and nr == 56:   # a clone that worked: the new child leaves at once
+                    os._exit(0)
+                os.write(write_end, str(code).encode())
+                os._exit(0)
+            os.close(write_end)
+            answer = os.read(read_end, 16).decode()
+            os.waitpid(pid, 0)
+            os.close(read_end)
+            return int(answer) if answer else -1
+
+        if platform.machine() == "x86_64":
+            errnos = {name: in_child(nr, ARGS.get(name, ())) for name, nr in NR.items()}
+            errnos["clone(CLONE_NEWUSER)"] = in_child(56, (CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0))
+            import errno as _errno
+            calls = {name: _errno.errorcode.get(code, str(code)) for name, code in errnos.items()}
+        else:
+            calls = "not x86_64"
+        """, calls=DENIED_CALLS) + _report("calls")
+
+
+def fill_unseen(folder: str) -> str:
+    """Fill ``folder`` with files no directory walk sees (O_TMPFILE, and files unlinked while open), without end."""
+    return _code("""
+        import os
+        held = []
+        i = 0
+        while True:
+            if i % 2:
+                fd = os.open({folder}, os.O_TMPFILE | os.O_WRONLY, 0o600)
+            else:
+                name = {folder} + "/.gone%d" % i
+                fd = os.open(name, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.unlink(name)
+            held.append(fd)
+            try:
+                for _ in range(20):
+                    os.write(fd, b"x" * 1_000_000)
+            except OSError:   # full: the kernel said no; keep trying, as a disk filler would
+                pass
+            i += 1
+        """, folder=folder)
+
+
+KILL_KERNEL = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+MEMORY_HOG = "hog = []\nwhile True:\n    hog.append(bytearray(50_000_000))\n"
+
+
+def crash_cases() -> list[Case]:
+    """A kernel death or a memory blow-up right after each exercise: the exercises done before are graded."""
+    return [
+        Case("crash_die_after_compile", "kernel killed at the start of the fit cell",
+             {"fit": KILL_KERNEL}, "kernel_died"),
+        Case("crash_oom_after_compile", "memory blow-up at the start of the fit cell",
+             {"fit": MEMORY_HOG}, "out_of_memory"),
+        Case("crash_die_after_fit", "kernel killed at the start of the plot_history cell",
+             {"plot_history": KILL_KERNEL}, "kernel_died"),
+        Case("crash_oom_after_plot", "memory blow-up in a cell added after the plots",
+             {}, "out_of_memory", after={"test_plot": MEMORY_HOG}),
+    ]
+
+
 def cases(t: Target, reference: dict) -> list[Case]:
     """The adversarial corpus against target ``t``; ``reference`` = the reference answers."""
     ref_compile = reference["compile"].rstrip("\n") + "\n"
@@ -281,20 +383,19 @@ def cases(t: Target, reference: dict) -> list[Case]:
                  """)}, "too_many_processes"),
         Case("adv_output_flood", "print without end",
              {"compile": "while True:\n    print('spam ' * 200)\n"}, "too_much_output"),
-        Case("adv_disk_fill", "write 20 MB files into the scratch folder without end",
-             {"compile": _code("""
-                 i = 0
-                 while True:
-                     with open("fill%d.bin" % i, "wb") as f:
-                         f.write(b"x" * 20_000_000)
-                     i += 1
-                 """)}, "too_much_disk"),
+        Case("adv_disk_fill", "fill the home with O_TMPFILE and unlinked files without end",
+             {"compile": fill_unseen(".")}, "too_much_disk"),
+        Case("adv_shm_fill", "fill /dev/shm with O_TMPFILE and unlinked files without end",
+             {"compile": fill_unseen("/dev/shm")}, "too_much_disk"),
+        Case("adv_syscalls", "new user namespaces (forked child, clone and unshare), mount, keyctl, bpf, io_uring, ...",
+             {"compile": denied_calls() + ref_compile, "fit": NO_FIT}, "ok"),
         Case("adv_exit", "os._exit(0) in the middle of the notebook",
              {"compile": "import os\nos._exit(0)\n"}, "kernel_died"),
         Case("adv_kill_parent", "kill the kernel's parent (the runner)",
              {"compile": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}, "no_output"),
         Case("adv_monkeypatch", "SGD + MSE disguised as Adam + cross-entropy, a lying history, fake pytest",
              {"compile": patched_compile, "fit": patched_fit}, "ok"),
+        *crash_cases(),
     ]
 
 

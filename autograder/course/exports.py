@@ -24,7 +24,7 @@ from nbgrader.plugins import ExportPlugin
 from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
-from ..model import Status, Summary
+from ..model import UNENFORCED_NOTE, Status, Summary, limits_unenforced
 from .lms_export import export_lms
 from .sanitize import csv_cell
 from .store import ResultStore
@@ -105,6 +105,8 @@ def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: s
     output = summary.status.gradescope or summary.status.instructor
     if summary.status != Status.OK and summary.message:
         output += f"\n{summary.message}"
+    if limits_unenforced(summary.sandboxed, summary.limits_by):
+        output += f"\n({UNENFORCED_NOTE})"
     tests, cells = [], []
     for check in summary.checks:
         if check.cell not in cells:

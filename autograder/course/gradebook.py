@@ -18,7 +18,7 @@ from nbgrader.api import MissingEntry
 from nbgrader.utils import capture_log, temp_attrs
 from sqlalchemy.exc import SAWarning
 
-from ..model import Status, Summary
+from ..model import Status, Summary, limits_unenforced
 from ..nbgrader_plugins import AutogradeWithJob
 from .course import utcnow
 from .prepare import Prepared
@@ -38,11 +38,13 @@ class Row:
     executed: bool = False               # the notebook ran in this batch
     notes: list[str] = field(default_factory=list)
     reused_from: str | None = None       # graded from the run of this classmate's identical code
+    unenforced: bool = False             # the run's limits were only watched (model.UNENFORCED_NOTE)
 
     @classmethod
     def of_summary(cls, student: str, status: Status, summary: Summary, notes: list[str], executed: bool) -> Row:
         return cls(student, status, summary.score, summary.max_score, summary.status, summary.seconds,
-                   summary.message, executed, notes, summary.reused_from)
+                   summary.message, executed, notes, summary.reused_from,
+                   limits_unenforced(summary.sandboxed, summary.limits_by))
 
 
 class GradebookWriter:

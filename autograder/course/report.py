@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..model import PARTIAL_NOTE, Status, Summary
+from ..model import PARTIAL_NOTE, UNENFORCED_NOTE, Status, Summary, limits_unenforced
 from ..settings import Grading
 from .store import ResultStore
 
@@ -128,6 +128,9 @@ def attention(summaries: dict[str, Summary]) -> list[dict]:
         if s.status != Status.OK:
             reason = f"{s.status.instructor}, {PARTIAL_NOTE}" if s.partial else s.status.instructor
             rows.append({"student": student, "reason": reason, "detail": (s.message or "")[:300]})
+        if limits_unenforced(s.sandboxed, s.limits_by):
+            rows.append({"student": student, "reason": UNENFORCED_NOTE,
+                         "detail": "memory and processes were only watched; grade with cgroup rights"})
         crashed = [f"{e['cell']}: {e['ename']}" for e in s.cell_errors if not e["test"]]
         if crashed:
             rows.append({"student": student, "reason": "errors while running", "detail": "; ".join(crashed)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import nbformat
 import pytest
@@ -81,7 +82,7 @@ def test_summaries_written_before_the_model_still_read():
     old = Summary.from_dict(graded)
     assert old.status is Status.OK and old.checks[0].passed and old.gradebook_key == "k"
     assert old.to_dict() == {**graded, "code_group": None, "reused_from": None,   # fields added later: empty
-                             "partial": False}
+                             "partial": False, "limits_by": None}
     missing = Summary.from_dict(absent)
     assert missing.status is Status.NO_SUBMISSION and not missing.graded and missing.cell_errors == []
 
@@ -138,3 +139,25 @@ def test_a_result_graded_on_the_work_recorded_before_the_run_ended_is_marked_and
     assert Summary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
     assert Summary.from_dict({k: v for k, v in summary.to_dict().items() if k != "partial"}).partial is False
     assert PARTIAL_NOTE == "graded on the work recorded before the run ended"
+
+
+def test_runs_whose_limits_only_a_watchdog_kept_are_marked_wherever_their_status_shows():
+    from autograder.course.exports import gradescope_results
+    from autograder.course.gradebook import Row
+    from autograder.course.report import attention
+    from autograder.model import UNENFORCED_NOTE, limits_unenforced
+    from autograder.nbgrader_plugins import report_text
+
+    check = CheckResult("test_x", "test_fit", "X", 1.0, True, 1.0)
+    watched = GradingResult(status=Status.OK, message="", sandboxed=True, seconds=1.0, execute_seconds=1.0,
+                            check_seconds=0.1, peak_rss_mb=1.0, executed=None, checks=[check], limits_by="watchdog")
+    kernel = replace(watched, limits_by="v2")
+    assert limits_unenforced(True, "watchdog") and not limits_unenforced(True, "v1")
+    assert not limits_unenforced(False, "watchdog") and not limits_unenforced(True, None)  # unsandboxed: said so
+    assert UNENFORCED_NOTE in report_text([check], 1.0, watched)
+    assert UNENFORCED_NOTE not in report_text([check], 1.0, kernel)
+    for result, marked in ((watched, True), (kernel, False)):
+        summary = Summary.of_result(result, "k", "d")
+        assert Row.of_summary("s", Status.GRADED, summary, [], executed=True).unenforced is marked
+        assert (UNENFORCED_NOTE in gradescope_results(summary, set(), "hidden")["output"]) is marked
+        assert any(r["reason"] == UNENFORCED_NOTE for r in attention({"s": summary})) is marked

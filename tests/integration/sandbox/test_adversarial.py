@@ -31,7 +31,7 @@ from autograder.sandbox import bwrap, cgroups, host
 from autograder.sandbox.limits import Slot
 from autograder.sandbox.spec import RunSpec
 from autograder.settings import Sandbox
-from adversarial import Target, adv_lines, cases, endless_loop
+from adversarial import DENIED_CALLS, Target, adv_lines, cases, endless_loop, student_notebook
 from kit_testing import (ASSIGNMENT, REPO, SHARED_DATA, fill, gradebook_scores, make_course, nbgrader,
                          release_notebook, source_answers, submit, summary)
 
@@ -56,6 +56,13 @@ EXPECTED = {
     "adv_fork_bomb": ZERO,
     "adv_output_flood": ZERO,
     "adv_disk_fill": ZERO,
+    "adv_shm_fill": ZERO,
+    "adv_syscalls": COMPILED_NOT_TRAINED,
+    # a stop right after an exercise: what was done before is graded (Grading.partial_credit_on_crash)
+    "crash_die_after_compile": {"test_compile": 5.0, "test_fit": 0.0, "test_plot": 0.0},
+    "crash_oom_after_compile": {"test_compile": 5.0, "test_fit": 0.0, "test_plot": 0.0},
+    "crash_die_after_fit": {"test_compile": 5.0, "test_fit": 9.0, "test_plot": 0.0},
+    "crash_oom_after_plot": {"test_compile": 5.0, "test_fit": 9.0, "test_plot": 6.0},
     "adv_exit": ZERO,
     "adv_kill_parent": ZERO,
     # SGD + MSE disguised as Adam + cross-entropy: capture.py's guard recorded the compile call with
@@ -129,14 +136,43 @@ def graded(tmp_path_factory):
                         port=server.port, token=secrets.token_hex(6), needles=hidden_needles(root))
         corpus = cases(target, reference)
         for case in [*corpus, endless_loop()]:
-            submit(root, case.student, fill(release, {**reference, **case.answers}))
-        batch = nbgrader(root, "autograde", ASSIGNMENT, "--student", "adv_*", *limits(), check=False)
+            submit(root, case.student, student_notebook(case, release, reference))
+        with FreeDisk(root) as disk:   # the fillers write to the sandbox's tmpfs mounts, never to the host's disk
+            batch = nbgrader(root, "autograde", ASSIGNMENT, "--student", "adv_*", *limits(), check=False)
+            crashes = nbgrader(root, "autograde", ASSIGNMENT, "--student", "crash_*", *limits(), check=False)
         loop = nbgrader(root, "autograde", ASSIGNMENT, "--student", endless_loop().student,
                         *limits(notebook_timeout=30, cell_timeout=600), check=False)
     return SimpleNamespace(root=root, reference=reference, release=release, target=target, server=server,
                            corpus={c.student: c for c in [*corpus, endless_loop()]}, batch=batch, loop=loop,
+                           crashes=crashes, disk=disk,
                            normal_scores=normal_scores, protected=protected, before=before, limits=limits,
                            enforcement=enforcement)
+
+
+class FreeDisk:
+    """The least free space seen on the course's filesystem while the batch runs (sampled every 0.1 s)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.least, self.before = folder, None, None
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self.before = self.least = shutil.disk_usage(self.folder).free
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.1):
+            self.least = min(self.least, shutil.disk_usage(self.folder).free)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def dropped_mb(self) -> float:
+        return (self.before - self.least) / 2**20
 
 
 def autograded(g, student: str) -> nbformat.NotebookNode:
@@ -157,6 +193,7 @@ def report(g, student: str, grade_id: str = "compile") -> dict:
 
 def test_batch_goes_on_past_every_case(graded):
     assert graded.batch.returncode == 0, graded.batch.stderr[-3000:]
+    assert graded.crashes.returncode == 0, graded.crashes.stderr[-3000:]
     assert graded.loop.returncode == 0, graded.loop.stderr[-3000:]
     expected = "watchdog" if cgroups.probe() is None else cgroups.probe().version
     for student in [*graded.corpus, "normal"]:
@@ -195,6 +232,37 @@ def test_limit_cases_polled(graded):
         assert stored["limits_by"] == "watchdog", student
         assert (polled["status"], polled["score"]) == (kernel["status"], kernel["score"]), polled["message"]
         assert gradebook_scores(graded.root, student.replace("adv_", "pol_")) == gradebook_scores(graded.root, student)
+
+
+def test_disk_fillers_never_reach_the_host_disk(graded):
+    """O_TMPFILE and unlinked files in the home and /dev/shm: each filler is stopped at its filesystem's size,
+    and the host's free space never drops by that much (before the tmpfs home, 9.6 GB went in one run)."""
+    for student, place in (("adv_disk_fill", "/home/student"), ("adv_shm_fill", "/dev/shm")):
+        assert place in summary(graded.root, student)["message"]
+    assert graded.disk.dropped_mb < LIMITS["disk_mb"], f"free disk dropped by {graded.disk.dropped_mb:.0f} MB"
+
+
+def test_denied_system_calls_fail_with_eperm_from_student_code(graded):
+    calls = report(graded, "adv_syscalls")
+    if calls == "not x86_64":
+        pytest.skip("the case's system call numbers are x86_64's")
+    assert calls == {**{name: "EPERM" for name in DENIED_CALLS}, "clone(CLONE_NEWUSER)": "EPERM"}
+
+
+def test_every_run_stays_within_its_memory(graded):
+    """The cgroup's own count of each run's peak: memory and tmpfs files together, never past memory_mb."""
+    for student in graded.corpus:
+        assert summary(graded.root, student)["peak_rss_mb"] <= LIMITS["memory_mb"] + 1, student
+
+
+@pytest.mark.parametrize("student", ["crash_die_after_compile", "crash_oom_after_compile", "crash_die_after_fit",
+                                     "crash_oom_after_plot"])
+def test_a_crash_names_the_stop_in_the_checks_it_prevented(graded, student):
+    result = summary(graded.root, student)
+    assert result["partial"] is True
+    prevented = [c for c in result["checks"] if not c["passed"]]
+    assert all("the run ended early" in c["message"] for c in prevented), prevented
+    assert {c["cell"] for c in prevented} == {cell for cell, points in EXPECTED[student].items() if points == 0}
 
 
 def test_normal_student_unchanged(graded):
