@@ -15,6 +15,8 @@ install_system() {
   # a throw-away PostgreSQL server (initdb + pg_ctl) to grade into a real server gradebook.
   local missing=()
   command -v bwrap >/dev/null || missing+=(bubblewrap)
+  # libseccomp builds the sandbox's system-call filter (through the pyseccomp package)
+  ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
   if [ "${1:-}" = test ] && ! command -v chromium >/dev/null; then missing+=(chromium); fi
   if [ "${1:-}" = test ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     missing+=(postgresql)
