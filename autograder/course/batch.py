@@ -59,7 +59,8 @@ from ..errors import BatchError
 from ..grading import check_process, engine, tasks
 from ..grading.job import remove_job_dirs
 from ..model import Status
-from ..settings import Batch, local_workers
+from ..sandbox import sandbox_here
+from ..settings import Batch, Sandbox, local_workers
 from .gradebook import GradebookWriter, Row
 from .prepare import Prepared, Sanitizer
 
@@ -180,7 +181,9 @@ class BatchGrader:
                 gb.find_assignment(course.assignment)
             except MissingEntry:
                 raise BatchError(f"{course.assignment} is not in the gradebook yet: run `spamkit release` first") from None
-        course.job()   # the data and the given code, once for the class: if they fail, nobody is graded
+        job = course.job()   # the data and the given code, once for the class: if they fail, nobody is graded
+        if not external:     # the sandbox (bubblewrap, cgroup rights, the seccomp filter) too, on this machine
+            sandbox_here(Sandbox(**job.sandbox))
         entries = course.entries(students)
         self.progress.start(len(entries), f"Grading {course.assignment}")
         self.rows: dict[str, Row] = {}

@@ -109,8 +109,16 @@ from .host import check_available, limit_cgroups
 from .limits import Disk, OutputTail, Slot, slot_cpus, watch
 from .spec import CAPTURE, INSIDE_KIT, PAYLOAD, RUNNER, RunSpec
 
-__all__ = ["check_available", "run_notebook"]
+__all__ = ["check_available", "run_notebook", "sandbox_here"]
 CHECKPOINT = "checkpoint"   # the evidence the runner sends after each cell arrives under checkpoint/<its name>
+
+
+def sandbox_here(settings: Sandbox) -> str:
+    """The way runs are made on this machine, with their limits; raises SandboxUnavailable if a run cannot be
+    made as the course says (no bubblewrap, no cgroup rights, no seccomp filter): a batch asks before anyone."""
+    strategy = check_available(settings)
+    limit_cgroups(settings)
+    return strategy
 
 
 def _cgroup(settings: Sandbox, slot: int):

@@ -106,3 +106,25 @@ def test_grade_without_the_data_grades_nobody(released, tmp_path):
     assert not list((root / ".kit").glob("results/*/*.json"))
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         assert gb.find_assignment(ASSIGNMENT).submissions == []
+
+
+def test_grade_without_a_sandbox_grades_nobody(released, tmp_path):
+    """No bubblewrap here (nor cgroup rights, nor the filter: the same check): the batch stops before anyone
+    is graded, with one message, instead of a grader error for every student."""
+    root = tmp_path / "course"
+    shutil.copytree(released, root)
+    submitted = root / "submitted" / "jane" / ASSIGNMENT
+    submitted.mkdir(parents=True)
+    nbformat.write(release_notebook(root), submitted / f"{ASSIGNMENT}.ipynb")
+    tools = tmp_path / "bin"   # the venv's tools and util-linux, no bwrap
+    tools.mkdir()
+    for tool in ("prlimit", "taskset", "setpriv", "alembic", "jupyter"):
+        found = shutil.which(tool, path=course_env()["PATH"])
+        if found:
+            (tools / tool).symlink_to(found)
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", "--no-progress"], cwd=root,
+                          env=course_env({"PATH": str(tools)}), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "bubblewrap (bwrap) is not installed" in out and "jane" not in out
+    assert not list((root / ".kit").glob("results/*/*.json"))

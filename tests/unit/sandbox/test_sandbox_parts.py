@@ -176,3 +176,14 @@ def test_a_slot_folder_someone_else_made_is_never_used(tmp_path):
     for path in refused:
         with pytest.raises(SandboxUnavailable, match="not a private folder"):
             private_folder(path)
+
+
+def test_without_cgroup_rights_nothing_runs_unless_the_course_turned_them_off(monkeypatch):
+    """The watchdog alone cannot see tmpfs, memfd or shared memory: no cgroup rights means no run."""
+    from autograder.errors import SandboxUnavailable
+
+    monkeypatch.setattr(host, "_CGROUPS", {})
+    monkeypatch.setattr(host.cgroups, "probe", lambda: None)
+    with pytest.raises(SandboxUnavailable, match="--Sandbox.cgroups=off"):
+        host.limit_cgroups(Sandbox())
+    assert host.limit_cgroups(Sandbox(cgroups="off")) is None
