@@ -106,7 +106,7 @@ from .cgroups import Limits
 from .channel import Receiver
 from .collect import EXECUTED, PROGRESS, PROGRESS_BYTES, RUN_REPORT, RUN_REPORT_BYTES, read_progress, read_report
 from .host import check_available, limit_cgroups
-from .limits import Disk, OutputTail, Slot, slot_cpus, watch
+from .limits import Disk, OutputTail, Slot, size_setting, slot_cpus, watch
 from .spec import CAPTURE, INSIDE_KIT, PAYLOAD, RUNNER, RunSpec
 
 __all__ = ["check_available", "run_notebook", "sandbox_here"]
@@ -167,6 +167,8 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
                        "cell_timeout": settings.cell_timeout, "max_output_bytes": settings.max_output_bytes,
                        "capture": f"{kit}/{CAPTURE.name}", "capture_settings": capture,
                        "evidence_files": evidence_files, "checkpoint": CHECKPOINT,
+                       "filesystems": [{"path": path, "mb": mb, "setting": size_setting(mb, settings)}
+                                       for path, mb in spec.writable_mb.items()],
                        "names": {"report": RUN_REPORT, "progress": PROGRESS, "executed": EXECUTED}}
         group = None
         try:

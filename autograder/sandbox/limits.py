@@ -202,6 +202,15 @@ def _disk_mb(folder: Path, max_entries: int) -> float:
 FULL_BYTES = 1 << 20           # a filesystem of the run with less free than this is full
 
 
+def size_setting(mb: int, settings: Sandbox) -> str:
+    return "Sandbox.disk_mb" if mb == settings.disk_mb else "the sandbox's size for it"
+
+
+def full_text(path: str, mb: int, settings: Sandbox) -> str:
+    """A filesystem of the run that is full (the runner says the same from inside: payload/runner.py)."""
+    return f"filled the {mb} MB of {path} ({size_setting(mb, settings)})"
+
+
 class Disk:
     """How much the run wrote: its size-capped filesystems (a sandbox), else a walk of its scratch folder.
 
@@ -227,8 +236,7 @@ class Disk:
             if fs is None:
                 return None
             if fs.f_bavail * fs.f_frsize < FULL_BYTES:
-                limit = "Sandbox.disk_mb" if mb == self.settings.disk_mb else "the sandbox's size for it"
-                return f"filled the {mb} MB of {path} ({limit})"
+                return full_text(path, mb, self.settings)
             if fs.f_files - fs.f_ffree > MAX_SCRATCH_ENTRIES:
                 return f"made more than {MAX_SCRATCH_ENTRIES} files in {path}"
         return None

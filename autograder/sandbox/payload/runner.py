@@ -12,6 +12,9 @@ writes it; this file never imports the kit, so it gets everything from it):
                                largest size sent)
     checkpoint                 the prefix the evidence of a checkpoint is sent
                                under
+    filesystems                the run's size-capped filesystems (path, MB,
+                               the setting): a cell that leaves one full
+                               ends the run as too_much_disk
     cell_timeout               seconds per cell
     max_output_bytes           outputs kept before they are cut
     capture                    path of capture.py
@@ -164,6 +167,13 @@ def kernel_died_text(name: str) -> str:
     return f"the Python kernel died while cell `{name}` was running"
 
 
+FULL_BYTES = 1 << 20   # a filesystem with less free than this is full (the grader's limits.FULL_BYTES)
+
+
+class DiskFull(Exception):
+    """A cell filled one of the run's filesystems."""
+
+
 class Channel:
     """The write end of the pipe to the grader: frames of a JSON header line and bytes."""
 
@@ -217,8 +227,10 @@ def read_file(folder, relpath, max_bytes):
 class BoundedExecute(Execute):
     """nbgrader's Execute, keeping at most ``max_output_bytes`` of outputs in memory."""
 
-    def __init__(self, max_output_bytes, evidence, channel=None, names=None, checkpoint=None, **kwargs):
+    def __init__(self, max_output_bytes, evidence, channel=None, names=None, checkpoint=None, filesystems=(),
+                 **kwargs):
         super().__init__(**kwargs)
+        self.filesystems = list(filesystems)   # [{"path", "mb", "setting"}]: the run's size-capped filesystems
         self.max_output_bytes = max_output_bytes
         self.evidence = evidence   # {"dir": evidence folder in the home, "files": {path in the home: max bytes}}
         self.output_bytes = 0
@@ -246,11 +258,24 @@ class BoundedExecute(Execute):
                 _clear(evidence)  # a capture that failed leaves nothing half-written or planted
         else:
             cell, _ = super().preprocess_cell(cell, resources, index)
-            if cell.cell_type == "code" and self.checkpoint:
-                self._checkpoint(home, index)
+            if cell.cell_type == "code":
+                self._stop_if_full()
+                if self.checkpoint:
+                    self._checkpoint(home, index)
         if index in self.timed_out:
             _replace_errors(cell, "CellTimeout", timeout_text(cell_name(cell, index - 1), self.timeout))
         return cell, self.resources
+
+    def _stop_if_full(self):
+        """A cell that left one of the run's filesystems full ends the run (the grader's watchdog looks only
+        once a second, and the notebook could end first)."""
+        for fs in self.filesystems:
+            try:
+                info = os.statvfs(fs["path"])
+            except OSError:
+                continue
+            if info.f_bavail * info.f_frsize < FULL_BYTES:
+                raise DiskFull(f"filled the {fs['mb']} MB of {fs['path']} ({fs['setting']})")
 
     def _checkpoint(self, home, index):
         """The guard's checkpoint in a hidden cell, then what it wrote sent under the checkpoint prefix."""
@@ -393,6 +418,7 @@ def main(spec: dict):
                               {"dir": settings["evidence_dir"], "files": spec["evidence_files"]},
                               channel=channel, names=names,
                               checkpoint={"source": checkpoint_source(key), "prefix": spec["checkpoint"]},
+                              filesystems=spec.get("filesystems", ()),
                               timeout=cell_timeout, kernel_name="python3", shutdown_kernel="immediate")
     outcome = {"status": "ok", "message": ""}
     start = time.monotonic()
@@ -405,6 +431,8 @@ def main(spec: dict):
         cell = nb.cells[executor.running] if executor.running is not None else None
         if cell is not None and not executor.too_much:
             _replace_errors(cell, "KernelDied", kernel_died_text(cell_name(cell, executor.running - 1)))
+    except DiskFull as exc:
+        outcome = {"status": "too_much_disk", "message": str(exc)}
     except CellTimeoutError as exc:  # the kernel did not even answer the interrupt
         outcome = {"status": "timeout", "message": str(exc).splitlines()[0].rstrip(".")[:500]}
         if executor.running in executor.timed_out:
