@@ -18,6 +18,7 @@ nbgrader way, e.g. ``spamkit grade --Grading.val_auc_threshold=0.95``.
     spamkit report                  the class report (one HTML file)
     spamkit calibrate [--runs N] [--first-seed S] [--margin M] [--json OUT]
                                     thresholds from seeded runs of the reference solution
+    spamkit --help-all              every setting of the kit, with its help and default
 
 ``python -m autograder`` is the same program. It only parses and renders:
 the work is done by ``autograder.api``, which scripts and tests call too.
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="spamkit", description="Release, collect, grade and report the spam-transformer lab (nbgrader).",
-        epilog="Any --Class.trait=value sets a course_config.py setting for this run.")
+        epilog="Any --Class.trait=value sets a course_config.py setting for this run; --help-all lists them.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("release", parents=[common], help="generate the student version (nbgrader generate_assignment)")
@@ -363,8 +364,32 @@ COMMANDS = {"release": cmd_release, "collect": cmd_collect, "grade": cmd_grade, 
             "export": cmd_export, "report": cmd_report, "calibrate": cmd_calibrate}
 
 
+def setting_classes() -> list[type]:
+    """The kit's configurable classes: every setting a course_config.py can give, besides nbgrader's own."""
+    from . import nbgrader_plugins, settings
+    from .course import exports, intake, lms_export, sanitize
+
+    return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, nbgrader_plugins.GradeSubmission,
+            exports.Exports, lms_export.LmsExport, intake.LmsCollector, sanitize.SanitizeStudentContent,
+            sanitize.FeedbackExporter]
+
+
+def help_all() -> str:
+    """Every kit setting with its help and default (``spamkit --help-all``); nbgrader's own settings:
+    ``nbgrader <command> --help-all``."""
+    parts = ["The kit's settings (course_config.py: c.Class.name = value; or --Class.name=value):", ""]
+    for cls in setting_classes():
+        parts += [f"{cls.__name__} ({cls.__module__})"]
+        parts += [cls.class_get_trait_help(trait) for trait in cls.class_own_traits(config=True).values()]
+        parts.append("")
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help-all" in argv:
+        print(help_all())
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

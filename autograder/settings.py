@@ -1,4 +1,10 @@
-"""The kit's settings, read from course_config.py like nbgrader's own."""
+"""The kit's settings, read from course_config.py like nbgrader's own.
+
+The defaults here are the course's values: the thresholds are the calibrated ones (``spamkit calibrate``),
+the limits the ones the reference solution was measured under. A course_config.py sets only what its course
+changes (``tests/unit/test_settings.py`` checks that a course_config.py with only the course id and the data
+folder gets the shipped course's grading job). ``spamkit --help-all`` lists every setting with its help.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Lab(Configurable):
     assignment = Unicode("spam_transformer", help="nbgrader assignment id of the lab").tag(config=True)
     dataset = Enum(["sms", "enron"], "sms", help="which labelled messages the lab trains on").tag(config=True)
-    data_dir = Unicode("", help="local folder holding the dataset (else cache, else download)").tag(config=True)
+    data_dir = Unicode("", help="local folder holding the dataset; empty: SPAM_LAB_DATA_DIR, else the cache "
+                       "(~/.cache/spam_lab), else the download (SMS only)").tag(config=True)
     split_seed = Int(1234, help="seed of the train / validation / hidden test split").tag(config=True)
     seed = Int(42, help="training seed the grader gives every notebook").tag(config=True)
 
@@ -24,14 +31,19 @@ class Lab(Configurable):
 
 
 class Grading(Configurable):
-    val_auc_threshold = Float(0.93, help="lowest passing last val_auc").tag(config=True)
-    hidden_auc_threshold = Float(0.93, help="lowest passing AUC on the hidden test split").tag(config=True)
-    honesty_tolerance = Float(0.02, help="allowed gap between reported and re-evaluated val AUC").tag(config=True)
+    # From `spamkit calibrate` (20 seeded runs of the reference solution, 2026-11-27): the grader's val AUC
+    # min 0.9327 / median 0.9803, hidden AUC min 0.9720 / median 0.9892, reported-vs-regraded gap 0 on every
+    # run. Thresholds = min - 0.02 (rounded down to 0.005); tolerance = largest gap + 0.005.
+    val_auc_threshold = Float(0.91, help="lowest passing last val_auc (calibrated: `spamkit calibrate`)").tag(config=True)
+    hidden_auc_threshold = Float(0.95, help="lowest passing AUC on the hidden test split (calibrated: "
+                                 "`spamkit calibrate`)").tag(config=True)
+    honesty_tolerance = Float(0.005, help="allowed gap between the val AUC the notebook reports and the "
+                              "grader's own on its weights").tag(config=True)
     partial_credit_on_crash = Bool(True, help="a run that ended early (a limit, a dead kernel) without final "
                                    "evidence is graded on what the guard recorded after each cell before the stop; "
                                    "False: every check fails").tag(config=True)
-    min_learning_rate = Float(1e-5).tag(config=True)
-    max_learning_rate = Float(1e-2).tag(config=True)
+    min_learning_rate = Float(1e-5, help="lowest learning rate the compile check accepts").tag(config=True)
+    max_learning_rate = Float(1e-2, help="highest learning rate the compile check accepts").tag(config=True)
     check_memory_mb = Int(3072, help="memory of the check process that loads a student's weights (a cgroup of "
                           "its own where the host allows, else RLIMIT_DATA); past it, the AUC checks report a "
                           "grader error").tag(config=True)
@@ -56,7 +68,7 @@ class Sandbox(Configurable):
     @property
     def threads(self) -> int:
         """The CPU threads of one run (the GradingJob fixes ``cpu_threads``; unset, one sandbox per core)."""
-        return threads_per_sandbox(self.cpu_threads, len(os.sched_getaffinity(0)))
+        return threads_per_sandbox(self.cpu_threads, machine_cores())
 
 
 MAX_AUTO_THREADS = 8   # the lab's small model gains nothing past this; each thread is also a task under max_processes
@@ -67,20 +79,31 @@ def threads_per_sandbox(cpu_threads: int, sandboxes_at_once: int, cores: int | N
     (at most ``MAX_AUTO_THREADS``). A reference run holds about 40 tasks (processes and threads) at 2 threads."""
     if cpu_threads > 0:
         return cpu_threads
-    cores = cores or len(os.sched_getaffinity(0))
+    cores = cores or machine_cores()
     return max(1, min(MAX_AUTO_THREADS, cores // max(1, sandboxes_at_once)))
 
 
 class Batch(Configurable):
     scheduler_address = Unicode("", help="Dask scheduler to use; empty = a local cluster").tag(config=True)
-    n_workers = Int(0, help="local workers; 0 = one per core").tag(config=True)
-    threads_per_worker = Int(1).tag(config=True)
+    n_workers = Int(0, help="local sandbox workers (notebooks graded at once); 0 = one per core "
+                    "(local_workers)").tag(config=True)
+    threads_per_worker = Int(1, help="Dask threads of each local worker (each runs one sandbox or check at "
+                             "a time)").tag(config=True)
     check_workers = Int(0, help="local workers that run the hidden checks; 0 = one per four sandbox workers").tag(config=True)
 
 
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity; the CPU count where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def local_workers(batch: Batch, requested: int = 0) -> int:
-    """Dask workers of a local cluster: ``requested``, else Batch.n_workers, else one per core."""
-    return requested or batch.n_workers or len(os.sched_getaffinity(0))
+    """The worker rule, written only here: the sandboxes a batch runs at once are ``requested``
+    (``spamkit grade --workers``), else Batch.n_workers, else one per core (``machine_cores``)."""
+    return requested or batch.n_workers or machine_cores()
 
 
 def load_course_config(course_root: str | os.PathLike | None = None) -> Config:

@@ -463,9 +463,9 @@ def main(argv=None) -> int:
     realistic, twins = make_course(work / "base-realistic", args.students, IDENTICAL_SHARE)
     report: dict = {"students": args.students, "cpus": cores, "repo": str(REPO), "runs": {},
                     "identical_share": IDENTICAL_SHARE, "twins": twins}
-    from autograder.course.batch import default_workers
+    from autograder.settings import Batch, local_workers
 
-    n_default = default_workers()
+    n_default = local_workers(Batch())
     report["n_default"] = n_default
 
     if "bare" in wanted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -22,16 +23,43 @@ from autograder.course.examples import fill  # noqa: F401 - re-exported for the 
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "spam_transformer"
-SHARED_DATA = Path(os.environ.get("SPAM_LAB_DATA_DIR", REPO.parent / "shared" / "data"))
+# The data as a user's machine finds it (the lab's loader, source/<assignment>/spam_data.py): the folder
+# SPAM_LAB_DATA_DIR names (CI sets it: offline), else the loader's cache (~/.cache/spam_lab, or
+# SPAM_LAB_CACHE), else its download (SMS only), which lands in the cache. None: no folder is set.
+DATA_DIR = Path(os.environ["SPAM_LAB_DATA_DIR"]) if os.environ.get("SPAM_LAB_DATA_DIR") else None
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 SPAMKIT = [sys.executable, "-m", "autograder"]
 DASK = Path(sys.executable).with_name("dask")
 
 
+def lab_loader():
+    """The lab's data loader, source/<assignment>/spam_data.py of this checkout (imported by its path, as
+    ``spam_data``, replacing another copy such as the release's)."""
+    path = REPO / "source" / ASSIGNMENT / "spam_data.py"
+    loaded = sys.modules.get("spam_data")
+    if loaded is not None and Path(loaded.__file__).resolve() == path:
+        return loaded
+    spec = importlib.util.spec_from_file_location("spam_data", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["spam_data"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def data_location() -> Path:
+    """Where this machine keeps the raw data: DATA_DIR, else the loader's cache."""
+    return DATA_DIR or lab_loader().cache_dir()
+
+
+def data_env() -> dict:
+    """SPAM_LAB_DATA_DIR for a process that loads the data, if one is set (else the loader's cache or download)."""
+    return {"SPAM_LAB_DATA_DIR": str(DATA_DIR)} if DATA_DIR else {}
+
+
 def course_env(extra: dict | None = None) -> dict:
     """The environment of a command run in a test course: its own SQLite gradebook unless ``extra`` sets
-    KIT_DB_URL, the shared data."""
-    env = {**os.environ, "SPAM_LAB_DATA_DIR": str(SHARED_DATA), "TF_CPP_MIN_LOG_LEVEL": "3",
+    KIT_DB_URL, the data as found (``data_env``)."""
+    env = {**os.environ, **data_env(), "TF_CPP_MIN_LOG_LEVEL": "3",
            "PATH": path_with_venv_tools(os.environ.get("PATH", ""))}
     env.pop("KIT_DB_URL", None)
     env.update(extra or {})
@@ -42,7 +70,8 @@ def open_course(root: Path, overrides: dict | None = None, *, create: bool = Fal
     """The test course in root (made from the repo's source and config with ``create``), its own SQLite
     gradebook unless ``db_url`` names one, with ``overrides`` over its course_config.py
     (e.g. ``{"Grading": {"hidden_auc_threshold": 0.99}}``)."""
-    os.environ.setdefault("SPAM_LAB_DATA_DIR", str(SHARED_DATA))
+    for name, value in data_env().items():
+        os.environ.setdefault(name, value)
     config = Config({"CourseDirectory": {"db_url": db_url or f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"}})
     config.merge(Config(overrides or {}))
     return autograder_open_course(root, config, create=create)

@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ from ..grading import check_process, engine, tasks
 from ..grading.job import remove_job_dirs
 from ..model import Status
 from ..sandbox import sandbox_here
-from ..settings import Batch, Sandbox, local_workers
+from ..settings import Batch, Sandbox, local_workers, machine_cores
 from .gradebook import GradebookWriter, Row
 from .prepare import Prepared, Sanitizer
 
@@ -82,13 +81,6 @@ class NoProgress:
 
 
 # --- Dask ----------------------------------------------------------------------
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
 
 # Dask's own periodic work, at rates for a few long tasks instead of many short ones: no statistical
 # profiler (10 ms), no work stealing, event-loop and system monitors once a second or less.
@@ -175,7 +167,7 @@ class BatchGrader:
         settings = Batch(config=course.config)
         external = bool(scheduler or settings.scheduler_address)
         # Each sandbox's CPU threads (and so the job and every key) follow from how many run at once.
-        course.grade_with(default_workers() if external else local_workers(settings, n_workers))
+        course.grade_with(machine_cores() if external else local_workers(settings, n_workers))
         with course.gradebook() as gb:
             try:
                 gb.find_assignment(course.assignment)

@@ -21,7 +21,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from corpus import by_name
-from kit_testing import (ASSIGNMENT, REPO, SHARED_DATA, fill, make_course, nbgrader, release_notebook,
+from kit_testing import (ASSIGNMENT, DATA_DIR, REPO, data_env, fill, make_course, nbgrader, release_notebook,
                          source_answers, submit, summary)
 
 STUDENTS = ("reference", "no_auc", "fabricated_val_auc", "plot_wrong_labels", "fit_exception")
@@ -149,7 +149,7 @@ def test_feedback_holds_no_hidden_test_messages(feedback_course, feedback_pages)
     import spam_data
 
     lab = Lab(config=load_course_config(feedback_course))
-    splits = spam_data.load_splits(lab.dataset, str(SHARED_DATA), lab.split_seed)
+    splits = spam_data.load_splits(lab.dataset, DATA_DIR, lab.split_seed)
     public_text = "\n".join([*splits["train"][0], *splits["val"][0]])
     hidden = [m for m in splits["test"][0] if len(m) >= 30 and m not in public_text]
     assert len(hidden) >= 20
@@ -165,7 +165,8 @@ def _validate(folder: Path, nb: nbformat.NotebookNode, monkeypatch) -> dict:
     from nbgrader.validator import Validator
     from traitlets.config import Config
 
-    monkeypatch.setenv("SPAM_LAB_DATA_DIR", str(SHARED_DATA))
+    for name, value in data_env().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     path = folder / f"{ASSIGNMENT}.ipynb"
     nbformat.write(nb, path)

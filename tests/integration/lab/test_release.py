@@ -17,7 +17,7 @@ from nbgrader.preprocessors import IgnorePattern
 from nbgrader.utils import determine_grade
 
 from autograder.settings import load_course_config
-from kit_testing import ASSIGNMENT, REPO, SHARED_DATA, make_course, nbgrader, release_notebook
+from kit_testing import ASSIGNMENT, REPO, data_env, make_course, nbgrader, release_notebook
 
 COMMITTED_RELEASE = REPO / "release" / ASSIGNMENT
 SOURCE = REPO / "source" / ASSIGNMENT
@@ -58,7 +58,8 @@ def solution_lines(cell) -> list[str]:
 
 def execute(folder: Path, monkeypatch) -> nbformat.NotebookNode:
     """Run the notebook in `folder` top to bottom, keeping going after errors."""
-    monkeypatch.setenv("SPAM_LAB_DATA_DIR", str(SHARED_DATA))
+    for name, value in data_env().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     for name in ("SPAM_LAB_SPLITS", "SPAM_LAB_SEED", "SPAM_LAB_SPLIT_SEED", "SPAM_LAB_DATASET"):
         monkeypatch.delenv(name, raising=False)

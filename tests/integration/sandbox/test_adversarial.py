@@ -32,7 +32,7 @@ from autograder.sandbox.limits import Slot
 from autograder.sandbox.spec import RunSpec
 from autograder.settings import Sandbox
 from adversarial import DENIED_CALLS, Target, adv_lines, cases, endless_loop, student_notebook
-from kit_testing import (ASSIGNMENT, REPO, SHARED_DATA, fill, gradebook_scores, make_course, nbgrader,
+from kit_testing import (ASSIGNMENT, DATA_DIR, REPO, data_location, fill, gradebook_scores, make_course, nbgrader,
                          release_notebook, source_answers, submit, summary)
 
 # Small limits for the batch, given on the nbgrader command line.
@@ -83,7 +83,7 @@ def hidden_needles(root: Path) -> list[str]:
     sys.path.insert(0, str(root / "source" / ASSIGNMENT))
     import spam_data
 
-    splits = spam_data.load_splits("sms", str(SHARED_DATA), 1234)
+    splits = spam_data.load_splits("sms", DATA_DIR, 1234)
     public = "\n".join([*splits["train"][0], *splits["val"][0]])
     return sorted((text for text in splits["test"][0] if len(text) > 60 and text not in public), key=len)[-5:]
 
@@ -132,7 +132,7 @@ def graded(tmp_path_factory):
                  "normal's submission": root / "submitted" / "normal", "config": root / "course_config.py"}
     before = {name: tree_hashes(folder) for name, folder in protected.items()}
     with HostServer() as server:
-        target = Target(course=str(root), repo=str(REPO), data_dir=str(SHARED_DATA), other="normal",
+        target = Target(course=str(root), repo=str(REPO), data_dir=str(data_location()), other="normal",
                         port=server.port, token=secrets.token_hex(6), needles=hidden_needles(root))
         corpus = cases(target, reference)
         for case in [*corpus, endless_loop()]:

@@ -36,8 +36,7 @@ OOM = RunOutcome(Status.OUT_OF_MEMORY, "used more than 4096 MB of memory while c
 STOP = "Your notebook used too much memory: used more than 4096 MB of memory while cell `plot` was running"
 REGRADED = {"val_auc": 0.9765, "hidden_auc": 0.9887}   # "the grader's figures" for any weights file
 WEIGHTS = b"\x89HDF\r\n\x1a\n weights"
-GRADING = {**{name: getattr(Grading(), name) for name in Grading().trait_names(config=True)},
-           **{k: v for k, v in CONTEXT.items() if k not in ("plot_history", "training_steps")}}
+GRADING = {name: getattr(Grading(), name) for name in Grading().trait_names(config=True)}
 
 
 def checkpoint(*recorded: str) -> dict:

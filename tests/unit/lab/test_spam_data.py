@@ -1,8 +1,10 @@
-"""The lab's data loader, source/spam_transformer/spam_data.py.
+"""The lab's data loader, source/spam_transformer/spam_data.py, on generated data (``sample_data``).
 
 Every test runs with no data directory, an empty cache in a temp dir and the
 network switched off (urlopen raises), unless it sets one of them up itself.
-The real files come from SPAM_LAB_DATA_DIR (default /work/shared/data).
+The data are small files in the real formats, with the parsing traps
+(``tests/sample_data.py``); the published files are checked by
+``tests/integration/lab/test_spam_data_files.py`` where they are present.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import sys
 import urllib.error
 import urllib.request
 import zipfile
@@ -19,25 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kit_testing import REPO, SHARED_DATA
+import sample_data
+from kit_testing import lab_loader
 
-SOURCE_LAB = REPO / "source" / "spam_transformer"
-sys.path.insert(0, str(SOURCE_LAB))
-_loaded = sys.modules.get("spam_data")
-if _loaded is not None and Path(_loaded.__file__).resolve() != SOURCE_LAB / "spam_data.py":
-    del sys.modules["spam_data"]  # another copy (e.g. the release) was imported first
-import spam_data  # noqa: E402
-
+spam_data = lab_loader()
 SMS = spam_data.DATASETS["sms"]
 ENRON = spam_data.DATASETS["enron"]
-SMS_FILE = SHARED_DATA / SMS.folder / SMS.filename
-ENRON_FILE = SHARED_DATA / ENRON.folder / ENRON.filename
-
-# Published figures (sms_spam_collection/README.md, enron_spam/README.md).
-SMS_LINES, SMS_SPAM_LINES = 5_574, 747
-SMS_DISTINCT, SMS_DISTINCT_SPAM, SMS_DISTINCT_HAM = 5_171, 653, 4_518
-ENRON_ROWS, ENRON_SPAM_ROWS, ENRON_HAM_ROWS = 33_715, 17_170, 16_545
-ENRON_DISTINCT = 30_493
 
 TRICKY_TEXTS = [
     "a\ttab", 'say "hi"', '"', "two\nlines", "carriage\rreturn", "windows\r\nline", "",
@@ -63,21 +51,27 @@ def isolated(monkeypatch, tmp_path):
     return tmp_path
 
 
-@pytest.fixture(scope="module")
-def sms_bytes() -> bytes:
-    data = SMS_FILE.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == SMS.sha256, f"{SMS_FILE} is not the published file"
-    return data
+@pytest.fixture
+def data(monkeypatch, tmp_path) -> Path:
+    """A data folder with the generated SMS and Enron files, which the loader takes as the official ones."""
+    folder = tmp_path / "data"
+    sample_data.install(monkeypatch, spam_data, folder)
+    return folder
 
 
-@pytest.fixture(scope="module")
-def sms_messages():
-    return spam_data.load_messages("sms", SHARED_DATA)
+@pytest.fixture
+def sms_bytes(data) -> bytes:
+    return (data / SMS.folder / SMS.filename).read_bytes()
 
 
-@pytest.fixture(scope="module")
-def enron_bytes() -> bytes:
-    return ENRON_FILE.read_bytes()
+@pytest.fixture
+def sms_messages(data):
+    return spam_data.load_messages("sms", data)
+
+
+@pytest.fixture
+def enron_bytes(data) -> bytes:
+    return (data / ENRON.folder / ENRON.filename).read_bytes()
 
 
 def place(root: Path, layout: str, data: bytes) -> Path:
@@ -116,20 +110,23 @@ def serve(monkeypatch, archive: bytes) -> list[str]:
 # --- verification --------------------------------------------------------------
 
 
-def test_shared_copy_passes_verification(sms_bytes):
+def test_a_copy_with_the_registered_checksum_passes_verification(data, sms_bytes):
     assert spam_data.sha256_of(sms_bytes) == hashlib.sha256(sms_bytes).hexdigest()
-    assert spam_data.dataset_bytes("sms", SHARED_DATA) == sms_bytes
+    assert spam_data.dataset_bytes("sms", data) == sms_bytes
+    assert spam_data.DATASETS["sms"].sha256 != SMS.sha256, "the fixture registers the generated file's checksum"
+    with pytest.raises(ValueError, match="damaged or not the official one"):   # the published checksum refuses it
+        spam_data._checked(sms_bytes, SMS.sha256, "generated")
 
 
 @pytest.mark.parametrize("how", ["flipped byte", "truncated", "other file"])
 def test_corrupted_local_copy_is_rejected(tmp_path, sms_bytes, how):
     bad = {"flipped byte": damaged(sms_bytes), "truncated": sms_bytes[:-100], "other file": b"ham\thello\n"}[how]
-    path = place(tmp_path / "data", "flat", bad)
+    path = place(tmp_path / "bad", "flat", bad)
     with pytest.raises(ValueError) as excinfo:
-        spam_data.dataset_bytes("sms", tmp_path / "data")
+        spam_data.dataset_bytes("sms", tmp_path / "bad")
     message = str(excinfo.value)
     assert str(path) in message
-    assert hashlib.sha256(bad).hexdigest() in message and SMS.sha256 in message
+    assert hashlib.sha256(bad).hexdigest() in message and spam_data.DATASETS["sms"].sha256 in message
     assert "damaged or not the official one" in message
 
 
@@ -141,11 +138,11 @@ def test_corrupted_cached_copy_is_rejected(tmp_path, sms_bytes):
 
 
 def test_corrupted_enron_copy_is_rejected(tmp_path, enron_bytes):
-    path = tmp_path / "data" / ENRON.folder / ENRON.filename
+    path = tmp_path / "bad" / ENRON.folder / ENRON.filename
     path.parent.mkdir(parents=True)
     path.write_bytes(damaged(enron_bytes))
     with pytest.raises(ValueError, match="damaged or not the official one"):
-        spam_data.load_messages("enron", tmp_path / "data")
+        spam_data.load_messages("enron", tmp_path / "bad")
 
 
 # --- where the file is found ----------------------------------------------------------
@@ -164,7 +161,7 @@ def test_local_directory(monkeypatch, tmp_path, sms_bytes, via, layout):
     # No cache, no network: the bytes can only come from `root`.
     assert spam_data.dataset_bytes("sms", data_dir) == sms_bytes
     texts, labels = spam_data.load_messages("sms", data_dir)
-    assert (len(texts), int(labels.sum())) == (SMS_DISTINCT, SMS_DISTINCT_SPAM)
+    assert (len(texts), int(labels.sum())) == (sample_data.SMS_DISTINCT, sample_data.SMS_DISTINCT_SPAM)
     assert not (tmp_path / "cache").exists(), "a local copy must not be copied into the cache"
 
 
@@ -203,7 +200,8 @@ def test_download_rejects_an_archive_that_is_not_the_official_one(monkeypatch, t
 
 def test_download_rejects_a_damaged_member(monkeypatch, tmp_path, sms_bytes):
     archive = make_zip({SMS.archive_member: damaged(sms_bytes)})
-    monkeypatch.setitem(spam_data.DATASETS, "sms", dataclasses.replace(SMS, archive_sha256=spam_data.sha256_of(archive)))
+    registered = spam_data.DATASETS["sms"]
+    monkeypatch.setitem(spam_data.DATASETS, "sms", dataclasses.replace(registered, archive_sha256=spam_data.sha256_of(archive)))
     serve(monkeypatch, archive)
     with pytest.raises(ValueError, match=f"{SMS.archive_member}: SHA-256"):
         spam_data.dataset_bytes("sms")
@@ -211,10 +209,10 @@ def test_download_rejects_a_damaged_member(monkeypatch, tmp_path, sms_bytes):
 
 
 def test_download_lands_in_the_cache(monkeypatch, tmp_path, sms_bytes):
-    readme = (SHARED_DATA / SMS.folder / "readme").read_bytes()
-    archive = make_zip({SMS.archive_member: sms_bytes, "readme": readme})
+    archive = make_zip({SMS.archive_member: sms_bytes, "readme": b"SMS Spam Collection v.1\n"})
     # The test's zip stands in for the official one: register its checksum.
-    monkeypatch.setitem(spam_data.DATASETS, "sms", dataclasses.replace(SMS, archive_sha256=spam_data.sha256_of(archive)))
+    registered = spam_data.DATASETS["sms"]
+    monkeypatch.setitem(spam_data.DATASETS, "sms", dataclasses.replace(registered, archive_sha256=spam_data.sha256_of(archive)))
     requested = serve(monkeypatch, archive)
     assert spam_data.dataset_bytes("sms") == sms_bytes
     assert requested == [SMS.url]
@@ -224,7 +222,7 @@ def test_download_lands_in_the_cache(monkeypatch, tmp_path, sms_bytes):
     # Offline again: the second call is served from the cache.
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     texts, labels = spam_data.load_messages("sms")
-    assert (len(texts), int(labels.sum())) == (SMS_DISTINCT, SMS_DISTINCT_SPAM)
+    assert (len(texts), int(labels.sum())) == (sample_data.SMS_DISTINCT, sample_data.SMS_DISTINCT_SPAM)
     assert requested == [SMS.url]
 
 
@@ -265,7 +263,8 @@ def test_parse_splits_each_line_on_its_first_tab():
 
 def test_sms_counts(sms_bytes, sms_messages):
     texts, labels = spam_data._parse_sms(sms_bytes)
-    assert (len(texts), sum(labels)) == (SMS_LINES, SMS_SPAM_LINES)
+    assert (len(texts), sum(labels)) == (sample_data.SMS_LINES, sample_data.SMS_SPAM_LINES)
+    assert "call me\tlater\tok" in texts and "Ham 0" in texts and "ham 0 " in texts and "" in texts
     # The same lines, read independently of the loader.
     lines = [line.partition("\t") for line in sms_bytes.decode("utf-8").split("\n") if line]
     assert texts == [text for _, _, text in lines]
@@ -273,18 +272,25 @@ def test_sms_counts(sms_bytes, sms_messages):
 
     distinct, distinct_labels = sms_messages
     assert distinct_labels.dtype == np.int32
-    assert len(distinct) == len(set(distinct)) == SMS_DISTINCT
-    assert (int(distinct_labels.sum()), int((distinct_labels == 0).sum())) == (SMS_DISTINCT_SPAM, SMS_DISTINCT_HAM)
+    assert len(distinct) == len(set(distinct)) == sample_data.SMS_DISTINCT
+    assert int(distinct_labels.sum()) == sample_data.SMS_DISTINCT_SPAM
+    assert int((distinct_labels == 0).sum()) == sample_data.SMS_DISTINCT - sample_data.SMS_DISTINCT_SPAM
     first_copies = list(dict.fromkeys(texts))  # first occurrence order
     assert distinct == first_copies
-    label_of = dict(zip(texts, labels))
+    label_of: dict = {}
+    for text, label in zip(texts, labels):
+        label_of.setdefault(text, label)   # the first copy's label, even where a later copy says otherwise
     assert list(distinct_labels) == [label_of[t] for t in distinct]
+    assert label_of["ham 2"] == 0 and labels[texts.index("ham 2", texts.index("ham 2") + 1)] == 1
 
 
-def test_enron_counts(enron_bytes):
+def test_enron_counts(data, enron_bytes):
     texts, labels = spam_data._parse_enron(enron_bytes)
-    assert (len(texts), sum(labels), labels.count(0)) == (ENRON_ROWS, ENRON_SPAM_ROWS, ENRON_HAM_ROWS)
-    distinct, distinct_labels = spam_data.load_messages("enron", SHARED_DATA)
+    rows, spam = sample_data.ENRON_ROWS, sample_data.ENRON_SPAM_ROWS
+    assert (len(texts), sum(labels), labels.count(0)) == (rows, spam, rows - spam)
+    assert 're : meeting , today\nline one\nline "two" , with commas\n' in texts, "quoted newlines and commas kept"
+    distinct, distinct_labels = spam_data.load_messages("enron", data)
+    ENRON_DISTINCT = sample_data.ENRON_DISTINCT
     assert len(distinct) == len(set(distinct)) == ENRON_DISTINCT == len(set(texts))
     spam_texts = {t for t, y in zip(texts, labels) if y == 1}
     assert int(distinct_labels.sum()) == len(spam_texts)
@@ -312,11 +318,11 @@ def test_split_is_deterministic_and_stratified(sms_messages):
         assert abs(part.mean() - overall) < 0.01, f"{name}: {part.mean():.3%} spam vs {overall:.3%}"
 
 
-def test_no_text_is_in_two_splits(sms_messages):
-    splits = spam_data.load_splits("sms", SHARED_DATA, 1234)
+def test_no_text_is_in_two_splits(data, sms_messages):
+    splits = spam_data.load_splits("sms", data, 1234)
     sets = {name: set(texts) for name, (texts, _) in splits.items()}
     assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"] and not sets["val"] & sets["test"]
-    assert sum(len(s) for s in sets.values()) == SMS_DISTINCT
+    assert sum(len(s) for s in sets.values()) == sample_data.SMS_DISTINCT
     label_of = dict(zip(*sms_messages))
     for texts, labels in splits.values():
         assert labels.tolist() == [label_of[t] for t in texts]
@@ -336,8 +342,8 @@ def test_splits_file_round_trip(tmp_path):
     assert set(hidden) == {"test"} and hidden["test"][0] == ["secret"]
 
 
-def test_splits_file_round_trip_of_real_splits(tmp_path):
-    splits = spam_data.load_splits("sms", SHARED_DATA, 1234)
+def test_splits_file_round_trip_of_loaded_splits(tmp_path, data):
+    splits = spam_data.load_splits("sms", data, 1234)
     back = spam_data.read_splits_file(spam_data.write_splits_file(splits, tmp_path / "s.tsv", names=spam_data.SPLITS))
     for name in spam_data.SPLITS:
         assert back[name][0] == splits[name][0] and np.array_equal(back[name][1], splits[name][1])
@@ -346,9 +352,9 @@ def test_splits_file_round_trip_of_real_splits(tmp_path):
 # --- the notebook's view -------------------------------------------------------------
 
 
-def test_load_lab_data_has_no_test_split(monkeypatch, sms_bytes, tmp_path):
-    data = spam_data.load_lab_data("sms", SHARED_DATA)
-    full = spam_data.load_splits("sms", SHARED_DATA, 1234)
+def test_load_lab_data_has_no_test_split(monkeypatch, data):
+    folder, data = data, spam_data.load_lab_data("sms", data)
+    full = spam_data.load_splits("sms", folder, 1234)
     assert set(data) == {"train", "val"}
     for name in data:
         assert data[name][0] == full[name][0] and np.array_equal(data[name][1], full[name][1])
@@ -356,8 +362,8 @@ def test_load_lab_data_has_no_test_split(monkeypatch, sms_bytes, tmp_path):
     assert not test_texts & set(data["train"][0]) and not test_texts & set(data["val"][0])
 
     monkeypatch.setenv("SPAM_LAB_SPLIT_SEED", "7")
-    assert data["train"][0] != spam_data.load_lab_data("sms", SHARED_DATA)["train"][0]
-    assert spam_data.load_lab_data("sms", SHARED_DATA)["val"][0] == spam_data.load_splits("sms", SHARED_DATA, 7)["val"][0]
+    assert data["train"][0] != spam_data.load_lab_data("sms", folder)["train"][0]
+    assert spam_data.load_lab_data("sms", folder)["val"][0] == spam_data.load_splits("sms", folder, 7)["val"][0]
 
 
 def test_load_lab_data_reads_SPAM_LAB_SPLITS(monkeypatch, tmp_path):
