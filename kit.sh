@@ -52,7 +52,9 @@ case "$cmd" in
     install_python
     # two pytest-xdist workers (tests/conftest.py says what runs together); one on a one-core machine
     workers=$(nproc 2>/dev/null || echo 2); [ "$workers" -gt 2 ] && workers=2
-    exec .venv/bin/python -m pytest -n "$workers" tests "$@"
+    # the whole suite (tests), unless the pytest args name test paths: ./kit.sh test tests/unit
+    paths=(tests); for arg in "$@"; do if [[ $arg != -* && -e ${arg%%::*} ]]; then paths=(); fi; done
+    exec .venv/bin/python -m pytest -n "$workers" "${paths[@]}" "$@"
     ;;
   *)
     echo "usage: ./kit.sh demo | ./kit.sh test [pytest args]" >&2
