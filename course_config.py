@@ -56,6 +56,18 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
+# --- late work (README "Late work") -------------------------------------------
+# nbgrader's AssignLatePenalties (in the autograde list above) asks this plugin
+# for the penalty of a submission whose timestamp.txt is after the due date.
+# The kit writes LateWork.due_date into the gradebook at `spamkit release` and
+# before each autograde; empty = the gradebook's due date as it is (none: nothing late).
+#   c.LateWork.due_date = "2026-11-20 17:00:00 Europe/Berlin"
+c.AssignLatePenalties.plugin_class = "autograder.nbgrader_plugins.LatePenalty"
+c.LatePenalty.penalty_method = "per_day"   # or nbgrader's "none" / "zero"
+#   c.LatePenalty.percent_per_day = 10.0     # (the default) of the notebook's score, per started day late
+c.LatePenalty.grace_minutes = 15.0
+c.LatePenalty.zero_after_days = 5.0        # 5 days late or more: the whole score
+
 # --- the kit ------------------------------------------------------------------
 # The lab, the grading thresholds, the sandbox limits, Dask, the exports and the
 # LMS files all keep the kit's defaults here, e.g. (spamkit --help-all lists all):

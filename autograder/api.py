@@ -35,7 +35,7 @@ from .course.recheck import Rechecker
 from .errors import KitError
 
 __all__ = ["open_course", "release", "collect", "grade_class", "recheck", "feedback", "export", "upload_canvas",
-           "report", "calibrate", "demo"]
+           "held_back", "feedback_to_lms", "report", "calibrate", "demo"]
 
 
 def _course(course: Course | str | os.PathLike) -> Course:
@@ -56,6 +56,7 @@ class Collected:
     entries: list[intake.Entry]                              # one per student, with a status
     renamed: list[str] = field(default_factory=list)         # notebooks renamed to the released name
     warnings: list[str] = field(default_factory=list)        # nbgrader zip_collect's warnings
+    late_untimed: list[str] = field(default_factory=list)    # marked late by the LMS, no timestamp.txt
 
 
 def collect(course, archives: list[Path] = (), lms: str = "canvas", regexp: str = "",
@@ -68,6 +69,11 @@ def collect(course, archives: list[Path] = (), lms: str = "canvas", regexp: str 
         if proc.returncode != 0:
             raise KitError(f"nbgrader zip_collect failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         found.warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+        from .course import lms_ids
+        for student, entry in sorted(lms_ids.read_ids(course.root, course.assignment).items()):
+            folder = course.folder("submitted", student)
+            if any(e.get("late") for e in entry.values()) and not (folder / "timestamp.txt").is_file():
+                found.late_untimed.append(student)
     if fix_names:
         found.renamed = intake.fix_names(course.submitted_dir(), course.assignment, course.notebook)
     found.entries = course.entries()
@@ -87,14 +93,48 @@ def recheck(course, check_id: str, students: list[str] | None = None, progress: 
 
 
 def feedback(course, students: list[str] | None = None) -> tuple[Path, dict[str, str]]:
-    """nbgrader generate_feedback (hidden tests stripped): the feedback folder, and each failure's log."""
+    """nbgrader generate_feedback (hidden tests stripped): the feedback folder, and each failure's log.
+
+    No page is left for a student ``held_back`` names (a grader error, not graded yet): one nbgrader made
+    from an older grade is removed, so that no release or LMS path sends it.
+    """
+    import shutil
+
+    from .course.publish import held_back as held
+
     course = _course(course)
     failed = {}
     for student in students or [None]:
         outcome = course.api.generate_feedback(course.assignment, student_id=student, force=True)
         if not outcome["success"]:
             failed[student or "*"] = outcome.get("log", "")[-3000:] + outcome.get("error", "")
+    top = course.folder("feedback", ".").parent
+    for student in held(course):
+        page = course.folder("feedback", student)
+        if page.parent.parent == top and page.is_dir():
+            shutil.rmtree(page)
     return course.folder("feedback", "*"), failed
+
+
+def held_back(course) -> dict:
+    """{student: publish.Held}: whose result no path sends to them (a grader error, not graded yet), and why."""
+    from .course.publish import held_back as held
+
+    return held(_course(course))
+
+
+def feedback_to_lms(course, lms: str, force: bool = False):
+    """Feedback pages to the LMS: ``moodle`` writes exports/moodle_feedback.zip, ``canvas`` posts a comment per
+    student (token in CANVAS_API_TOKEN); a ``lms_feedback.FeedbackSent``."""
+    from .course import lms_feedback
+    from .course.canvas_upload import TOKEN_VARIABLE
+
+    course = _course(course)
+    if lms == "moodle":
+        return lms_feedback.moodle_zip(course)
+    if lms == "canvas":
+        return lms_feedback.canvas_comments(course, os.environ.get(TOKEN_VARIABLE, ""), force)
+    raise KitError(f"no LMS {lms!r}: canvas or moodle")
 
 
 @dataclass

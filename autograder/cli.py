@@ -12,7 +12,9 @@ nbgrader way, e.g. ``spamkit grade --Grading.val_auc_threshold=0.95``.
                                     batch grading on Dask, gradebook through nbgrader autograde
     spamkit grade --check ID [--student S ...]
                                     run one check again on the kept evidence (no notebook runs)
-    spamkit feedback [--student S]  nbgrader generate_feedback (hidden tests stripped)
+    spamkit feedback [--student S] [--lms moodle|canvas] [--force]
+                                    nbgrader generate_feedback (hidden tests stripped); --lms moodle: the
+                                    Moodle feedback-files zip, --lms canvas: a comment per Canvas submission
     spamkit export [--upload]       grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle import CSVs
                                     (--upload: the Canvas grades through Canvas' API too)
     spamkit report                  the class report (one HTML file)
@@ -112,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feedback", parents=[common], help="feedback HTML per student (nbgrader generate_feedback)")
     p.add_argument("--student", action="append", default=[], metavar="ID")
+    p.add_argument("--lms", action="append", default=[], choices=["moodle", "canvas"],
+                   help="then to the LMS: moodle = exports/moodle_feedback.zip (Upload multiple feedback files in "
+                        "a zip), canvas = each page as a comment on the student's Canvas submission")
+    p.add_argument("--force", action="store_true", help="--lms canvas: send pages already sent unchanged too")
 
     p = sub.add_parser("export", parents=[common],
                        help="grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle grade import CSVs")
@@ -240,6 +246,11 @@ def cmd_collect(api, course, args) -> int:
     found = api.collect(course, args.zip, args.lms, args.regexp, fix_names=args.fix_names)
     for line in found.warnings:
         console.print(line, style="yellow", markup=False)
+    if found.late_untimed:
+        console.print(f"note: the LMS marked {len(found.late_untimed)} submission(s) late: "
+                      f"{', '.join(found.late_untimed)}. Its download holds no submission time, so no late penalty "
+                      "applies until submitted/<student>/<assignment>/timestamp.txt gives one (README: Late work)",
+                      style="yellow", markup=False)
     for line in found.renamed:
         console.print(f"renamed {line}", markup=False)
     console.print(entries_table(found.entries, f"Submissions of {course.assignment}"))
@@ -273,12 +284,44 @@ def cmd_recheck(api, course, args) -> int:
     return 1 if any(r.status in failed for r in rows) else 0
 
 
+def held_table(held) -> Table:
+    """Students whose result is not sent to them, and why (also in exports/held_back.csv)."""
+    table = Table(title="Not sent to the student (no grade, no feedback): grader errors and work not graded yet")
+    for column in ("Student", "Status", "Why"):
+        table.add_column(column, overflow="fold")
+    for h in sorted(held.values(), key=lambda h: h.student):
+        table.add_row(Text(terminal_text(h.student)), h.status, Text(terminal_text(h.reason)))
+    return table
+
+
 def cmd_feedback(api, course, args) -> int:
     folder, failed = api.feedback(course, args.student)
     for log in failed.values():
         console.print(log, markup=False)
     console.print(f"Feedback written to {folder}" if not failed else "[red]generate_feedback failed[/red]")
-    return 1 if failed else 0
+    held = api.held_back(course)
+    if held:
+        console.print(held_table(held))
+    if failed:
+        return 1
+    for lms in dict.fromkeys(args.lms):
+        out = api.feedback_to_lms(course, lms, args.force)
+        if lms == "moodle":
+            console.print(f"{len(out.sent)} feedback page(s) in {out.path}: upload it in the assignment's View all "
+                          "submissions → Grading action → Upload multiple feedback files in a zip", markup=False)
+        else:
+            console.print(f"{len(out.sent)} feedback comment(s) posted to Canvas"
+                          + (f", {len(out.unchanged)} unchanged and not sent again (--force sends them)"
+                             if out.unchanged else ""), markup=False)
+        if out.unlisted:
+            table = unlisted_table(out.unlisted)
+            table.title = f"No feedback to {lms.capitalize()} for these (also in {out.unlisted_csv})"
+            console.print(table)
+        for student, why in sorted(out.failed.items()):
+            console.print(f"error: Canvas feedback for {student}: {why}", style="red", markup=False)
+        if out.failed:
+            return 1
+    return 0
 
 
 def cmd_export(api, course, args) -> int:
@@ -289,6 +332,11 @@ def cmd_export(api, course, args) -> int:
         console.print(f"{count} student(s) with a grade in the {lms_name} import file")
     if lms.unlisted:
         console.print(unlisted_table(lms.unlisted))
+    held = api.held_back(course)
+    if held:
+        console.print(held_table(held))
+        console.print(f"These get no Gradescope results.json and no LMS grade; listed in "
+                      f"{exported.paths['held_back']}", markup=False)
     for note in lms.notes:
         console.print(f"note: {note}", style="yellow", markup=False)
     for error in lms.errors:
@@ -367,11 +415,11 @@ COMMANDS = {"release": cmd_release, "collect": cmd_collect, "grade": cmd_grade, 
 def setting_classes() -> list[type]:
     """The kit's configurable classes: every setting a course_config.py can give, besides nbgrader's own."""
     from . import nbgrader_plugins, settings
-    from .course import exports, intake, lms_export, sanitize
+    from .course import exports, intake, late, lms_export, sanitize
 
     return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, nbgrader_plugins.GradeSubmission,
             exports.Exports, lms_export.LmsExport, intake.LmsCollector, sanitize.SanitizeStudentContent,
-            sanitize.FeedbackExporter]
+            sanitize.FeedbackExporter, late.LateWork, late.LatePenalty]
 
 
 def help_all() -> str:

@@ -7,7 +7,9 @@ per-check report and partial score into that cell's outputs, where
 nbgrader's ``SaveAutoGrades`` finds them. ``HideGraderInternals`` runs first
 in ``GenerateFeedback.preprocessors``. ``CsvExport`` (``nbgrader export
 --exporter=...``) and ``LmsCollector`` (``nbgrader zip_collect
---collector=...``) come from the exports and the intake whose work they do.
+--collector=...``) come from the exports and the intake whose work they do,
+``LatePenalty`` (``c.AssignLatePenalties.plugin_class``, nbgrader's
+LateSubmissionPlugin with a per-day policy) from ``course/late.py``.
 
 ``AutogradeWithJob`` is nbgrader's ``Autograde`` as the batch runs it: it
 hands the batch's GradingJob to ``GradeSubmission`` in the notebook's
@@ -31,6 +33,7 @@ from traitlets import Instance, Int
 
 from .course.exports import CsvExport
 from .course.intake import LmsCollector
+from .course.late import LatePenalty
 from .course.sanitize import FeedbackExporter, SanitizeStudentContent
 from .course.store import ResultStore
 from .grading.engine import grade_notebook
@@ -40,7 +43,7 @@ from .grading.submission import prepare_submission
 from .model import PARTIAL_NOTE, UNENFORCED_NOTE, CheckResult, GradingResult, Status, Summary, limits_unenforced
 
 __all__ = ["GradeSubmission", "HideGraderInternals", "CsvExport", "LmsCollector", "AutogradeWithJob",
-           "SanitizeStudentContent", "FeedbackExporter"]
+           "SanitizeStudentContent", "FeedbackExporter", "LatePenalty"]
 
 KIT = "kit"   # the key of the kit's entry in a notebook's nbconvert resources
 MAX_TRACEBACK_FRAMES = 12

@@ -115,8 +115,13 @@ class Course:
             return any(a.name == self.assignment for a in gb.assignments)
 
     def release(self, force: bool = False) -> dict:
-        """nbgrader generate_assignment; nbgrader's outcome (success, log, error)."""
-        return self.api.generate_assignment(self.assignment, force=force, create=True)
+        """nbgrader generate_assignment, then the due date (LateWork.due_date) into the gradebook; nbgrader's
+        outcome (success, log, error)."""
+        outcome = self.api.generate_assignment(self.assignment, force=force, create=True)
+        if outcome.get("success"):
+            from .late import sync_due_date
+            sync_due_date(self)
+        return outcome
 
     def folder(self, step: str, student: str = ".") -> Path:
         """nbgrader's folder of this assignment at a step: source, release, submitted, autograded, feedback."""

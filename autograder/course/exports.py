@@ -6,11 +6,16 @@
   name with a comma stays one field); plain nbgrader can use it too:
   ``nbgrader export --exporter=autograder.nbgrader_plugins.CsvExport``.
 - ``checks.csv``: one row per student, one column per check (its score),
-  then the total and the maximum, from the kit's per-student summaries.
+  then the total and the maximum, from the kit's per-student summaries, then
+  the gradebook's late penalty and the score after it.
 - ``gradescope/<student>/results.json``: Gradescope's autograder format.
   Hidden checks (all but ``Exports.visible_checks``) have
   ``visibility: after_published``, so students see their messages once the
-  instructor publishes grades.
+  instructor publishes grades. The score is the checks' total minus the
+  gradebook's late penalty (said in the output). A student whose result must
+  not be sent (``publish.held_back``: a grader error, not graded yet) gets no
+  results.json (an earlier one is removed); they are listed with the reason
+  in ``held_back.csv``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable
 
 from ..model import UNENFORCED_NOTE, Status, Summary, limits_unenforced
-from .lms_export import export_lms
+from . import late, publish
+from .lms_export import export_lms, number_cell
 from .sanitize import csv_cell
 from .store import ResultStore
 
@@ -87,26 +93,37 @@ def check_columns(summaries: dict[str, Summary]) -> list[tuple[str, str, float]]
     return list(columns.values())
 
 
-def write_checks_csv(summaries: dict[str, Summary], dest: Path) -> Path:
+def write_checks_csv(summaries: dict[str, Summary], dest: Path,
+                     penalties: dict[str, tuple[float, float]] | None = None) -> Path:
     columns = check_columns(summaries)
+    penalties = penalties or {}
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student_id", "status", *[c[0] for c in columns], "total", "max_score"])
+        writer.writerow(["student_id", "status", *[c[0] for c in columns], "total", "max_score",
+                         "late_submission_penalty", "score"])
         for student, summary in sorted(summaries.items()):
             scores = {c.id: c.score for c in summary.checks}
+            penalty = penalties.get(student, (0.0, 0.0))[0]
             writer.writerow(map(csv_cell, [student, summary.status, *[f"{scores.get(c[0], 0.0):g}" for c in columns],
-                                           f"{summary.score:g}", f"{summary.max_score:g}"]))
+                                           f"{summary.score:g}", f"{summary.max_score:g}", number_cell(penalty),
+                                           number_cell(max(0.0, summary.score - penalty))]))
     return dest
 
 
-def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: str) -> dict:
-    """One student's Gradescope ``results.json``."""
+def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: str,
+                       late_penalty: float = 0.0, seconds_late: float = 0.0) -> dict:
+    """One student's Gradescope ``results.json`` (score: the checks' total minus the late penalty, not below 0)."""
+    if summary.status == Status.GRADER_ERROR:   # publish.held_back keeps these from export_all; never a 0 here
+        raise ValueError("a grader error is no result to send")
     output = summary.status.gradescope or summary.status.instructor
     if summary.status != Status.OK and summary.message:
         output += f"\n{summary.message}"
     if limits_unenforced(summary.sandboxed, summary.limits_by):
         output += f"\n({UNENFORCED_NOTE})"
+    if late_penalty:
+        output += (f"\nSubmitted {late.lateness(seconds_late)} after the due date: the course's late policy takes "
+                   f"{late_penalty:g} of the {summary.score:g} points.")
     tests, cells = [], []
     for check in summary.checks:
         if check.cell not in cells:
@@ -124,7 +141,7 @@ def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: s
             "output_format": "text",  # check messages quote student text: never render it as HTML
         })
     return {
-        "score": float(summary.score),
+        "score": max(0.0, float(summary.score) - float(late_penalty)),
         "execution_time": round(float(summary.seconds or 0.0), 2),
         "output": output,
         "output_format": "text",
@@ -136,13 +153,19 @@ def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: s
 
 
 def write_gradescope(summaries: dict[str, Summary], folder: Path, visible: list[str],
-                     hidden_visibility: str) -> list[Path]:
-    paths = []
+                     hidden_visibility: str, held: dict | None = None,
+                     penalties: dict[str, tuple[float, float]] | None = None) -> list[Path]:
+    """results.json of each student, but none for the students ``held`` back (an earlier one is removed)."""
+    paths, held, penalties = [], held or {}, penalties or {}
     for student, summary in sorted(summaries.items()):
         path = folder / student / "results.json"
+        if student in held or summary.status == Status.GRADER_ERROR:
+            path.unlink(missing_ok=True)
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(gradescope_results(summary, set(visible), hidden_visibility), indent=1),
-                        encoding="utf-8")
+        penalty, seconds = penalties.get(student, (0.0, 0.0))
+        path.write_text(json.dumps(gradescope_results(summary, set(visible), hidden_visibility, penalty, seconds),
+                                   indent=1), encoding="utf-8")
         paths.append(path)
     return paths
 
@@ -151,19 +174,25 @@ def export_all(course, lms_report: list | None = None) -> dict[str, Path]:
     """Every export of the course's assignment into Exports.directory; returns what was written.
 
     The LMS import files (``lms_export``) come too; their ``LmsFiles`` (who is
-    not in them, notes) is appended to ``lms_report`` if given.
+    not in them, notes) is appended to ``lms_report`` if given. Who is held
+    back from every student-facing file (``publish.held_back``) is in
+    ``held_back.csv`` and on ``LmsFiles.held``.
     """
     settings = Exports(config=course.config)
     out = course.root / settings.directory
     summaries = ResultStore(course.root).summaries(course.assignment)
+    held = publish.held_back(course)
+    penalties = late.penalties(course)
     written = {
         "nbgrader_csv": write_nbgrader_csv(course.coursedir.db_url, course.coursedir.course_id,
                                            out / "grades.csv", course.assignment),
-        "checks_csv": write_checks_csv(summaries, out / "checks.csv"),
+        "checks_csv": write_checks_csv(summaries, out / "checks.csv", penalties),
+        "held_back": publish.write_held(held, out / publish.HELD_FILE),
     }
-    write_gradescope(summaries, out / "gradescope", settings.visible_checks, settings.hidden_visibility)
+    write_gradescope(summaries, out / "gradescope", settings.visible_checks, settings.hidden_visibility, held,
+                     penalties)
     written["gradescope"] = out / "gradescope"
-    lms = export_lms(course, out)
+    lms = export_lms(course, out, held)
     written.update(lms.paths)
     if lms_report is not None:
         lms_report.append(lms)

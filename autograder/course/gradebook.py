@@ -52,6 +52,7 @@ class GradebookWriter:
 
     def __init__(self, course):
         self.course = course
+        self._due_date_synced = False
 
     def has_grade(self, student: str) -> bool:
         with self.course.gradebook() as gb:
@@ -64,6 +65,10 @@ class GradebookWriter:
     def autograde(self, student: str) -> dict:
         """nbgrader's autograde of one student, in this process, with the course's job; nbgrader's outcome."""
         course = self.course
+        if not self._due_date_synced:   # nbgrader's AssignLatePenalties reads the gradebook's due date
+            from .late import sync_due_date
+            sync_due_date(course)
+            self._due_date_synced = True
         with temp_attrs(course.coursedir, assignment_id=course.assignment, student_id=student):
             app = AutogradeWithJob(job=course.job(), coursedir=course.coursedir, parent=course.api)
             app.force = True

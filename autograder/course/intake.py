@@ -100,7 +100,8 @@ def fix_names(submitted_dir: Path, assignment: str, notebook: str) -> list[str]:
 LMS_PATTERNS = {
     # Canvas "Download Submissions": lastfirst[_late]_<user id>_<submission id>_<original name>,
     # where Canvas appends -1, -2 ... to the original name on resubmission.
-    "canvas": r".*/(?P<name>[^/_]+)_(?:late_|LATE_)?(?P<student_id>\d+)_(?P<submission_id>\d+)_(?P<file_id>[^/]+)$",
+    # Canvas marks a late submission with late_ (LATE_) but gives no time: recorded (lms_ids "late"), no time made up.
+    "canvas": r".*/(?P<name>[^/_]+)_(?P<late>late_|LATE_)?(?P<student_id>\d+)_(?P<submission_id>\d+)_(?P<file_id>[^/]+)$",
     # Moodle "Download all submissions": Full Name_<participant id>_assignsubmission_file_<name>,
     # or the same as a folder when downloaded "in folders".
     "moodle": r".*/(?P<name>[^/]+?)_(?P<student_id>\d+)_assignsubmission_file_/?(?P<file_id>[^/]+)$",
@@ -185,7 +186,8 @@ class LmsCollector(FileNameCollectorPlugin):
         extracted = Path(self.parent._format_collect_path(self.parent.extracted_directory))
         for lms, lms_id in lms_ids.lms_ids_of(groups, self.lms).items():
             lms_ids.record(Path(cd.root), cd.assignment_id, groups["student_id"], lms, lms_id,
-                           groups.get("name") or "", os.path.relpath(submitted_file, extracted))
+                           groups.get("name") or "", os.path.relpath(submitted_file, extracted),
+                           late=bool(groups.get("late")))
 
 
 def zip_collect(course_root: Path, assignment: str, archives: list[Path], lms: str,

@@ -28,8 +28,11 @@ time (it would hold old grades).
 The grade is the gradebook's, as in grades.csv: the submission's score
 (autograded and manual grades) minus the late penalty, never below 0; a
 student without a submission in the gradebook has no grade (a blank the LMS
-leaves alone), and is listed. Names and ids come from students and LMS files:
-they go through ``sanitize.csv_cell``.
+leaves alone), and is listed. So is a student whose result must not be sent
+(``publish.held_back``: the last grading ended in a grader error, or the
+submission is not graded yet), even if the gradebook holds an older grade.
+Names and ids come from students and LMS files: they go through
+``sanitize.csv_cell``.
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ class LmsFiles:
     matched: dict[str, list] = field(default_factory=dict)   # lms -> its file's rows (Matched)
     canvas_column: str = ""
     max_score: float = 0.0
+    held: dict = field(default_factory=dict)   # publish.held_back: student -> Held, left out of every file
 
 
 # --- the gradebook's grades ------------------------------------------------------
@@ -200,8 +204,12 @@ class Match:
 
 
 def match_students(lms: str, grades: dict[str, float | None], ids: dict[str, dict],
-                   roster: dict[str, dict] | None, name_column: str) -> Match:
-    """Pair gradebook students with LMS users; everyone left over is listed with the reason."""
+                   roster: dict[str, dict] | None, name_column: str, held: dict | None = None) -> Match:
+    """Pair gradebook students with LMS users; everyone left over is listed with the reason.
+
+    ``held`` (student -> ``publish.Held``): students whose result must not be sent, listed with its reason.
+    """
+    held = held or {}
     label = lms_ids.LMS_NAMES[lms]
     out = Match(lms)
     owners: dict[str, list[str]] = {}
@@ -224,6 +232,8 @@ def match_students(lms: str, grades: dict[str, float | None], ids: dict[str, dic
             why = f"several {label} ids were collected for this student: {', '.join([lms_id, *entry['other_ids']])}"
         elif len(owners[lms_id]) > 1:
             why = f"{label} id {lms_id} was collected for several students: {', '.join(sorted(owners[lms_id]))}"
+        elif student in held:
+            why = f"not sent: {held[student].reason}"
         elif student not in grades:
             why = "collected, but not in the gradebook (not graded yet)"
         elif roster is not None and row is None:
@@ -271,8 +281,11 @@ def unlisted_rows(unlisted: list[Unlisted]) -> list[list[str]]:
             for u in unlisted]
 
 
-def export_lms(course, out: Path) -> LmsFiles:
-    """The LMS import files of the course's assignment into ``out``, for each LMS it has ids or a roster of."""
+def export_lms(course, out: Path, held: dict | None = None) -> LmsFiles:
+    """The LMS import files of the course's assignment into ``out``, for each LMS it has ids or a roster of.
+
+    ``held`` (``publish.held_back``; computed here if not given): students left out, with the reason.
+    """
     settings = LmsExport(config=course.config)
     ids = lms_ids.read_ids(course.root, course.assignment)
     result = LmsFiles()
@@ -282,6 +295,10 @@ def export_lms(course, out: Path) -> LmsFiles:
     wanted |= {lms for lms, roster in (("canvas", settings.canvas_roster), ("moodle", settings.moodle_roster)) if roster}
     if not wanted:
         return result
+    if held is None:
+        from .publish import held_back
+        held = held_back(course)
+    result.held = held
     grades, max_score = gradebook_grades(course.coursedir.db_url, course.coursedir.course_id, course.assignment)
     for lms, write in (("canvas", _canvas), ("moodle", _moodle)):
         if lms in wanted:
@@ -305,7 +322,7 @@ def _canvas(course, settings: LmsExport, grades, max_score: float, ids, out: Pat
     if points is not None and points != max_score:
         result.notes.append(f"Canvas lists {points:g} points possible for {column!r}, the gradebook's maximum is "
                             f"{max_score:g}: the file has the gradebook's points")
-    match = match_students("canvas", grades, ids, roster, "Student")
+    match = match_students("canvas", grades, ids, roster, "Student", result.held)
     result.paths["canvas_csv"] = write_csv(out / FILE_NAMES["canvas_csv"], [*CANVAS_COLUMNS, column],
                                            canvas_rows(match, max_score, settings.canvas_points_possible))
     result.unlisted += match.unlisted
@@ -327,7 +344,7 @@ def _moodle(course, settings: LmsExport, grades, max_score: float, ids, out: Pat
     if maximum is not None and maximum != max_score:
         result.notes.append(f"the Moodle worksheet's maximum grade is {maximum:g}, the gradebook's maximum is "
                             f"{max_score:g}: the file has the gradebook's points")
-    match = match_students("moodle", grades, ids, roster, "Full name")
+    match = match_students("moodle", grades, ids, roster, "Full name", result.held)
     for m in [m for m in match.rows if not m.roster_row.get(match_column)]:
         match.rows.remove(m)
         match.unlisted.append(Unlisted("Moodle", m.student, m.lms_id, m.name, m.score,

@@ -20,7 +20,10 @@ here what it read, so grades can go back to the LMS later
     .kit/lms/<assignment>.json
     {"<student id>": {"canvas": {"id": "12345", "name": "doejane", "file": "doejane_12345_900001_lab.ipynb"}}}
 
-A student seen with two different ids of the same LMS keeps both
+Canvas marks a late file ``_late_`` (``"late": true`` here) but its
+download holds no submission time, nor does Moodle's: the intake writes no
+``timestamp.txt`` from them (``spamkit collect`` names the students Canvas
+marked late who have none). A student seen with two different ids of the same LMS keeps both
 (``other_ids``); the export then leaves that student out and lists them,
 because a grade sent to the wrong person is worse than one typed by hand.
 """
@@ -58,8 +61,9 @@ def lms_ids_of(groups: dict, lms: str) -> dict[str, str]:
 
 
 def record(course_root: Path, assignment: str, student: str, lms: str, lms_id: str, name: str = "",
-           file: str = "") -> None:
-    """Remember that ``student`` is ``lms_id`` in ``lms`` (several collect runs add up)."""
+           file: str = "", late: bool = False) -> None:
+    """Remember that ``student`` is ``lms_id`` in ``lms`` (several collect runs add up); ``late``: the LMS
+    marked the file late (Canvas' ``_late_``), kept as ``"late": true``."""
     path = ids_path(course_root, assignment)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
@@ -68,7 +72,8 @@ def record(course_root: Path, assignment: str, student: str, lms: str, lms_id: s
         entry = ids.setdefault(student, {})
         known = entry.get(lms) or {}
         others = {*known.get("other_ids", []), *([known["id"]] if known.get("id") else [])} - {lms_id}
-        new = {"id": lms_id, "name": name, "file": file, **({"other_ids": sorted(others)} if others else {})}
+        new = {"id": lms_id, "name": name, "file": file, **({"other_ids": sorted(others)} if others else {}),
+               **({"late": True} if late else {})}
         if new != known:
             entry[lms] = new
             write_json_atomic(path, ids)

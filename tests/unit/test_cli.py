@@ -223,9 +223,12 @@ def test_every_print_of_the_cli_goes_through_the_clean_console(monkeypatch):
     monkeypatch.setattr(cli, "console", console)
     found = api.Collected(entries=[Entry(HOSTILE_ID, Status.WRONG_NAME, message=HOSTILE_TEXT)],
                           renamed=[f"{HOSTILE_ID}/{HOSTILE_TEXT}.ipynb -> {HOSTILE_ID}/spam_transformer.ipynb"],
-                          warnings=[f"[ZipCollectApp | WARNING] {HOSTILE_TEXT}"])
+                          warnings=[f"[ZipCollectApp | WARNING] {HOSTILE_TEXT}"], late_untimed=[HOSTILE_ID])
+    from autograder.course.publish import Held
+
     fake_api = SimpleNamespace(collect=lambda *args, **kwargs: found,
-                               feedback=lambda course, students: ("feedback", {HOSTILE_ID: f"log: {HOSTILE_TEXT}"}))
+                               feedback=lambda course, students: ("feedback", {HOSTILE_ID: f"log: {HOSTILE_TEXT}"}),
+                               held_back=lambda course: {HOSTILE_ID: Held(HOSTILE_ID, "grader error", HOSTILE_TEXT)})
     course = SimpleNamespace(assignment="spam_transformer")
     args = SimpleNamespace(zip=[], lms="canvas", regexp="", fix_names=True, student=[])
     assert cli.cmd_collect(fake_api, course, args) == 0
@@ -235,7 +238,7 @@ def test_every_print_of_the_cli_goes_through_the_clean_console(monkeypatch):
     out = console.file.getvalue()
     assert_no_control_characters(out)
     plain = without_colours(out)
-    assert plain.count("all fine") == 6 and "renamed ann\u241b[2J" in plain and "x\u241b[2J" in plain
+    assert plain.count("all fine") == 7 and "renamed ann\u241b[2J" in plain and "x\u241b[2J" in plain
     assert "0 of 1 students have a notebook to grade." in plain
     assert "\x1b[1m" in out and "\x1b[31mx" in out  # styles survive the cleaning
 

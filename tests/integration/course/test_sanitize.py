@@ -288,7 +288,7 @@ def test_checks_csv_cells_cannot_start_a_formula(tmp_path):
                                                         "score": 1.0, "passed": False}]})}
     with open(write_checks_csv(summaries, tmp_path / "checks.csv"), newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[1][:2] == ["'=1+1", "error"] and rows[1][2:] == ["1", "1", "2"]
+    assert rows[1][:2] == ["'=1+1", "error"] and rows[1][2:] == ["1", "1", "2", "0", "1"]
 
 
 def test_gradescope_output_is_plain_text():

@@ -43,12 +43,39 @@ def test_gradescope_results_per_student():
 
 
 def test_checks_csv_has_a_column_per_check(tmp_path):
-    path = write_checks_csv(summaries(), tmp_path / "checks.csv")
+    path = write_checks_csv(summaries(), tmp_path / "checks.csv", {"ann": (0.25, 3600.0)})
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["student_id", "status", "a", "test_reported_val_auc_is_honest", "c", "total", "max_score"]
-    assert rows[1:] == [["ann", "ok", "1", "0", "0", "1", "5"], ["ben", "timeout", "0", "0", "0", "0", "5"],
-                        ["cid", "unreadable", "0", "0", "0", "0", "5"]]
+    assert rows[0] == ["student_id", "status", "a", "test_reported_val_auc_is_honest", "c", "total", "max_score",
+                       "late_submission_penalty", "score"]
+    assert rows[1:] == [["ann", "ok", "1", "0", "0", "1", "5", "0.25", "0.75"],
+                        ["ben", "timeout", "0", "0", "0", "0", "5", "0", "0"],
+                        ["cid", "unreadable", "0", "0", "0", "0", "5", "0", "0"]]
+
+
+def test_gradescope_takes_the_late_penalty_and_never_sends_a_grader_error(tmp_path):
+    import json
+
+    import pytest
+
+    from autograder.course.exports import write_gradescope
+
+    found = summaries()
+    ann = gradescope_results(found["ann"], set(), "hidden", late_penalty=0.25, seconds_late=90000.0)
+    assert ann["score"] == 0.75 and "1 day 1 hour after the due date" in ann["output"]
+    assert "takes 0.25 of the 1 points" in ann["output"]
+    assert gradescope_results(found["ann"], set(), "hidden", late_penalty=5.0)["score"] == 0.0   # never below 0
+    found["dee"] = Summary.not_graded(Status.GRADER_ERROR, "KilledWorker", 5.0, [])
+    with pytest.raises(ValueError):
+        gradescope_results(found["dee"], set(), "hidden")
+    stale = tmp_path / "dee" / "results.json"
+    stale.parent.mkdir()
+    stale.write_text(json.dumps({"score": 3.0}))   # an earlier export's file
+    (tmp_path / "ben").mkdir()
+    (tmp_path / "ben" / "results.json").write_text("{}")
+    written = write_gradescope(found, tmp_path, [], "hidden", held={"ben": object()})
+    assert sorted(p.parent.name for p in written) == ["ann", "cid"]
+    assert not stale.exists() and not (tmp_path / "ben" / "results.json").exists()
 
 
 def test_the_class_report_names_who_needs_attention_and_why():
