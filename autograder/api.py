@@ -87,6 +87,26 @@ def grade_class(course, students: list[str] | None = None, force: bool = False, 
                                                          scheduler=scheduler, n_workers=workers)
 
 
+def check_workers(course, scheduler: str = "") -> dict[str, dict]:
+    """Every worker of the course's cluster (``scheduler``, Batch.scheduler_address or Batch.cluster) as a
+    grader: host, Python, kit version, grading code, sandbox strategy, cgroups, the job's digest, and why it
+    may not grade ('' if it may). A batch vets its workers the same way and gives refused ones nothing."""
+    import contextlib
+
+    from .course import cluster
+    from .settings import Batch
+
+    course = _course(course)
+    settings = Batch(config=course.config)
+    if not (scheduler or settings.scheduler_address or settings.cluster):
+        raise KitError("no cluster to check: give --scheduler, or set Batch.scheduler_address or Batch.cluster")
+    course.grade_with(len(os.sched_getaffinity(0)))   # the job of a batch on a cluster (batch.BatchGrader)
+    with contextlib.ExitStack() as stack:
+        client = cluster.external_client(stack, scheduler or settings.scheduler_address, settings.cluster,
+                                         course.root)
+        return cluster.check_workers(client, course.job())
+
+
 def recheck(course, check_id: str, students: list[str] | None = None, progress: Progress | None = None) -> list[Row]:
     """Run one check again on the evidence kept from the graded runs, and rewrite the gradebook."""
     return Rechecker(_course(course), progress).recheck(check_id, students or None)

@@ -12,6 +12,8 @@ nbgrader way, e.g. ``spamkit grade --Grading.val_auc_threshold=0.95``.
                                     batch grading on Dask, gradebook through nbgrader autograde
     spamkit grade --check ID [--student S ...]
                                     run one check again on the kept evidence (no notebook runs)
+    spamkit worker-check [--scheduler tcp://host:8786]
+                                    can each Dask worker grade (kit version, sandbox, cgroups)?
     spamkit feedback [--student S] [--lms moodle|canvas] [--force]
                                     nbgrader generate_feedback (hidden tests stripped); --lms moodle: the
                                     Moodle feedback-files zip, --lms canvas: a comment per Canvas submission
@@ -111,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run one check again on the kept evidence (no notebook re-runs); e.g. test_hidden_auc")
     p.add_argument("--scheduler", default="", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--workers", type=int, default=0, help="local Dask workers (default: Batch.n_workers or cores)")
+
+    p = sub.add_parser("worker-check", parents=[common],
+                       help="can each Dask worker grade? (kit version, sandbox, cgroups); exit 1 if one cannot")
+    p.add_argument("--scheduler", default="", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
 
     p = sub.add_parser("feedback", parents=[common], help="feedback HTML per student (nbgrader generate_feedback)")
     p.add_argument("--student", action="append", default=[], metavar="ID")
@@ -272,6 +278,21 @@ def cmd_grade(api, course, args) -> int:
     return 1 if any(r.status in (Status.GRADER_ERROR, Status.AUTOGRADE_FAILED) for r in rows) else 0
 
 
+def cmd_worker_check(api, course, args) -> int:
+    reports = api.check_workers(course, args.scheduler)
+    table = Table(title=f"{len(reports)} Dask worker(s) for {course.assignment}")
+    for col in ("Worker", "Host", "Python", "Kit", "Grading code", "Sandbox", "Cgroups", "Verdict"):
+        table.add_column(col, overflow="fold")
+    for address, r in sorted(reports.items()):
+        verdict = f"[red]refused[/red]: {escape(r['refused'])}" if r["refused"] else "[green]may grade[/green]"
+        table.add_row(address, r.get("host", ""), r.get("python", ""), r.get("kit_version", ""),
+                      (r.get("grading_code") or "")[:12], r.get("sandbox") or "", r.get("cgroups") or "", verdict)
+    console.print(table)
+    job = next((r["job"] for r in reports.values() if r.get("job")), "")
+    console.print(f"job digest {job[:16]}; a batch gives notebooks only to the workers that may grade")
+    return 1 if not reports or any(r["refused"] for r in reports.values()) else 0
+
+
 def cmd_recheck(api, course, args) -> int:
     if args.force:
         console.print("--check runs one check on the kept evidence; --force re-runs whole notebooks: use one of them",
@@ -409,7 +430,8 @@ def cmd_demo(api, args, overrides: Config) -> int:
 
 
 COMMANDS = {"release": cmd_release, "collect": cmd_collect, "grade": cmd_grade, "feedback": cmd_feedback,
-            "export": cmd_export, "report": cmd_report, "calibrate": cmd_calibrate}
+            "export": cmd_export, "report": cmd_report, "calibrate": cmd_calibrate,
+            "worker-check": cmd_worker_check}
 
 
 def setting_classes() -> list[type]:

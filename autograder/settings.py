@@ -85,6 +85,9 @@ def threads_per_sandbox(cpu_threads: int, sandboxes_at_once: int, cores: int | N
 
 class Batch(Configurable):
     scheduler_address = Unicode("", help="Dask scheduler to use; empty = a local cluster").tag(config=True)
+    cluster = Unicode("", help="import path (module.function; a module beside course_config.py is found first) "
+                      "of a callable returning a Dask cluster object to grade on, e.g. one making a dask-jobqueue "
+                      "SLURMCluster; empty = scheduler_address, else a local cluster").tag(config=True)
     n_workers = Int(0, help="local sandbox workers (notebooks graded at once); 0 = one per core "
                     "(local_workers)").tag(config=True)
     threads_per_worker = Int(1, help="Dask threads of each local worker (each runs one sandbox or check at "

@@ -23,9 +23,10 @@ data out. So a batch:
    process: they start processes and wait. The check worker's warm check
    process starts with the batch; a worker's next sandbox starts while the
    checks of its last one run, and the class pays
-   TensorFlow's start-up for the checks once. Under an external scheduler
-   (``Batch.scheduler_address``, ``--scheduler``) the tasks go wherever there
-   is room. The GradingJob is scattered once and each notebook travels as
+   TensorFlow's start-up for the checks once. On a cluster
+   (``Batch.scheduler_address``, ``--scheduler``, or ``Batch.cluster``) the
+   tasks go only to workers vetted for the job (``cluster.py``): the client's
+   grading code, a sandbox they can make. The GradingJob is scattered once and each notebook travels as
    data, so workers need no course files;
 5. as each result lands, stores it (atomic file) and has the
    ``GradebookWriter`` run nbgrader's autograde for that student in this
@@ -60,6 +61,7 @@ from ..grading.job import remove_job_dirs
 from ..model import Status
 from ..sandbox import sandbox_here
 from ..settings import Batch, Sandbox, local_workers, machine_cores
+from .cluster import external_client, open_gate
 from .gradebook import GradebookWriter, Row
 from .prepare import Prepared, Sanitizer
 
@@ -105,10 +107,10 @@ def check_workers(settings: Batch, sandbox_workers: int) -> int:
 
 
 def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "", n_workers: int = 0,
-                at_most: int | None = None):
-    """A Dask client and whether it is our local cluster: on ``scheduler`` (or Batch.scheduler_address),
-    else a local cluster of sandbox workers (no more than ``at_most`` notebooks need) and check workers.
-    ``stack`` closes them.
+                at_most: int | None = None, course_root=None):
+    """A Dask client and whether it is our local cluster: on ``scheduler`` (or Batch.scheduler_address), or on
+    the cluster Batch.cluster makes (``cluster.py``), else a local cluster of sandbox workers (no more than
+    ``at_most`` notebooks need) and check workers. ``stack`` closes them.
 
     Made without ``with Client(...)``, so that it can be started in one thread and used in another.
     """
@@ -116,10 +118,8 @@ def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "
     from distributed import Client, LocalCluster
 
     address = scheduler or settings.scheduler_address
-    if address:
-        client = Client(address, set_as_default=False)
-        stack.callback(client.close)
-        return client, False
+    if address or settings.cluster:
+        return external_client(stack, address, settings.cluster, course_root), False
     workers = max(1, min(local_workers(settings, n_workers), at_most or math.inf))
     stack.enter_context(dask.config.set(QUIET_DASK))
     cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=False,
@@ -165,7 +165,7 @@ class BatchGrader:
     def _grade(self, students, force, scheduler, n_workers) -> list[Row]:
         course = self.course
         settings = Batch(config=course.config)
-        external = bool(scheduler or settings.scheduler_address)
+        external = bool(scheduler or settings.scheduler_address or settings.cluster)
         # Each sandbox's CPU threads (and so the job and every key) follow from how many run at once.
         course.grade_with(machine_cores() if external else local_workers(settings, n_workers))
         with course.gradebook() as gb:
@@ -272,14 +272,27 @@ class DaskPipeline:
 
     # --- starting ----------------------------------------------------------------------------
     def _start(self):
-        client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers, self.at_most)
+        course = self.grader.course
+        client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers, self.at_most,
+                                    course.root)
         if local:
             client.wait_for_workers(len(client.cluster.worker_spec))
-        job_future = client.scatter(self.grader.course.job(), broadcast=True)
-        if local:   # the check worker gets its warm check process ready while the first notebooks run
+            job_future = client.scatter(course.job(), broadcast=True)
+            # the check worker gets its warm check process ready while the first notebooks run
             client.submit(engine.warm_checks, job_future, resources={CHECK: 1}, pure=False, priority=100,
                           key="warm-checks")
-        return client, local, job_future
+            return client, job_future, {SANDBOX: 1}, {CHECK: 1}
+        # Workers this client never saw: only those vetted for the job get its tasks (and its data).
+        gate, reports = open_gate(client, course.job())
+        for address, report in reports.items():
+            pending, report = report is None, report or {"refused": ""}   # pending: gets notebooks once it passes
+            course.log_event("worker", address=address, pending=pending, refused=report["refused"],
+                             sandbox=report.get("sandbox"),
+                             cgroups=report.get("cgroups"), kit_version=report.get("kit_version"),
+                             grading_code=(report.get("grading_code") or "")[:16])
+        vetted = [address for address, report in reports.items() if report and not report["refused"]]
+        job_future = client.scatter(course.job(), workers=vetted, broadcast=True)
+        return client, job_future, {gate: 1}, {gate: 1}
 
     def submit(self, p: Prepared) -> None:
         self.runs[p.key] = Run(p)
@@ -294,17 +307,16 @@ class DaskPipeline:
         from distributed import as_completed
 
         if self.client is None:
-            self.client, self.local, self.job = self._starting.result()
+            self.client, self.job, self._run_resources, self._check_resources = self._starting.result()
+            self.local = SANDBOX in self._run_resources
             self._completed = as_completed(loop=self.client.loop)
         course = self.grader.course
         for p in self._queue:
-            run_resources = {SANDBOX: 1} if self.local else None
-            check_resources = {CHECK: 1} if self.local else None
             ran = self.client.submit(tasks.run, p.submission.nb_json, p.submission.files, self.job,
                                      course.notebook, key=f"run-{p.student}-{p.key[:16]}", pure=False,
-                                     resources=run_resources)
+                                     resources=self._run_resources)
             checked = self.client.submit(tasks.check, ran, self.job, key=f"check-{p.student}-{p.key[:16]}",
-                                         pure=False, resources=check_resources, priority=10)
+                                         pure=False, resources=self._check_resources, priority=10)
             self._by_future[checked] = (self.runs[p.key], ran)
             self._completed.add(checked)
             course.log_event("submitted", student=p.student, key=p.key)
