@@ -14,6 +14,7 @@ import pytest
 
 from autograder.grading.evidence import capture_settings, load_evidence
 from corpus import check_modules
+from evidence_samples import CONTEXT as GRADING_CONTEXT
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -21,7 +22,7 @@ tf = pytest.importorskip("tensorflow")
 _MODULES = check_modules()
 compile_checks, fit_checks = _MODULES["test_compile"], _MODULES["test_fit"]
 STEPS = 4  # 32 samples in batches of 8
-CONTEXT = {"min_learning_rate": 1e-5, "max_learning_rate": 1e-2, "training_steps": STEPS}
+CONTEXT = {**GRADING_CONTEXT, "training_steps": STEPS}   # the kit's Grading() settings, this model's steps
 CHECKS = {
     "test_optimizer_is_adam": lambda e: compile_checks.test_optimizer_is_adam(e),
     "test_learning_rate": lambda e: compile_checks.test_learning_rate(e, CONTEXT),
