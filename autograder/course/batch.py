@@ -64,6 +64,7 @@ from ..settings import Batch, Sandbox, local_workers, machine_cores
 from .cluster import external_client, open_gate
 from .gradebook import GradebookWriter, Row
 from .prepare import Prepared, Sanitizer
+from .schema_cache import cache_schema_checks
 
 
 class Progress(Protocol):
@@ -156,6 +157,7 @@ class BatchGrader:
         self.course = course
         self.progress = progress or NoProgress()
         self.writer = GradebookWriter(course)
+        cache_schema_checks()   # the client's time per student is the batch's limit on a cluster
 
     def grade(self, students: list[str] | None = None, force: bool = False, scheduler: str = "",
               n_workers: int = 0) -> list[Row]:
