@@ -4,7 +4,8 @@ Grades the reference notebook through the kit's grading path
 (``engine.grade_notebook``: run in the sandbox, then the hidden checks) a few
 times with ``Sandbox.mode = "bwrap"`` and with ``"none"``, alternating, and
 prints the times and their difference. Also times an empty program started
-through the sandbox against one started directly (the fixed start-up cost).
+through the sandbox against one started directly (the fixed start-up cost),
+and through the sandbox without its seccomp filter (the filter's cost).
 
     python benchmarks/sandbox_cost.py [--repeat 3]
 
@@ -39,25 +40,27 @@ from autograder.sandbox.spec import RunSpec  # noqa: E402
 from autograder.settings import Sandbox, load_course_config  # noqa: E402
 
 
-def startup_seconds(settings: Sandbox, repeat: int) -> tuple[float, float]:
-    """Median seconds to run `python -c pass` directly and through the sandbox."""
+def startup_seconds(settings: Sandbox, repeat: int) -> tuple[float, float, float]:
+    """Median seconds to run `python -c pass` directly, through the sandbox, and through it without the seccomp
+    filter (what the filter costs a start)."""
     strategy = sandbox.check_available(settings)
-    direct, boxed = [], []
+    direct, boxed, unfiltered = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.tsv"
         data.write_text("x\n")
-        data.chmod(0o644)
         for _ in range(repeat):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             direct.append(time.perf_counter() - start)
-            with Slot() as slot:
-                start = time.perf_counter()
-                launch = bwrap.command(RunSpec.make(settings, strategy, slot, {}, data, {}))
-                subprocess.run([*launch.argv, sys.executable, "-c", "pass"], check=True, pass_fds=launch.fds)
-                launch.close()
-                boxed.append(time.perf_counter() - start)
-    return statistics.median(direct), statistics.median(boxed)
+            for seccomp, times in ((True, boxed), (False, unfiltered)):
+                with Slot() as slot:
+                    start = time.perf_counter()
+                    spec = replace(RunSpec.make(settings, strategy, slot, {}, data, {}), seccomp=seccomp)
+                    launch = bwrap.command(spec)
+                    subprocess.run([*launch.argv, sys.executable, "-c", "pass"], check=True, pass_fds=launch.fds)
+                    launch.close()
+                    times.append(time.perf_counter() - start)
+    return statistics.median(direct), statistics.median(boxed), statistics.median(unfiltered)
 
 
 def main() -> None:
@@ -73,8 +76,9 @@ def main() -> None:
         settings = Sandbox(config=config)
         print(f"sandbox strategy here: {sandbox.check_available(settings)}; cpu_threads={settings.cpu_threads}")
 
-        direct, boxed = startup_seconds(settings, 10)
-        print(f"empty program: direct {direct:.3f} s, in the sandbox {boxed:.3f} s (+{boxed - direct:.3f} s)")
+        direct, boxed, unfiltered = startup_seconds(settings, 10)
+        print(f"empty program: direct {direct:.3f} s, in the sandbox {boxed:.3f} s (+{boxed - direct:.3f} s), "
+              f"in the sandbox without the seccomp filter {unfiltered:.3f} s")
 
         times: dict[str, list[dict]] = {"bwrap": [], "none": []}
         for i in range(args.repeat):

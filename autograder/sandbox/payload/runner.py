@@ -262,6 +262,7 @@ class BoundedExecute(Execute):
                 self._stop_if_full()
                 if self.checkpoint:
                     self._checkpoint(home, index)
+                    self.nb.cells[index] = cell   # nbclient put the hidden cell in its place
         if index in self.timed_out:
             _replace_errors(cell, "CellTimeout", timeout_text(cell_name(cell, index - 1), self.timeout))
         return cell, self.resources

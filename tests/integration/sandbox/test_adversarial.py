@@ -239,7 +239,9 @@ def test_disk_fillers_never_reach_the_host_disk(graded):
     and the host's free space never drops by that much (before the tmpfs home, 9.6 GB went in one run)."""
     for student, place in (("adv_disk_fill", "/home/student"), ("adv_shm_fill", "/dev/shm")):
         assert place in summary(graded.root, student)["message"]
-    assert graded.disk.dropped_mb < LIMITS["disk_mb"], f"free disk dropped by {graded.disk.dropped_mb:.0f} MB"
+    # Not 0: the other test worker and the grader write too (about 150 MB seen on a busy machine). A filler
+    # writing to the host's disk would take GBs: it runs until the notebook timeout, the kernel never refusing.
+    assert graded.disk.dropped_mb < 1024, f"free disk dropped by {graded.disk.dropped_mb:.0f} MB"
 
 
 def test_denied_system_calls_fail_with_eperm_from_student_code(graded):
@@ -349,7 +351,7 @@ def test_timeouts_and_kernel_deaths_are_told_everywhere(graded, student):
     from autograder.course.exports import gradescope_results
     from autograder.course.gradebook import Row
     from autograder.course.report import attention
-    from autograder.model import Status, Summary
+    from autograder.model import PARTIAL_NOTE, Status, Summary
 
     said = STOPPED[student]
     found = Summary.from_dict(summary(graded.root, student))
@@ -358,7 +360,8 @@ def test_timeouts_and_kernel_deaths_are_told_everywhere(graded, student):
     for test_cell in ("test_compile", "test_fit", "test_plot"):
         assert f"{found.status.student}: {said}" in " ".join(cell(nb, test_cell).outputs[0]["text"].split())
     assert gradescope_results(found, set(), "visible")["output"] == f"{found.status.gradescope}\n{said}"
-    assert {"student": student, "reason": found.status.instructor, "detail": said} in attention({student: found})
+    reason = f"{found.status.instructor}, {PARTIAL_NOTE}" if found.partial else found.status.instructor
+    assert {"student": student, "reason": reason, "detail": said} in attention({student: found})
     console = Console(record=True, width=400, color_system=None)
     console.print(grades_table([Row.of_summary(student, Status.GRADED, found, [], executed=True)], "t"))
     table = console.export_text()
