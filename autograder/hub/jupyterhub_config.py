@@ -1,0 +1,75 @@
+"""JupyterHub's configuration for the course, read by ``jupyterhub -f`` as the hub command starts it.
+
+Everything course-specific comes from the plan the command wrote (``SPAMKIT_HUB_PLAN``, a JSON file in
+the hub's state folder): the roster, the course id, the exchange, the ports, the instructor's cgroups.
+"""
+
+import json
+import os
+
+c = get_config()  # noqa: F821 - provided by traitlets when JupyterHub loads this file
+plan = json.loads(open(os.environ["SPAMKIT_HUB_PLAN"]).read())
+course = plan["course_id"]
+instructor, students = plan["instructor"], plan["students"]
+state = plan["state_dir"]
+
+# --- the hub and its proxy: local only; TLS goes in front (README) ------------------------------
+c.JupyterHub.ip = plan["ip"]
+c.JupyterHub.port = plan["port"]
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = plan["hub_port"]
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{plan['proxy_api_port']}"
+c.ConfigurableHTTPProxy.command = [plan["proxy"]]
+c.ConfigurableHTTPProxy.pid_file = f"{state}/proxy.pid"
+c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
+c.JupyterHub.cleanup_servers = True       # the users' servers stop with the hub
+
+# --- who logs in: the roster's Unix accounts, by PAM (README: LTI 1.3 through jupyterhub-ltiauthenticator) ---
+c.JupyterHub.authenticator_class = "pam"
+c.Authenticator.allowed_users = set([instructor, *students])
+c.PAMAuthenticator.open_sessions = False  # no login session (systemd-logind) for a server; PAM checks the password
+
+# --- nbgrader's groups and what they may do on the hub -----------------------------------------
+c.JupyterHub.load_groups = {
+    f"nbgrader-{course}": {"users": students},
+    f"formgrade-{course}": {"users": [instructor]},
+}
+c.JupyterHub.load_roles = [{
+    # formgrader adds students to the course group (nbgrader's JupyterHubAuthPlugin), and asks which
+    # course a submitter is in; nothing else about other users, and no access to their servers.
+    "name": f"formgrade-{course}",
+    "description": f"grader of {course}: manages the membership of nbgrader-{course}",
+    "groups": [f"formgrade-{course}"],
+    "scopes": ["list:groups", f"groups!group=nbgrader-{course}", f"read:users:groups!group=nbgrader-{course}",
+               f"read:users:name!group=nbgrader-{course}"],
+}]
+# A server's own API token: the hub's default (activity, access to itself), plus reading its user's groups
+# (nbgrader's course list) and, for the grader, the group scopes above. A token gets only what its user holds.
+c.Spawner.server_token_scopes = [
+    "users:activity!user", "access:servers!server", "read:users:groups!user", "read:users:name!user", "list:groups",
+    f"groups!group=nbgrader-{course}", f"read:users:groups!group=nbgrader-{course}",
+    f"read:users:name!group=nbgrader-{course}",
+]
+
+# --- each user's server: a process of their own Unix account (LocalProcessSpawner) ---------------
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = [plan["singleuser"]]
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = 180
+c.Spawner.http_timeout = 180
+c.Spawner.environment = {"SPAM_LAB_DATA_DIR": plan["data_dir"], "TF_CPP_MIN_LOG_LEVEL": "3"} if plan["data_dir"] else {}
+
+
+def per_role(spawner):
+    """The role's Jupyter configuration; the instructor's server starts in the delegated cgroups."""
+    name = spawner.user.name
+    role = "instructor" if name == instructor else "student"
+    spawner.environment["JUPYTER_CONFIG_PATH"] = plan["config_dirs"][role]
+    if role == "instructor":
+        spawner.cmd = [plan["cgroup_wrapper"], plan["singleuser"]]
+        spawner.environment["SPAMKIT_CGROUP_PROCS"] = ":".join(plan["cgroup_procs"])
+        spawner.environment["TMPDIR"] = plan["instructor_tmp"]   # not the shared /tmp (README: who grades)
+
+
+c.Spawner.pre_spawn_hook = per_role
