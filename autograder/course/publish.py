@@ -9,8 +9,9 @@ output. A student is held back when
 - the kit's last grading of them ended in a grader error (``Status.GRADER_ERROR``:
   the grader failed, not the notebook); an older grade the gradebook may still
   hold is held back too, since it is not of the work graded last;
-- their submitted notebook has not been graded yet (no kit result, or only a
-  result from before it was submitted, e.g. "no submission");
+- their submitted notebook has not been graded yet: neither a kit result nor
+  a gradebook grade, or only a kit result from before it was submitted (e.g.
+  "no submission");
 - the kit graded it but nbgrader's autograde did not write it into the
   gradebook (no submission there).
 
@@ -67,7 +68,9 @@ def held_back(course) -> dict[str, Held]:
         if entry.status != Status.OK or entry.student in held:
             continue
         summary = summaries.get(entry.student)
-        if summary is None or (not summary.graded and summary.status.kind == INTAKE):
+        # no kit result but a gradebook grade: graded outside the kit's batch (formgrader, the gradebook's API)
+        if (summary is None and entry.student not in in_gradebook) or (
+                summary is not None and not summary.graded and summary.status.kind == INTAKE):
             held[entry.student] = Held(entry.student, "not graded",
                                        "a notebook was submitted and is not graded yet (spamkit grade)")
     return held

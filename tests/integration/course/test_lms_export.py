@@ -178,7 +178,7 @@ def test_everyone_left_out_is_listed_with_the_reason(lms_course):
     }
     assert "not on the Canvas roster" in by["Canvas", "1003"]["reason"]
     assert by["Canvas", "1003"]["name"] == "'=HYPERLINK(1)"   # the name from the file name, escaped
-    assert "no grade in the gradebook" in by["Canvas", "1004"]["reason"]
+    assert "not sent: a notebook was submitted and is not graded yet" in by["Canvas", "1004"]["reason"]
     assert "no Canvas id" in by["Canvas", "zed"]["reason"] and float(by["Canvas", "zed"]["score"]) == 7.0
     assert "on the Canvas roster, no submission" in by["Canvas", "1005"]["reason"]
     assert "no 'Email address'" in by["Moodle", "2002"]["reason"] and by["Moodle", "2002"]["name"] == "'+Bo Chu"
