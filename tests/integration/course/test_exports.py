@@ -62,8 +62,9 @@ def test_checks_csv_matches_gradebook_and_summaries(exported):
         reader = csv.reader(fh)
         header = next(reader)
         rows = {r[0]: dict(zip(header, r)) for r in reader}
-    assert header[:2] == ["student_id", "status"] and header[-2:] == ["total", "max_score"]
-    check_ids = header[2:-2]
+    assert header[:2] == ["student_id", "status"]
+    assert header[-4:] == ["total", "max_score", "late_submission_penalty", "score"]
+    check_ids = header[2:-4]
     assert check_ids == [c["id"] for c in summary(root, "alice")["checks"]]
     assert set(rows) == set(STUDENTS)
     with gradebook(root) as gb:
