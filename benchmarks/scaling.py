@@ -9,9 +9,9 @@ A batch is a pipeline with two stages that overlap:
   (preparing the notebook + nbgrader's autograde into the gradebook, the
   batch log's ``prepared`` and ``autograded`` events), serially.
 
-So wall ~ start + max(workers, client) + the pipeline's fill and drain: the
-first notebook cannot land before one ``run``, and the last student's grade is
-written ``client`` after its notebook lands. ``start`` is the client's start-up
+So wall ~ start + max(workers + client, run + class x client): the last
+grade is written ``client`` after the last notebook lands, and the client
+cannot write the first grade before one ``run`` has landed. ``start`` is the client's start-up
 and the cluster's (measured: the time to the first ``submitted`` event).
 
     python benchmarks/scaling.py [--run 20] [--client 0.5] [--start 10] [--identical 0.25]
@@ -40,7 +40,7 @@ def predict(students: int, workers: int, run: float, client: float, start: float
     """Seconds to grade ``students`` on ``workers``; a share ``identical`` of them is graded from a classmate's run."""
     runs = math.ceil(students * (1 - identical))
     on_workers = math.ceil(runs / workers) * run
-    return start + max(on_workers, students * client) + run + client
+    return start + max(on_workers + client, run + students * client)
 
 
 def _ts(event: dict) -> float:
