@@ -31,6 +31,7 @@ SHARED_UNITS = {
 LONGEST_FIRST = (
     "tests/integration/grading/test_corpus.py",
     "tests/integration/sandbox/test_adversarial.py",
+    "tests/integration/hub/test_course_hub.py",
     "tests/integration/test_feedback.py",
     "tests/integration/course/test_batch.py",
     "tests/integration/course/test_postgres.py",
