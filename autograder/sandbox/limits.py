@@ -63,7 +63,7 @@ def private_folder(path: Path) -> Path:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise SandboxUnavailable(
             f"{path} is not a private folder of this user (owner uid {info.st_uid}, mode {stat.filemode(info.st_mode)}): "
-            "someone else made it; remove it (as root) and grade again")
+            "someone else made it: remove it (as root), or give the grader a private TMPDIR, and grade again")
     return path
 
 
