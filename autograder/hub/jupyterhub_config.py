@@ -7,6 +7,10 @@ the hub's state folder): the roster, the course id, the exchange, the ports, the
 import json
 import os
 
+from jupyterhub.spawner import LocalProcessSpawner
+
+from autograder.hub.cgroup_delegation import enter_then
+
 c = get_config()  # noqa: F821 - provided by traitlets when JupyterHub loads this file
 plan = json.loads(open(os.environ["SPAMKIT_HUB_PLAN"]).read())
 course = plan["course_id"]
@@ -53,7 +57,18 @@ c.Spawner.server_token_scopes = [
 ]
 
 # --- each user's server: a process of their own Unix account (LocalProcessSpawner) ---------------
-c.JupyterHub.spawner_class = "localprocess"
+class CourseSpawner(LocalProcessSpawner):
+    """On a cgroup v2 host the instructor's server is moved into its delegated leaf by the forked child,
+    still root, before it becomes the instructor (cgroup_delegation.py says why the server cannot)."""
+
+    def make_preexec_fn(self, name):
+        become_user = super().make_preexec_fn(name)
+        if name == instructor and plan.get("cgroup_v2_procs"):
+            return enter_then(plan["cgroup_v2_procs"], become_user)
+        return become_user
+
+
+c.JupyterHub.spawner_class = CourseSpawner
 c.Spawner.cmd = [plan["singleuser"]]
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 180
@@ -69,6 +84,7 @@ def per_role(spawner):
     if role == "instructor":
         spawner.cmd = [plan["cgroup_wrapper"], plan["singleuser"]]
         spawner.environment["SPAMKIT_CGROUP_PROCS"] = ":".join(plan["cgroup_procs"])
+        spawner.environment["SPAMKIT_CGROUP_V2_LEAF"] = plan.get("cgroup_v2_leaf", "")
         spawner.environment["TMPDIR"] = plan["instructor_tmp"]   # not the shared /tmp (README: who grades)
 
 

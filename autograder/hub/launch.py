@@ -95,6 +95,7 @@ def prepare(args: argparse.Namespace) -> dict:
     exchange.make(Path(hub.exchange_root), course_id, instructor)
     users_bin = user_python.users_bin(Path(sys.prefix))
     config_dirs = user_config.write(state / "jupyter", course_id, hub.exchange_root, course_root)
+    v2_procs = cgroup_delegation.delegate_v2(hub.cgroup_name, instructor)   # None on a v1 or hybrid host
     proxy = PROXY if PROXY.exists() else shutil.which("configurable-http-proxy")
     plan = {
         "course_id": course_id, "instructor": instructor, "course_root": str(course_root),
@@ -104,6 +105,8 @@ def prepare(args: argparse.Namespace) -> dict:
         "users_bin": str(users_bin), "singleuser": str(users_bin / "jupyterhub-singleuser"),
         "cgroup_wrapper": str(HERE / "singleuser_in_cgroup.sh"), "cgroup_name": hub.cgroup_name,
         "cgroup_procs": [str(p) for p in cgroup_delegation.delegate(hub.cgroup_name, instructor)],
+        "cgroup_v2_procs": str(v2_procs) if v2_procs else "",
+        "cgroup_v2_leaf": f"/{hub.cgroup_name}/{instructor}/{cgroup_delegation.LEAF}" if v2_procs else "",
         "instructor_tmp": str(tmp), "data_dir": os.environ.get("SPAM_LAB_DATA_DIR", ""),
         "config_dirs": {role: str(path) for role, path in config_dirs.items()},
         "throwaway": args.throwaway, "accounts_made": sorted(made),

@@ -12,7 +12,16 @@ Both kinds of hosts exist, and ``probe`` picks, once per process, what this one 
 
 ``v2`` (the unified hierarchy)
     Children of the grader's own cgroup, when its ``cgroup.subtree_control``
-    has (or can be given) ``memory`` and ``pids``: ``memory.max``,
+    has (or can be given) ``memory`` and ``pids`` (the root, or a delegated
+    cgroup that holds no process). A cgroup that holds processes cannot give
+    its children controllers (the kernel's no-internal-processes rule), so
+    when the grader sits in a delegated leaf (the hub's
+    ``spamkit_hub/<instructor>/server``, autograder/hub/cgroup_delegation.py)
+    whose parent we may write (the folder and its ``cgroup.procs``) and which
+    gives its children ``memory`` and ``pids``, the runs are made as siblings
+    of the leaf, under that parent: the common ancestor of the leaf and a
+    run's cgroup is then the parent, whose ``cgroup.procs`` is ours, as the
+    kernel's delegation containment asks. Each run: ``memory.max``,
     ``memory.swap.max = 0``, ``pids.max``, ``cpu.max`` and ``cpuset.cpus`` where
     those controllers are on. Hit limits are read from ``memory.events``
     (``oom_kill``) and ``pids.events`` (``max``), woken by their file events;
@@ -397,13 +406,17 @@ class Host:
 
 
 def _v2_parent(layout: Layout) -> Path | None:
-    """The grader's own v2 cgroup, if its children can get the memory and pids controllers."""
+    """The grader's own v2 cgroup, if its children can get the memory and pids controllers; else the
+    parent of a delegated leaf we sit in (``_v2_delegated_leaf_parent``)."""
     if layout.v2_mount is None:
         return None
     parent = layout.v2_mount / layout.v2_path.lstrip("/")
     enabled = set(_read(parent / "cgroup.subtree_control").split())
     if {"memory", "pids"} <= enabled:
         return parent
+    sibling_of = _v2_delegated_leaf_parent(parent, layout.v2_mount)
+    if sibling_of is not None:
+        return sibling_of
     available = set(_read(parent / "cgroup.controllers").split())
     if not {"memory", "pids"} <= available:
         return None
@@ -416,6 +429,19 @@ def _v2_parent(layout: Layout) -> Path | None:
         except OSError:
             return None
     return parent if {"memory", "pids"} <= set(_read(parent / "cgroup.subtree_control").split()) else None
+
+
+def _v2_delegated_leaf_parent(own: Path, mount: Path) -> Path | None:
+    """The parent of our own cgroup, when ours holds processes (it cannot give children controllers)
+    and the parent is delegated to us with memory and pids on for its children: runs go next to us."""
+    if own == mount or not _read(own / "cgroup.procs").split():
+        return None
+    parent = own.parent
+    if not {"memory", "pids"} <= set(_read(parent / "cgroup.subtree_control").split()):
+        return None
+    if not (os.access(parent, os.W_OK) and os.access(parent / "cgroup.procs", os.W_OK)):
+        return None
+    return parent
 
 
 def _v1_parents(layout: Layout) -> dict[str, Path] | None:
