@@ -156,8 +156,9 @@ def bwrap(*program: str, filtered: bool = True, options: tuple = (), timeout: in
           namespaces: tuple = ("--unshare-all",)) -> subprocess.CompletedProcess:
     fd = seccomp.filter_fd()
     try:
+        # the host's /tmp stays visible (read-only): the checkout, and so the venv's python, may live there
         argv = ["bwrap", *namespaces, "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev",
-                "--proc", "/proc", "--tmpfs", "/tmp", "--setenv", "HOME", "/tmp",
+                "--proc", "/proc", "--tmpfs", "/run", "--setenv", "HOME", "/run", "--setenv", "TMPDIR", "/run",
                 *options, *(seccomp.bwrap_args(fd) if filtered else []), *program]
         return subprocess.run(argv, pass_fds=[fd], capture_output=True, text=True, timeout=timeout)
     finally:
