@@ -59,3 +59,24 @@ def reference_evidence() -> dict:
         "weights": "model.weights.h5",
         "plots": {m: {"error": None, "figures": [figure(m)]} for m in PLOT_HISTORY},
     })
+
+
+def run_hidden_checks(scratch, context: dict) -> list[dict]:
+    """The real hidden checks in a pytest of their own, told ``context`` (written to ``scratch``), as the check
+    process runs them; their records."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from autograder.grading.check_process import CHECKS_DIR, KIT_ROOT, PYTEST_ARGS
+
+    (scratch / "context.json").write_text(json.dumps(context))
+    env = {**os.environ, "KIT_CHECK_CONTEXT": str(scratch / "context.json"),
+           "KIT_CHECK_RESULTS": str(scratch / "results.json"), "PYTHONPATH": str(KIT_ROOT),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", *PYTEST_ARGS], cwd=scratch, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert (scratch / "results.json").is_file(), f"the checks did not run:\n{CHECKS_DIR}\n" + proc.stdout[-3000:] + \
+        proc.stderr[-3000:]
+    return json.loads((scratch / "results.json").read_text())

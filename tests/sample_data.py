@@ -88,3 +88,19 @@ def install(monkeypatch, spam_data, folder: Path) -> dict[str, bytes]:
         target.write_bytes(data)
         monkeypatch.setitem(spam_data.DATASETS, name, dataclasses.replace(ds, sha256=spam_data.sha256_of(data)))
     return files
+
+
+def check_enron(spam_data, enron: bytes, data_dir, rows: int, spam_rows: int, distinct: int) -> list[str]:
+    """What every Enron file must give, generated or real: its rows and labels, distinct texts that keep the
+    first copy's label, Subject + newline + Message, a split covering each distinct text once. Its texts."""
+    import numpy as np
+
+    texts, labels = spam_data._parse_enron(enron)
+    assert (len(texts), sum(labels), labels.count(0)) == (rows, spam_rows, rows - spam_rows)
+    loaded, loaded_labels = spam_data.load_messages("enron", data_dir)
+    assert len(loaded) == len(set(loaded)) == distinct == len(set(texts))
+    assert int(loaded_labels.sum()) == len({t for t, y in zip(texts, labels) if y == 1})
+    assert all(t.count("\n") >= 1 for t in loaded[:100]), "an Enron text is Subject + newline + Message"
+    splits = spam_data.split_indices(loaded_labels, 1234)
+    assert sorted(np.concatenate(list(splits.values()))) == list(range(distinct))
+    return texts

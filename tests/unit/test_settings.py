@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,12 +17,11 @@ import pytest
 import sample_data
 from autograder import cli
 from autograder.grading import engine
-from autograder.grading.check_process import CHECKS_DIR, KIT_ROOT
 from autograder.grading.evidence import EVIDENCE_DIR, EVIDENCE_FILE, WEIGHTS_FILE
 from autograder.grading.job import make_job
 from autograder.model import Status
 from autograder.settings import load_course_config
-from evidence_samples import TRAIN_STEPS, reference_evidence
+from evidence_samples import TRAIN_STEPS, reference_evidence, run_hidden_checks
 from kit_testing import REPO, lab_loader
 
 KIT = REPO / "autograder"
@@ -112,15 +109,7 @@ def grade(job, tmp_path: Path, name: str, evidence: dict, regraded: dict) -> dic
     (scratch / EVIDENCE_DIR / EVIDENCE_FILE).write_text(json.dumps(evidence))
     (scratch / EVIDENCE_DIR / WEIGHTS_FILE).write_bytes(b"\x89HDF\r\n\x1a\n weights")
     context = {**engine.check_context(scratch, job, Status.OK), "training_steps": TRAIN_STEPS, "regraded": regraded}
-    (scratch / "context.json").write_text(json.dumps(context))
-    env = {**os.environ, "KIT_CHECK_CONTEXT": str(scratch / "context.json"),
-           "KIT_CHECK_RESULTS": str(scratch / "results.json"), "PYTHONPATH": str(KIT_ROOT),
-           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider",
-                           "--rootdir", str(CHECKS_DIR)], cwd=scratch, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert (scratch / "results.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {r["id"]: (r["passed"], r["score"]) for r in json.loads((scratch / "results.json").read_text())}
+    return {r["id"]: (r["passed"], r["score"]) for r in run_hidden_checks(scratch, context)}
 
 
 def test_both_course_configs_grade_the_same(generated_data, tmp_path):

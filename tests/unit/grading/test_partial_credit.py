@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -22,7 +21,6 @@ import pytest
 
 from autograder.errors import EvidenceMissing
 from autograder.grading import check_process, engine
-from autograder.grading.check_process import CHECKS_DIR, KIT_ROOT
 from autograder.grading.evidence import (CHECKPOINT_DIR, EVIDENCE_DIR, EVIDENCE_FILE, NOT_RECORDED, PLOT_HISTORY,
                                          SCHEMA, WEIGHTS_FILE, checkpoint_evidence, checkpoint_files, load_evidence,
                                          not_checked, sandbox_files, weights_file)
@@ -30,7 +28,7 @@ from autograder.model import CheckResult, GradingResult, RunOutcome, Status, Sum
 from autograder.sandbox.payload import capture
 from autograder.settings import Grading
 from corpus import check_table
-from evidence_samples import CONTEXT, reference_evidence
+from evidence_samples import CONTEXT, reference_evidence, run_hidden_checks
 
 OOM = RunOutcome(Status.OUT_OF_MEMORY, "used more than 4096 MB of memory while cell `plot` was running")
 STOP = "Your notebook used too much memory: used more than 4096 MB of memory while cell `plot` was running"
@@ -120,15 +118,7 @@ def fake_check_process(seen: list):
         except EvidenceMissing as exc:
             regraded = {"error": "EvidenceMissing", "message": str(exc)}
         context = {**context, "training_steps": CONTEXT["training_steps"], "regraded": regraded}
-        (scratch / "context.json").write_text(json.dumps(context))
-        env = {**os.environ, "KIT_CHECK_CONTEXT": str(scratch / "context.json"),
-               "KIT_CHECK_RESULTS": str(scratch / "results.json"), "PYTHONPATH": str(KIT_ROOT),
-               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-        proc = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider",
-                               "--rootdir", str(CHECKS_DIR)], cwd=scratch, env=env, capture_output=True, text=True,
-                              timeout=120)
-        assert (scratch / "results.json").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
-        return json.loads((scratch / "results.json").read_text())
+        return run_hidden_checks(scratch, context)
 
     return run_checks
 

@@ -285,18 +285,9 @@ def test_sms_counts(sms_bytes, sms_messages):
 
 
 def test_enron_counts(data, enron_bytes):
-    texts, labels = spam_data._parse_enron(enron_bytes)
-    rows, spam = sample_data.ENRON_ROWS, sample_data.ENRON_SPAM_ROWS
-    assert (len(texts), sum(labels), labels.count(0)) == (rows, spam, rows - spam)
+    texts = sample_data.check_enron(spam_data, enron_bytes, data, sample_data.ENRON_ROWS, sample_data.ENRON_SPAM_ROWS,
+                                    sample_data.ENRON_DISTINCT)
     assert 're : meeting , today\nline one\nline "two" , with commas\n' in texts, "quoted newlines and commas kept"
-    distinct, distinct_labels = spam_data.load_messages("enron", data)
-    ENRON_DISTINCT = sample_data.ENRON_DISTINCT
-    assert len(distinct) == len(set(distinct)) == ENRON_DISTINCT == len(set(texts))
-    spam_texts = {t for t, y in zip(texts, labels) if y == 1}
-    assert int(distinct_labels.sum()) == len(spam_texts)
-    assert all(t.count("\n") >= 1 for t in distinct[:100]), "an Enron text is Subject + newline + Message"
-    splits = spam_data.split_indices(distinct_labels, 1234)
-    assert sorted(np.concatenate(list(splits.values()))) == list(range(ENRON_DISTINCT))
 
 
 # --- splits ---------------------------------------------------------------------------
