@@ -285,9 +285,7 @@ class TestCourseOnHub:
                          "source": probe}]}})
             assert put.ok, put.text()
             lab_ui.open_notebook(page, _Lab(base, student), notebook)
-            lab_ui.menu(page, "Run", "Run All Cells")
-            output = lab_ui.outputs(page, 0)
-            expect(output).to_contain_text("RESULT", timeout=120_000)
+            output = lab_ui.run_all_until(page, 0, "RESULT")
             result = json.loads(output.inner_text().split("RESULT", 1)[1])
         assert all(outcome == "refused" for outcome in result["files"].values()), result
         assert result["guess other's submission"] == [], result
