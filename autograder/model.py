@@ -160,13 +160,6 @@ class GradingResult:
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
 
-    def can_stand_for(self, code: str) -> bool:
-        """Whether this result grades a submission of identical code whose code as written is ``code``:
-        always for the same text; for another (comments, blank lines) only if no output shows source."""
-        from .grading.identical import shows_source
-
-        return self.code == code or not shows_source(self.executed)
-
     def with_check(self, fresh: CheckResult, job_digest: str, evidence: dict[str, bytes]) -> GradingResult:
         """This result with one check's record replaced by ``fresh`` (run again on the kept evidence)."""
         checks = [fresh if c.id == fresh.id else c for c in self.checks]

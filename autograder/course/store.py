@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..grading.identical import can_stand_for
 from ..grading.submission import Submission
 from ..model import GradingResult, Summary
 
@@ -61,10 +62,10 @@ class ResultStore:
         """The key a submission's result is (or will be) stored under, and that result if there is one.
 
         The result of identical code (``submission.key``) grades it when it can stand for this code as
-        written (``GradingResult.can_stand_for``); else a result of this very code (``exact_key``) does.
+        written (``identical.can_stand_for``); else a result of this very code (``exact_key``) does.
         """
         shared = self.get(submission.key)
-        if shared is not None and shared.can_stand_for(submission.code):
+        if shared is not None and can_stand_for(shared, submission.code):
             return submission.key, shared
         if submission.exact_key:
             own = self.get(submission.exact_key)

@@ -48,6 +48,10 @@ import io
 import json
 import re
 import tokenize
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..model import GradingResult
 
 # Names through which code can read its own source, line numbers or the kernel's input history, or reach
 # them by a computed name. A cell that mentions one (as a name, an attribute or a string) is compared as
@@ -183,6 +187,12 @@ def shows_source(executed_json: str | None) -> bool:
                 if "ipykernel_" in text or "Cell In[" in text or "<ipython-input" in text:
                     return True
     return False
+
+
+def can_stand_for(result: GradingResult, code: str) -> bool:
+    """Whether ``result`` grades a submission of identical code whose code as written is ``code``:
+    always for the same text; for another (comments, blank lines) only if no output shows source."""
+    return result.code == code or not shows_source(result.executed)
 
 
 def matching_code_cells(nb_cells: list, ran_cells: list) -> list[tuple]:

@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from autograder.course.store import ResultStore
-from autograder.grading.identical import code_key, normal_code, sees_own_source, shows_source
+from autograder.grading.identical import can_stand_for, code_key, normal_code, sees_own_source, shows_source
 from autograder.grading.submission import Submission
 from autograder.model import GradingResult, Status
 
@@ -116,6 +116,14 @@ def test_outputs_that_show_source():
 
 def result(code: str, executed_json: str | None) -> GradingResult:
     return GradingResult(Status.OK, "", True, 1.0, 1.0, 0.0, 1.0, executed_json, [], code=code, graded_for="ann")
+
+
+def test_a_result_stands_for_its_own_text_always_and_for_another_only_if_no_output_shows_source():
+    quiet = result("ann-code", executed(new_output("stream", name="stdout", text="Epoch 1/1\n")))
+    loud = result("ann-code", executed(new_output("error", ename="NameError", evalue="Adam", traceback=["Cell In[5]"])))
+    assert can_stand_for(quiet, "ann-code") and can_stand_for(quiet, "bob-code")
+    assert can_stand_for(loud, "ann-code") and not can_stand_for(loud, "bob-code")
+    assert can_stand_for(result("ann-code", None), "bob-code")      # no executed notebook: nothing shows source
 
 
 def test_the_store_finds_a_run_of_identical_code_unless_it_shows_a_different_text(tmp_path):
