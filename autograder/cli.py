@@ -438,11 +438,11 @@ def setting_classes() -> list[type]:
     """The kit's configurable classes: every setting a course_config.py can give, besides nbgrader's own."""
     from . import nbgrader_plugins, settings
     from .course import exports, intake, late, lms_export, sanitize
-    from .hub import settings as hub_settings
+    from .hub import on_submit, settings as hub_settings
 
     return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, nbgrader_plugins.GradeSubmission,
             exports.Exports, lms_export.LmsExport, intake.LmsCollector, sanitize.SanitizeStudentContent,
-            sanitize.FeedbackExporter, late.LateWork, late.LatePenalty, hub_settings.CourseHub]
+            sanitize.FeedbackExporter, late.LateWork, late.LatePenalty, hub_settings.CourseHub, on_submit.OnSubmit]
 
 
 def help_all() -> str:

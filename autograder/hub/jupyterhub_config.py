@@ -89,3 +89,29 @@ def per_role(spawner):
 
 
 c.Spawner.pre_spawn_hook = per_role
+
+# --- the grading service (graded on submit: autograder/hub/grading_service.py) --------------------
+# Always started; it grades only while c.OnSubmit.enabled is True in the instructor's course_config.py,
+# which it reads again on every pass. It runs as the instructor, inside the instructor's delegated
+# cgroups (the same wrapper as the instructor's server) with the instructor's private TMPDIR: the sandbox
+# it grades in is formgrader's, out of every student's reach. JupyterHub restarts it if it ends.
+_grading = [plan["cgroup_wrapper"], f"{plan['users_bin']}/python", "-m", "autograder.hub.grading_service",
+            "--course-dir", plan["course_root"], "--exchange-root", plan["exchange_root"]]
+_grading_env = {
+    "SPAMKIT_CGROUP_PROCS": ":".join(plan["cgroup_procs"]),
+    "SPAMKIT_CGROUP_V2_LEAF": plan.get("cgroup_v2_leaf", ""),
+    "TMPDIR": plan["instructor_tmp"], "TF_CPP_MIN_LOG_LEVEL": "3", "SPAM_LAB_DATA_DIR": plan["data_dir"],
+}
+_service = {"name": "spamkit-grading", "command": _grading, "cwd": plan["course_root"], "environment": _grading_env}
+if plan.get("cgroup_v2_procs"):
+    # cgroup v2: only root may move a process into the leaf (cgroup_delegation.py), so the service starts as
+    # root, moves itself in, and becomes the instructor before it runs anything else (not tested on a v2 host).
+    import pwd as _pwd
+
+    _home = _pwd.getpwnam(instructor).pw_dir
+    _service["command"] = ["/bin/sh", "-c", 'echo $$ > "$0" && u="$1" && shift && exec setpriv --reuid="$u" '
+                           '--regid="$u" --init-groups -- "$@"', plan["cgroup_v2_procs"], instructor, *_grading]
+    _service["environment"] = {**_grading_env, "HOME": _home, "USER": instructor}
+else:
+    _service["user"] = instructor
+c.JupyterHub.services = [_service]

@@ -37,7 +37,9 @@ def write(config_root: Path, course_id: str, exchange_root: str, course_root: Pa
     student, instructor = config_root / "student", config_root / "instructor"
     header = ("# Written by the hub command (autograder/hub/user_config.py); changes are overwritten.\n"
               "c = get_config()  # noqa: F821\n")
-    _write(student, "nbgrader_config.py", header + _exchange_settings(course_id, exchange_root))
+    _write(student, "nbgrader_config.py", header + _exchange_settings(course_id, exchange_root)
+           # graded on submit: refused in the Assignments tab over the daily cap (autograder/hub/on_submit.py)
+           + "c.ExchangeFactory.submit = 'autograder.hub.on_submit.CappedSubmit'\n")
     off_server = {"ServerApp": {"jpserver_extensions": {name: False for name in STUDENT_OFF_SERVER}}, "LabApp": QUIET_LAB}
     _write(student, "jupyter_server_config.json", json.dumps(off_server, indent=1))
     off_lab = {"disabledExtensions": {name: True for name in STUDENT_OFF_LAB}}

@@ -294,6 +294,243 @@ class TestCourseOnHub:
         assert hub.get("squatted"), "a student could not even make the folder; the test's premise changed"
 
 
+    def test_graded_on_submit_under_each_policy_and_the_daily_cap(self, hub, browser, tmp_path):
+        """The hub's grading service, turned on in the instructor's course_config.py (read again on each pass):
+        each resubmission is collected and graded with no one acting (identical code: the stored result, no
+        new training), and the student sees what the policy allows: now, after the due date (before, then
+        after), never; the daily cap refuses a third submission in the Assignments tab, and the service
+        refuses one made around that refusal (nbgrader's own submit, from the student's terminal)."""
+        base, plan = hub["base"], hub["plan"]
+        ann, ben = STUDENTS
+        exchange = Path(plan["exchange_root"]) / COURSE
+        seen = _set_on_submit(plan, enabled=True, feedback="now", daily_cap=2)
+        # The submissions formgrader collected before are not the service's to grade, nor counted.
+        assert {e["state"] for e in seen["entries"].values()} == {"earlier"}, seen
+        with hub_ui.logged_in(browser, tmp_path / ann, base, ann, PASSWORDS[ann]) as ann_page, \
+                hub_ui.logged_in(browser, tmp_path / ben, base, ben, PASSWORDS[ben]) as ben_page:
+            # now: graded with no one acting, feedback at once
+            first = _submit_in_tab(ann_page, plan, ann)
+            entry = _wait_for_entry(plan, first, lambda e: e["state"] == "graded" and e["released"])
+            assert _gradebook_timestamp(plan, ann) == _utc(entry["timestamp"])
+            row = _fetch_feedback(ann_page, first)
+            expect(row).to_contain_text("(view feedback)", timeout=60_000)
+            text = _feedback_text(ann_page, base, ann, first)
+            shown = re.search(r"Score: (\d+(?:\.\d+)?) / (\d+(?:\.\d+)?)", text)
+            assert shown and float(shown.group(1)) == pytest.approx(_gradebook_score(plan, ann)), text[:2000]
+            assert "Grader checks:" in text, text[:2000]
+
+            # after the due date: graded, nothing for the student before it ...
+            _set_on_submit(plan, enabled=True, feedback="after_due", daily_cap=2, due=_utc_text(+86400))
+            second = _submit_in_tab(ben_page, plan, ben)
+            entry = _wait_for_entry(plan, second, lambda e: e["state"] == "graded")
+            assert not entry["released"], entry
+            assert _gradebook_timestamp(plan, ben) == _utc(entry["timestamp"])
+            row = _fetch_feedback(ben_page, second)
+            expect(row).not_to_contain_text("feedback")
+            assert not _feedback_in_exchange(plan, ben, second)
+            # ... and everything graded once it has passed (the same submission, no new grading)
+            _set_on_submit(plan, enabled=True, feedback="after_due", daily_cap=2, due=_utc_text(-60))
+            _wait_for_entry(plan, second, lambda e: e["released"])
+            assert _feedback_in_exchange(plan, ben, second)
+            row = _fetch_feedback(ben_page, second)
+            expect(row).to_contain_text("(view feedback)", timeout=60_000)
+            assert "Grader checks:" in _feedback_text(ben_page, base, ben, second)
+
+            # never: graded (ann's second of the day), never released by the service
+            _set_on_submit(plan, enabled=True, feedback="never", daily_cap=2)
+            third = _submit_in_tab(ann_page, plan, ann)
+            entry = _wait_for_entry(plan, third, lambda e: e["state"] == "graded")
+            assert _gradebook_timestamp(plan, ann) == _utc(entry["timestamp"])
+            row = _fetch_feedback(ann_page, third)
+            expect(row).not_to_contain_text("feedback")
+            assert not _feedback_in_exchange(plan, ann, third)
+
+            # the daily cap: a third submission is refused in the Assignments tab, with the reason
+            panel = hub_ui.open_assignments(ann_page)
+            before = _cache_entries(ann)
+            panel.locator("#fetched_assignments_list").get_by_role("button", name="Submit").click()
+            dialog = ann_page.locator("#submission-message")
+            expect(dialog).to_contain_text("grades at most 2 submissions per student per day", timeout=60_000)
+            ann_page.locator(".jp-Dialog").get_by_role("button", name=re.compile(r"^ok$", re.I)).click()
+            assert _cache_entries(ann) == before
+            # ... and nbgrader's own submit from ann's terminal (no cap check) is refused by the service
+            bypass = _submit_from_terminal(plan, ann)
+            assert bypass.returncode == 0, bypass.stderr[-2000:]
+            (extra,) = set(_cache_entries(ann)) - set(before)
+            entry = _wait_for_entry(plan, extra, lambda e: e["state"] == "over_cap")
+            assert _gradebook_timestamp(plan, ann) == _utc(_entry_named(plan, third)["timestamp"])   # not graded
+            row = _fetch_feedback(ann_page, extra)
+            expect(row).to_contain_text("(view feedback)", timeout=60_000)
+            notice = _feedback_text(ann_page, base, ann, extra)
+            assert "Not graded" in notice and "at most 2 submissions per student per day" in notice, notice
+            assert "Score:" not in notice
+        # The batch's log (formgrader's Autograde writes none): three gradings by the service, each from the stored
+        # result of byte-identical code, so no notebook trained again.
+        events = _course_events(plan)
+        assert [e["student"] for e in events if e["event"] == "autograded"] == [ann, ben, ann], events[-12:]
+        assert not [e for e in events if e["event"] == "executed"], events[-12:]
+
+
+def _course_root(plan: dict) -> Path:
+    return Path(plan["course_root"])
+
+
+def _ledger(plan: dict) -> dict:
+    path = _course_root(plan) / ".kit" / "on_submit" / f"{ASSIGNMENT}.json"
+    return json.loads(path.read_text()) if path.exists() else {"entries": {}}
+
+
+def _course_events(plan: dict) -> list[dict]:
+    path = _course_root(plan) / ".kit" / "log" / f"{ASSIGNMENT}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _wait(condition, what: str, timeout: float = 300):
+    """Poll ``condition`` until it gives something truthy (the service works on its own clock)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s; ledger: {_LAST[0]}"
+        time.sleep(0.5)
+
+
+_LAST = [None]
+
+
+def _entry_named(plan: dict, cache_name: str) -> dict | None:
+    """The ledger's entry of a submission, by the name of the student's cache folder (<student>+<a>+<ts>)."""
+    ledger = _ledger(plan)
+    _LAST[0] = json.dumps(ledger)[-3000:]
+    return next((e | {"name": n} for n, e in ledger["entries"].items() if n.rsplit("+", 1)[0] == cache_name), None)
+
+
+def _wait_for_entry(plan: dict, cache_name: str, done) -> dict:
+    return _wait(lambda: (lambda e: e if e and done(e) else None)(_entry_named(plan, cache_name)),
+                 f"the service's decision on {cache_name}")
+
+
+def _set_on_submit(plan: dict, due: str = "", **settings) -> dict:
+    """The instructor's course_config.py with these OnSubmit settings (and LateWork.due_date); the ledger once
+    a pass has started after the change."""
+    path = _course_root(plan) / "course_config.py"
+    text = path.read_text().split(_BLOCK, 1)[0]
+    lines = [f"c.OnSubmit.{name} = {value!r}" for name, value in {**settings, "poll_seconds": 1.0}.items()]
+    if due:
+        lines.append(f"c.LateWork.due_date = {due!r}")
+    tmp = path.with_name(".course_config.py.tmp")
+    tmp.write_text(text + _BLOCK + "\n".join(lines) + "\n")
+    stat = path.stat()
+    os.chown(tmp, stat.st_uid, stat.st_gid)
+    tmp.chmod(stat.st_mode & 0o777)
+    changed = time.time()
+    os.replace(tmp, path)
+    wanted = {name: value for name, value in settings.items() if name != "poll_seconds"}
+
+    def applied():
+        ledger = _ledger(plan)
+        last = ledger.get("last_pass")
+        if last and _utc(last["started"]).timestamp() > changed + 0.01 and all(
+                last["settings"].get(k) == v for k, v in wanted.items()):
+            return ledger
+        return None
+
+    return _wait(applied, f"a pass of the grading service with {settings}", timeout=120)
+
+
+_BLOCK = "\n# --- set by the hub test (graded on submit) ---\n"
+
+
+def _utc(text: str):
+    from datetime import timezone
+
+    from nbgrader.utils import parse_utc
+
+    return parse_utc(text).replace(tzinfo=timezone.utc)
+
+
+def _utc_text(offset_seconds: float) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) + timedelta(seconds=offset_seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cache_entries(student: str) -> list[str]:
+    cache = Path(pwd.getpwnam(student).pw_dir) / ".local/share/jupyter/nbgrader_cache" / COURSE
+    return sorted(p.name for p in cache.glob(f"{student}+{ASSIGNMENT}+*")) if cache.exists() else []
+
+
+def _submit_in_tab(page, plan: dict, student: str) -> str:
+    """Submit in the Assignments tab; the new submission's cache name (<student>+<assignment>+<timestamp>)."""
+    before = _cache_entries(student)
+    panel = hub_ui.open_assignments(page)
+    panel.locator("#fetched_assignments_list").get_by_role("button", name="Submit").click()
+    (new,) = _wait(lambda: set(_cache_entries(student)) - set(before), f"{student}'s submission", timeout=60)
+    return new
+
+
+def _submit_from_terminal(plan: dict, student: str) -> subprocess.CompletedProcess:
+    """nbgrader submit as the student's own account, with nbgrader's plain submit (what a student who bypasses
+    the Assignments tab's check can run)."""
+    home = pwd.getpwnam(student).pw_dir
+    env = {"HOME": home, "USER": student, "PATH": f"{plan['users_bin']}:/usr/bin:/bin",
+           "JUPYTER_CONFIG_PATH": plan["config_dirs"]["student"]}
+    return subprocess.run(
+        ["setpriv", f"--reuid={student}", f"--regid={student}", "--init-groups", "--",
+         f"{plan['users_bin']}/nbgrader", "submit", ASSIGNMENT, f"--course={COURSE}",
+         "--ExchangeFactory.submit=nbgrader.exchange.default.submit.ExchangeSubmit",
+         "--Authenticator.plugin_class=nbgrader.auth.NoAuthPlugin"],
+        cwd=home, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _fetch_feedback(page, cache_name: str):
+    """Fetch Feedback in the Assignments tab; the (re-drawn) row of that submission."""
+    timestamp = cache_name.split("+", 2)[2]
+    panel = hub_ui.open_assignments(page)
+    panel.locator("#refresh_assignments_list").click()
+    submitted = panel.locator("#submitted_assignments_list")
+    expect(submitted).to_contain_text(timestamp, timeout=60_000)
+    with page.expect_response(lambda r: "fetch_feedback" in r.url) as fetched:
+        submitted.get_by_role("button", name="Fetch Feedback").click()
+    assert fetched.value.ok, fetched.value.status
+    row = submitted.locator(".nested_list_item").filter(has_text=timestamp)
+    expect(row).to_have_count(1, timeout=60_000)
+    return row
+
+
+def _feedback_in_exchange(plan: dict, student: str, cache_name: str) -> bool:
+    """Is there feedback in the exchange for this submission (nbgrader's name: the hash of its secret)?"""
+    from nbgrader.utils import notebook_hash
+
+    cache = Path(pwd.getpwnam(student).pw_dir) / ".local/share/jupyter/nbgrader_cache" / COURSE / cache_name
+    secret = (cache / "submission_secret.txt").read_text()
+    name = notebook_hash(secret=secret, notebook_id=ASSIGNMENT)
+    return (Path(plan["exchange_root"]) / COURSE / "feedback" / f"{name}.html").exists()
+
+
+def _feedback_text(page, base: str, student: str, cache_name: str) -> str:
+    timestamp = cache_name.split("+", 2)[2]
+    viewer = page.context.new_page()
+    try:
+        viewer.goto(f"{base}user/{student}/files/{COURSE}/{ASSIGNMENT}/feedback/{timestamp}/{ASSIGNMENT}.html")
+        text = viewer.locator("body").inner_text()
+        for grader_internal in ("BEGIN HIDDEN TESTS", "autograder/grading", "def test_hidden"):
+            assert grader_internal not in viewer.content(), grader_internal
+        return text
+    finally:
+        viewer.close()
+
+
+def _gradebook_timestamp(plan: dict, student: str):
+    from datetime import timezone
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{plan['course_root']}/gradebook.db") as gb:
+        return gb.find_submission(ASSIGNMENT, student).timestamp.replace(tzinfo=timezone.utc)
+
+
 _PROBE = '''import glob, json, os
 outcome = {{"files": {{}}}}
 for what, path in {targets}.items():
