@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 
@@ -90,6 +92,36 @@ def locked_code(source_notebook: Path) -> list[str]:
             if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("locked")]
 
 
+_LOADERS: dict[Path, tuple[bytes, ModuleType]] = {}   # loader path -> (its source, the module made of it)
+_LOADERS_LOCK = threading.Lock()
+
+
+def lab_loader(lab_dir: Path) -> ModuleType:
+    """The lab's data loader of one course, ``<lab_dir>/spam_data.py``, imported by its path.
+
+    Each course folder gets a module of its own, under a name made from the file's path, never through
+    ``sys.path``: a process that serves two courses (a formgrader, the tests) cannot hand one course the
+    other's loader. Kept per path for the process, and imported again if the file's source changed.
+    """
+    path = (lab_dir / "spam_data.py").resolve()
+    source = path.read_bytes()
+    with _LOADERS_LOCK:
+        cached = _LOADERS.get(path)
+        if cached is not None and cached[0] == source:
+            return cached[1]
+        name = "_spamkit_lab_" + hashlib.sha256(source + b"\0" + str(path).encode()).hexdigest()[:16]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module   # dataclasses look their module up there while the loader runs
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        _LOADERS[path] = (source, module)
+        return module
+
+
 def make_job(config, course_root: Path, sandboxes_at_once: int | None = None) -> GradingJob:
     """Build the job from course_config.py: settings, given code, data splits.
 
@@ -101,9 +133,7 @@ def make_job(config, course_root: Path, sandboxes_at_once: int | None = None) ->
     """
     lab = Lab(config=config)
     lab_dir = course_root / "source" / lab.assignment
-    sys.path.insert(0, str(lab_dir))
-    import spam_data
-
+    spam_data = lab_loader(lab_dir)
     splits = spam_data.load_splits(lab.dataset, lab.data_dir or None, lab.split_seed)
     with tempfile.TemporaryDirectory() as tmp:
         public = spam_data.write_splits_file(splits, Path(tmp) / "public.tsv").read_bytes()

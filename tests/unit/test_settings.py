@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,11 @@ import sample_data
 from autograder import cli
 from autograder.grading import engine
 from autograder.grading.evidence import EVIDENCE_DIR, EVIDENCE_FILE, WEIGHTS_FILE
-from autograder.grading.job import make_job
+from autograder.grading.job import lab_loader, make_job
 from autograder.model import Status
 from autograder.settings import load_course_config
 from evidence_samples import TRAIN_STEPS, reference_evidence, run_hidden_checks
-from kit_testing import REPO, lab_loader
+from kit_testing import ASSIGNMENT, REPO
 
 KIT = REPO / "autograder"
 
@@ -76,8 +75,7 @@ def test_course_config_sets_only_what_the_course_changes(monkeypatch, tmp_path):
 @pytest.fixture
 def generated_data(monkeypatch, tmp_path) -> Path:
     """SPAM_LAB_DATA_DIR = a folder of generated data that the lab's loader accepts."""
-    spam_data = lab_loader()
-    monkeypatch.setitem(sys.modules, "spam_data", spam_data)   # what make_job imports
+    spam_data = lab_loader(REPO / "source" / ASSIGNMENT)   # the module make_job loads for this course
     folder = tmp_path / "data"
     sample_data.install(monkeypatch, spam_data, folder)
     monkeypatch.setenv("SPAM_LAB_DATA_DIR", str(folder))

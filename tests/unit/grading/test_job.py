@@ -144,3 +144,56 @@ def test_a_forked_child_makes_its_own_job_folder(tmp_path, monkeypatch):
     job_module.os.waitpid(pid, 0)
     assert child and Path(child) != parent and parent.is_dir()
     job_module.remove_job_dirs()
+
+
+# A stand-in for the lab's loader: what make_job calls, with splits that name the course they come from.
+FAKE_LOADER = '''
+from dataclasses import dataclass
+from pathlib import Path
+
+COURSE = {course!r}
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+
+
+def load_splits(dataset, data_dir, seed):
+    return {{"train": Split(COURSE), "test": Split(COURSE)}}
+
+
+def write_splits_file(splits, path, names=("train",)):
+    Path(path).write_text("".join(f"{{name}} {{splits[name].name}}\\n" for name in names))
+    return Path(path)
+'''
+
+
+def _course(root: Path, course: str) -> Path:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    lab_dir = root / "source" / "spam_transformer"
+    lab_dir.mkdir(parents=True)
+    (lab_dir / "spam_data.py").write_text(FAKE_LOADER.format(course=course))
+    given = new_code_cell(f"course = {course!r}\n", metadata={"nbgrader": {"grade_id": "setup", "locked": True}})
+    nbformat.write(new_notebook(cells=[given]), lab_dir / "spam_transformer.ipynb")
+    return root
+
+
+def test_two_courses_in_one_process_each_get_their_own_lab_loader(tmp_path):
+    from traitlets.config import Config
+
+    first, second = _course(tmp_path / "first", "first"), _course(tmp_path / "second", "second")
+    path_before = list(sys.path)
+    jobs = [job_module.make_job(Config(), root, sandboxes_at_once=1) for root in (first, second, first)]
+    assert [job.public_splits for job in jobs] == [b"train first\n", b"train second\n", b"train first\n"]
+    assert [job.hidden_test for job in jobs] == [b"test first\n", b"test second\n", b"test first\n"]
+    assert jobs[0].digest == jobs[2].digest != jobs[1].digest
+    assert sys.path == path_before   # imported by path, never through sys.path
+    loaders = [job_module.lab_loader(root / "source" / "spam_transformer") for root in (first, second, first)]
+    assert [m.COURSE for m in loaders] == ["first", "second", "first"]
+    assert loaders[0] is loaders[2] and loaders[0] is not loaders[1]   # one module per course folder, kept
+    assert loaders[0].__name__ != loaders[1].__name__ and "spam_data" not in {m.__name__ for m in loaders}
+    (second / "source" / "spam_transformer" / "spam_data.py").write_text(FAKE_LOADER.format(course="edited"))
+    assert job_module.lab_loader(second / "source" / "spam_transformer").COURSE == "edited"   # the file changed
