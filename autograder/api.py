@@ -25,12 +25,13 @@ from typing import Callable
 from traitlets.config import Config
 
 from .course import intake
-from .course.batch import BatchGrader, Progress
+from .course.batch import BatchGrader
 from .course.calibrate import Calibration
 from .course.course import Course, open_course
 from .course.demo import Demo, run_demo
 from .course.gradebook import Row
 from .course.lms_export import LmsFiles
+from .course.progress import Progress
 from .course.recheck import Rechecker
 from .errors import KitError
 

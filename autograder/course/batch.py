@@ -51,36 +51,21 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from nbgrader.api import MissingEntry
 
 from ..errors import BatchError
 from ..grading import check_process, engine, tasks
 from ..grading.job import remove_job_dirs
+from ..internals.distributed import add_workers_with_resources
 from ..model import Status
 from ..sandbox import sandbox_here
 from ..settings import Batch, Sandbox, local_workers, machine_cores
 from .cluster import external_client, open_gate
 from .gradebook import GradebookWriter, Row
 from .prepare import Prepared, Sanitizer
+from .progress import NoProgress, Progress
 from .schema_cache import cache_schema_checks
-
-
-class Progress(Protocol):
-    """What a batch reports its progress to (the command line draws a bar)."""
-
-    def start(self, total: int, text: str) -> None: ...
-
-    def advance(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, total: int, text: str) -> None:
-        pass
-
-    def advance(self) -> None:
-        pass
 
 
 # --- Dask ----------------------------------------------------------------------
@@ -109,9 +94,9 @@ def check_workers(settings: Batch, sandbox_workers: int) -> int:
 
 def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "", n_workers: int = 0,
                 at_most: int | None = None, course_root=None):
-    """A Dask client and whether it is our local cluster: on ``scheduler`` (or Batch.scheduler_address), or on
-    the cluster Batch.cluster makes (``cluster.py``), else a local cluster of sandbox workers (no more than
-    ``at_most`` notebooks need) and check workers. ``stack`` closes them.
+    """A Dask client and how many workers of our local cluster it waits for (0: not ours): on ``scheduler``
+    (or Batch.scheduler_address), or on the cluster Batch.cluster makes (``cluster.py``), else a local cluster
+    of sandbox workers (no more than ``at_most`` notebooks need) and check workers. ``stack`` closes them.
 
     Made without ``with Client(...)``, so that it can be started in one thread and used in another.
     """
@@ -120,24 +105,20 @@ def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "
 
     address = scheduler or settings.scheduler_address
     if address or settings.cluster:
-        return external_client(stack, address, settings.cluster, course_root), False
+        return external_client(stack, address, settings.cluster, course_root), 0
     workers = max(1, min(local_workers(settings, n_workers), at_most or math.inf))
     stack.enter_context(dask.config.set(QUIET_DASK))
     cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=False,
                            dashboard_address=None, silence_logs=logging.ERROR)
     stack.callback(cluster.close)
-    base = cluster.new_spec
     # Every worker of the local cluster is threads of this process. A worker only starts a sandbox (or hands
     # files to its warm check process) and waits: the student's code runs in the sandbox's own processes, and
     # worker processes would only add a Python start-up each (seconds before the first notebook can start).
-    sandbox = {**base, "options": {**base["options"], "resources": {SANDBOX: 1}}}
-    check = {**base, "options": {**base["options"], "resources": {CHECK: 1}}}
-    cluster.worker_spec.update({f"sandbox-{i}": sandbox for i in range(workers)})
-    cluster.worker_spec.update({f"checks-{i}": check for i in range(check_workers(settings, workers))})
-    cluster.scale(len(cluster.worker_spec))
+    checkers = check_workers(settings, workers)
+    add_workers_with_resources(cluster, {"sandbox": (workers, {SANDBOX: 1}), "checks": (checkers, {CHECK: 1})})
     client = Client(cluster, set_as_default=False)
     stack.callback(client.close)
-    return client, True
+    return client, workers + checkers
 
 
 # --- the batch -----------------------------------------------------------------
@@ -278,7 +259,7 @@ class DaskPipeline:
         client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers, self.at_most,
                                     course.root)
         if local:
-            client.wait_for_workers(len(client.cluster.worker_spec))
+            client.wait_for_workers(local)
             job_future = client.scatter(course.job(), broadcast=True)
             # the check worker gets its warm check process ready while the first notebooks run
             client.submit(engine.warm_checks, job_future, resources={CHECK: 1}, pure=False, priority=100,

@@ -14,10 +14,11 @@ from traitlets.config import Config
 
 from ..errors import KitError
 from . import examples
-from .batch import BatchGrader, Progress
+from .batch import BatchGrader
 from .course import Course, open_course
 from .exports import export_all
 from .gradebook import Row
+from .progress import Progress
 from .report import write_report
 
 ABSENT = "demo-absent"

@@ -19,7 +19,7 @@ from nbgrader.utils import capture_log, temp_attrs
 from sqlalchemy.exc import SAWarning
 
 from ..model import Status, Summary, limits_unenforced
-from ..nbgrader_plugins import AutogradeWithJob
+from .autograde import AutogradeWithJob
 from .course import utcnow
 from .prepare import Prepared
 

@@ -20,7 +20,7 @@ from nbconvert.exporters import NotebookExporter
 from nbgrader.utils import find_all_files
 
 from ..grading.submission import Submission, prepare_submission
-from ..nbgrader_plugins import AutogradeWithJob
+from .autograde import AutogradeWithJob
 from . import intake
 
 

@@ -19,7 +19,7 @@ from ..errors import UnknownCheck
 from ..grading import engine
 from ..model import Status
 from . import intake
-from .batch import NoProgress, Progress
+from .progress import NoProgress, Progress
 from .gradebook import GradebookWriter, Row
 from .prepare import Sanitizer
 

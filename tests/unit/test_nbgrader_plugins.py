@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbgrader.utils import determine_grade
 
 from autograder.model import CheckResult, GradingResult, Status
-from autograder.nbgrader_plugins import MAX_FRAME_CHARS, MAX_TRACEBACK_FRAMES, merge_outputs, report_text, write_reports
+from autograder.course.autograde import MAX_FRAME_CHARS, MAX_TRACEBACK_FRAMES, merge_outputs, report_text, write_reports
 
 
 def graded_notebook():

@@ -14,7 +14,7 @@ from kit_testing import (ASSIGNMENT, autograded_scores, events, kill_batch, make
                          wait_for_event)
 from nbgrader.api import Gradebook
 
-from autograder import nbgrader_plugins
+from autograder.course import autograde
 from autograder.course.gradebook import GradebookWriter
 from autograder.course.prepare import Sanitizer
 from autograder.course.store import ResultStore
@@ -76,7 +76,7 @@ def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path, monkeypa
     def no_job(*args):
         raise AssertionError("GradeSubmission built a job although the batch handed it one")
 
-    monkeypatch.setattr(nbgrader_plugins, "make_job", no_job)
+    monkeypatch.setattr(autograde, "make_job", no_job)
     row = GradebookWriter(course).write(prepared, force=True, executed=False)
     assert (row.status, row.score, row.run_status) == (Status.GRADED, 8.0, Status.OK)
     assert summary(root, "alice")["gradebook_key"] == prepared.key

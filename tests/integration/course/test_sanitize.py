@@ -61,7 +61,7 @@ def config():
 def hostile(course):
     """A graded-looking notebook with every payload in place: outputs, Markdown, raw cell, metadata."""
     from autograder.model import CheckResult, GradingResult, Status
-    from autograder.nbgrader_plugins import write_reports
+    from autograder.course.autograde import write_reports
 
     nb = corpus.outputs_notebook(release_notebook(course), source_answers(course), LISTENER)
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
