@@ -12,8 +12,9 @@
 - ``Summary``: one student's line in ``.kit/results``, what exports, the class
   report and rechecks read.
 
-Results and summaries are stored as JSON (``to_dict`` / ``from_dict``); the
-keys are those the kit wrote before the model existed, so older files read.
+Results and summaries are stored as JSON (``to_dict`` / ``from_dict``) under
+fixed keys, so that every stored file reads back: keys the model does not know
+are ignored, and the fields a file may lack have defaults.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ UNENFORCED_NOTE = "limits not enforced (Sandbox.cgroups=off)"
 
 
 def limits_unenforced(sandboxed: bool | None, limits_by: str | None) -> bool:
-    """A sandboxed run whose limits only the watchdog kept (None: a result from before this was recorded)."""
+    """A sandboxed run whose limits only the watchdog kept (None: a stored result that does not say)."""
     return bool(sandboxed) and limits_by == "watchdog"
 
 

@@ -27,6 +27,7 @@ class Lab(Configurable):
 
     @property
     def notebook(self) -> str:
+        """The lab notebook's file name without ``.ipynb``: nbgrader's assignment id, which it is named after."""
         return self.assignment
 
 

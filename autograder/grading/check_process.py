@@ -7,10 +7,10 @@ one long-lived child, ``python -m autograder.grading.check_process``, that does 
 once and then, per submission, scores the saved weights on the validation and
 hidden test splits (``reevaluate.py``) and runs the hidden checks
 (``pytest autograder/grading/checks``) in-process on the evidence and those
-figures. ``run_checks`` is the one way in: it uses this process's warm child
+figures. ``check_in_child`` is the one way in: it uses this process's warm child
 for the job and falls back to a fresh pytest.
 
-The child runs outside the sandbox, like the checks always have; it only reads
+The child runs outside the sandbox (it holds the hidden test split); it only reads
 the evidence (JSON, checked against a schema, and an HDF5 weights file that
 ``weights_check.py`` walks before Keras reads it). Since libhdf5 parses that
 student-made file in it, it gets none of the grader's environment (no database
@@ -197,8 +197,8 @@ def close_warm() -> None:
         _WARM.clear()
 
 
-def run_checks(context: dict, scratch: Path, job_digest: str, job_context: dict, cpu_threads: int,
-               timeout: float) -> list[dict]:
+def check_in_child(context: dict, scratch: Path, job_digest: str, job_context: dict, cpu_threads: int,
+                   timeout: float) -> list[dict]:
     """Run the hidden checks of one submission: the check records (``conftest.py``) as dicts.
 
     ``context`` says where the evidence is and holds the settings the checks

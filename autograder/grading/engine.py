@@ -86,7 +86,7 @@ def check_run(run: SandboxRun, job: GradingJob) -> GradingResult:
         (scratch / EVIDENCE_DIR).mkdir()
         for name, data in evidence.items():
             (scratch / EVIDENCE_DIR / name).write_bytes(data)
-        checks = run_checks(scratch, job, run.outcome.status, run_message=run.outcome.message, partial=partial)
+        checks = check_evidence(scratch, job, run.outcome.status, run_message=run.outcome.message, partial=partial)
     check_seconds = round(time.monotonic() - started, 2)
     return GradingResult.of_run(run.outcome, run.executed, checks, check_seconds=check_seconds,
                                 seconds=round(run.seconds + check_seconds, 2), evidence=evidence, partial=partial)
@@ -133,11 +133,13 @@ def recheck(result: GradingResult, evidence: dict[str, bytes], job: GradingJob, 
         scratch = Path(tmp)
         (scratch / EVIDENCE_DIR).mkdir()
         partial = result.partial and job.grading.get("partial_credit_on_crash", True)
-        # partial credit switched off since: checked as if nothing was recorded (the checkpoint is still kept)
+        # partial credit is off in this job: a partial result is checked as if nothing was recorded (its checkpoint
+        # is kept)
         checked = {} if result.partial and not partial else evidence
         for name, data in checked.items():
             (scratch / EVIDENCE_DIR / name).write_bytes(data)
-        fresh = run_checks(scratch, job, result.status, only=check_id, run_message=result.message, partial=partial)
+        fresh = check_evidence(scratch, job, result.status, only=check_id, run_message=result.message,
+                               partial=partial)
     if not fresh:
         raise ValueError(f"there is no check {check_id!r}")
     return result.with_check(fresh[0], job.digest, evidence)
@@ -169,11 +171,11 @@ def check_context(scratch: Path, job: GradingJob, run_status: Status, only: str 
     }
 
 
-def run_checks(scratch: Path, job: GradingJob, run_status: Status, only: str | None = None,
-               run_message: str = "", partial: bool = False) -> list[CheckResult]:
-    """Run the hidden checks (or only the check named ``only``) on ``scratch``'s evidence."""
+def check_evidence(scratch: Path, job: GradingJob, run_status: Status, only: str | None = None,
+                   run_message: str = "", partial: bool = False) -> list[CheckResult]:
+    """The hidden checks (or only the check named ``only``) on ``scratch``'s evidence: their records."""
     context = check_context(scratch, job, run_status, only, run_message, partial)
-    records = check_process.run_checks(context, scratch, job.digest, job_context(job), Sandbox(**job.sandbox).threads,
-                                       timeout=job.sandbox["cell_timeout"])
+    records = check_process.check_in_child(context, scratch, job.digest, job_context(job),
+                                           Sandbox(**job.sandbox).threads, timeout=job.sandbox["cell_timeout"])
     return [CheckResult.from_dict(record) for record in records]
 

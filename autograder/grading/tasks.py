@@ -19,7 +19,7 @@ def run(nb_json: str, files: dict[str, bytes], job: GradingJob, notebook_name: s
     return engine.run_in_sandbox(nb_json, files, job, notebook_name), get_worker().address
 
 
-def check(ran: tuple[engine.SandboxRun, str], job: GradingJob) -> tuple[GradingResult, str]:
-    """The checks on a run, and the worker that ran its notebook."""
-    run_, where = ran
-    return engine.check_run(run_, job), where
+def check(run_on: tuple[engine.SandboxRun, str], job: GradingJob) -> tuple[GradingResult, str]:
+    """The checks on a run (what ``run`` returned: the run and its worker), and the worker that ran its notebook."""
+    sandbox_run, worker = run_on
+    return engine.check_run(sandbox_run, job), worker

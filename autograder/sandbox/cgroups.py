@@ -38,7 +38,7 @@ Both kinds of hosts exist, and ``probe`` picks, once per process, what this one 
 none
     No cgroup filesystem, no rights (a grader that is not root and has no
     delegated subtree), or ``Sandbox.cgroups = "off"``: the watchdog polls
-    (``limits.watch``), as before, at a lower rate.
+    ``/proc`` (``limits.watch``), the more often the nearer a run is to a limit.
 
 A run enters its cgroup before it runs anything: the sandbox command is
 prefixed by ``/bin/sh -c 'echo $$ > .../cgroup.procs && exec "$@"'``, so the

@@ -132,7 +132,7 @@ def test_a_result_graded_on_the_work_recorded_before_the_run_ended_is_marked_and
     data = json.loads(json.dumps(graded.to_dict()))
     assert data["partial"] is True
     assert GradingResult.from_dict(data).partial is True
-    older = {k: v for k, v in data.items() if k != "partial"}          # a result stored before the flag
+    older = {k: v for k, v in data.items() if k != "partial"}          # a stored result without the flag
     assert GradingResult.from_dict(older).partial is False
     summary = Summary.of_result(graded, "k", "d")
     assert summary.partial and summary.score == 4.0
@@ -146,7 +146,7 @@ def test_runs_whose_limits_only_a_watchdog_kept_are_marked_wherever_their_status
     from autograder.course.gradebook import Row
     from autograder.course.report import attention
     from autograder.model import UNENFORCED_NOTE, limits_unenforced
-    from autograder.nbgrader_plugins import report_text
+    from autograder.course.autograde import report_text
 
     check = CheckResult("test_x", "test_fit", "X", 1.0, True, 1.0)
     watched = GradingResult(status=Status.OK, message="", sandboxed=True, seconds=1.0, execute_seconds=1.0,

@@ -62,7 +62,7 @@ def submissions(job, tmp_path_factory):
 def grade(job, scratch: Path) -> dict:
     """The check records of one submission whose evidence is in scratch, by id."""
     (scratch / "evidence").mkdir(exist_ok=True)
-    records = engine.run_checks(scratch, job, "ok")
+    records = engine.check_evidence(scratch, job, "ok")
     return {r.id: r.to_dict() for r in records}
 
 

@@ -106,10 +106,10 @@ def test_only_a_valid_checkpoint_is_used_and_only_the_weights_it_names():
 # --- the checks, as the check process runs them ------------------------------------------------
 
 def fake_check_process(seen: list):
-    """check_process.run_checks, with the child's part done here: the grader's figures for the weights the
+    """check_process.check_in_child, with the child's part done here: the grader's figures for the weights the
     evidence names (or why there are none, as ``check_process.regrade`` says), then the real checks in pytest."""
 
-    def run_checks(context, scratch, job_digest, job_context, cpu_threads, timeout):
+    def check_in_child(context, scratch, job_digest, job_context, cpu_threads, timeout):
         folder = Path(context["evidence_dir"])
         seen.append({"context": context, "files": sorted(p.name for p in folder.iterdir())})
         try:
@@ -120,14 +120,14 @@ def fake_check_process(seen: list):
         context = {**context, "training_steps": CONTEXT["training_steps"], "regraded": regraded}
         return run_hidden_checks(scratch, context)
 
-    return run_checks
+    return check_in_child
 
 
 @pytest.fixture
 def checked(monkeypatch):
     """Grade a SandboxRun with the real checks: (result, [what each check session saw])."""
     seen: list = []
-    monkeypatch.setattr(check_process, "run_checks", fake_check_process(seen))
+    monkeypatch.setattr(check_process, "check_in_child", fake_check_process(seen))
     monkeypatch.setattr(engine, "job_context", lambda job: {})
 
     def grade(sandbox_run, **grading):
@@ -201,12 +201,12 @@ def test_final_evidence_is_checked_and_the_checkpoint_ignored(checked):
 def recheck_contexts(monkeypatch, result, kept, **grading):
     seen = []
 
-    def run_checks(context, scratch, *args, **kwargs):
+    def check_in_child(context, scratch, *args, **kwargs):
         folder = Path(context["evidence_dir"])
         seen.append({"context": context, "files": sorted(p.name for p in folder.iterdir())})
         return [CheckResult("test_hidden_auc", "test_fit", "Hidden", 2.0, False, 0.0, "again").to_dict()]
 
-    monkeypatch.setattr(check_process, "run_checks", run_checks)
+    monkeypatch.setattr(check_process, "check_in_child", check_in_child)
     monkeypatch.setattr(engine, "job_context", lambda job: {})
     again = engine.recheck(result, kept, job(**grading), "test_hidden_auc")
     return again, seen[0]
@@ -237,7 +237,7 @@ def test_the_context_tells_the_checks_how_the_run_ended(tmp_path):
 
 def test_the_reports_say_the_result_was_graded_on_the_work_recorded_before_the_run_ended():
     from autograder.course.report import attention
-    from autograder.nbgrader_plugins import report_text
+    from autograder.course.autograde import report_text
 
     check = CheckResult("test_auc_metric", "test_compile", "AUC", 1.0, True, 1.0)
     partial = GradingResult.of_run(OOM, None, [check], 0.0, 0.0, evidence={}, partial=True)
