@@ -63,14 +63,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Units of work: a test file, or the files of one shared fixture together."""
-    from xdist.scheduler import LoadScopeScheduling
+    """Units of work: a test file, or the files of one shared fixture together, in the collection's order
+    (longest first)."""
+    from autograder.internals.xdist import scheduler_by_unit
 
-    config.option.loadscopereorder = False   # keep the collection's order (longest first), not the test counts
+    def unit_of(nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return SHARED_UNITS.get(path, path)
 
-    class ByTestFile(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return SHARED_UNITS.get(path, path)
-
-    return ByTestFile(config, log)
+    return scheduler_by_unit(config, log, unit_of)

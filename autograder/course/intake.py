@@ -24,6 +24,7 @@ import nbformat
 from nbgrader.plugins import FileNameCollectorPlugin
 from traitlets import Enum, Unicode, default
 
+from ..internals.nbgrader import extracted_path
 from ..model import Status
 from . import lms_ids
 from .sanitize import SAFE_ID, safe_file_name
@@ -144,7 +145,7 @@ class LmsCollector(FileNameCollectorPlugin):
         expected = self._released_notebook()
         if not expected or self.parent is None:
             return plan
-        extracted = Path(self.parent._format_collect_path(self.parent.extracted_directory))
+        extracted = Path(extracted_path(self.parent, self.parent.extracted_directory))
         by_student: dict[str, list[tuple[str, str]]] = {}
         for path in sorted(extracted.rglob("*.ipynb")):
             match = re.match(self.named_regexp, str(path))
@@ -183,7 +184,7 @@ class LmsCollector(FileNameCollectorPlugin):
         if self.parent is None:
             return
         cd = self.parent.coursedir
-        extracted = Path(self.parent._format_collect_path(self.parent.extracted_directory))
+        extracted = Path(extracted_path(self.parent, self.parent.extracted_directory))
         for lms, lms_id in lms_ids.lms_ids_of(groups, self.lms).items():
             lms_ids.record(Path(cd.root), cd.assignment_id, groups["student_id"], lms, lms_id,
                            groups.get("name") or "", os.path.relpath(submitted_file, extracted),

@@ -139,6 +139,7 @@ def canvas_comments(course, token: str, force: bool = False) -> FeedbackSent:
     from canvasapi.exceptions import CanvasException
     from canvasapi.upload import Uploader
 
+    from ..internals.canvasapi import requester_of
     from .canvas_upload import TOKEN_VARIABLE, assignment_id
 
     settings = LmsExport(config=course.config)
@@ -169,7 +170,7 @@ def canvas_comments(course, token: str, force: bool = False) -> FeedbackSent:
         try:
             submission = assignment.get_submission(int(m.lms_id))
             with open(page, "rb") as fh:
-                ok, answer = Uploader(submission._requester,
+                ok, answer = Uploader(requester_of(submission),
                                       f"courses/{settings.canvas_course_id}/assignments/{aid}/submissions/"
                                       f"{int(m.lms_id)}/comments/files", fh).start()
             if not ok or "id" not in answer:
