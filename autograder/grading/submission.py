@@ -26,7 +26,8 @@ from .identical import code_key
 from .job import GradingJob
 
 MAX_STUDENT_FILES_BYTES = 20_000_000
-NBGRADER_FILES = ("timestamp.txt",)   # nbgrader's record of when it was submitted, not the student's file
+# nbgrader's records of the submission (when; the secret its feedback is named by), not the student's files
+NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
 @dataclass

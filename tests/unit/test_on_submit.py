@@ -153,3 +153,15 @@ def test_no_service_or_no_cap_submits_as_nbgrader_does(tmp_path, settings):
     for i, secret in enumerate("abc"):
         cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-i)}", secret, "graded")
     submit._check_cap()
+
+
+def test_nbgraders_own_files_are_not_the_students(tmp_path):
+    """Each exchange submission has a new submission_secret.txt (nbgrader 0.9.6): it must not make identical code
+    look new (the stored result is used) nor reach the sandbox as a student's file."""
+    from autograder.grading.submission import student_files
+
+    (tmp_path / f"{ASSIGNMENT}.ipynb").write_text("{}")
+    (tmp_path / "timestamp.txt").write_text(stamp())
+    (tmp_path / "submission_secret.txt").write_text("0" * 128)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert student_files(tmp_path, ASSIGNMENT) == {"notes.txt": b"mine"}
