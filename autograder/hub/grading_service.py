@@ -263,14 +263,14 @@ class GradingService:
         if settings.feedback == "never":
             return
         entries = ledger["entries"]
+        students = sorted({e["student"] for e in entries.values() if e["state"] == "graded" and not e["released"]})
+        if not students:
+            return
         due = ""
         if settings.feedback == "after_due":
             due = sync_due_date(course)
             if not due or now_utc().replace(tzinfo=None) < parse_utc(due):
                 return
-        students = sorted({e["student"] for e in entries.values() if e["state"] == "graded" and not e["released"]})
-        if not students:
-            return
         held = held_back(course)
         students = [s for s in students if s not in held]
         if not students:

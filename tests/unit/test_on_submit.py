@@ -165,3 +165,67 @@ def test_nbgraders_own_files_are_not_the_students(tmp_path):
     (tmp_path / "submission_secret.txt").write_text("0" * 128)
     (tmp_path / "notes.txt").write_text("mine")
     assert student_files(tmp_path, ASSIGNMENT) == {"notes.txt": b"mine"}
+
+
+class GradingCourse(FakeCourse):
+    """A course the service grades and releases through: nbgrader's release_feedback is recorded."""
+
+    def __init__(self, root: Path):
+        super().__init__(root, {})
+        self.released: list[str] = []
+        self.store.summary = lambda assignment, student: None
+        self.api = SimpleNamespace(release_feedback=lambda assignment, student_id: (
+            self.released.append(student_id) or {"success": True}))
+
+
+@pytest.fixture
+def after_grading(tmp_path, exchange, monkeypatch):
+    """ann graded, ben's grading failed (held back); the batch and nbgrader's feedback stand in."""
+    from autograder import api
+    from autograder.course import late, publish
+
+    inbound, feedback = exchange
+    names = {s: f"{s}+{ASSIGNMENT}+{stamp(-i)}+r" for i, s in enumerate(("ann", "ben"))}
+    for student, name in names.items():
+        make_entry(inbound, name, secret=f"secret-{student}")
+    monkeypatch.setattr(api, "grade_class", lambda course, students: [
+        SimpleNamespace(student=s, status="graded" if s == "ann" else "grader error") for s in students])
+    monkeypatch.setattr(publish, "held_back", lambda course: {
+        "ben": publish.Held("ben", "grader error", "the grader failed on this submission")})
+    monkeypatch.setattr(api, "feedback", lambda course, students: (tmp_path / "feedback", {}))
+    due = {"value": ""}
+    monkeypatch.setattr(late, "sync_due_date", lambda course: due["value"])
+    course = GradingCourse(tmp_path)
+    service = grading_service.GradingService(tmp_path, str(tmp_path / "exchange"), log=lambda text: None)
+    ledger = {"entries": {name: {"student": s, "state": "accepted", "day": "d", "timestamp": name.split("+")[2],
+                                 "released": False} for s, name in names.items()}}
+    service.grade(course, ledger)
+    return SimpleNamespace(service=service, course=course, ledger=ledger, names=names, due=due, feedback=feedback)
+
+
+def policy(feedback: str) -> OnSubmit:
+    return OnSubmit(config=Config({"OnSubmit": {"enabled": True, "feedback": feedback}}))
+
+
+def test_a_grader_error_is_held_never_released(after_grading):
+    g = after_grading
+    entries = g.ledger["entries"]
+    assert entries[g.names["ann"]]["state"] == "graded"
+    assert entries[g.names["ben"]]["state"] == "held"
+    notice = (g.feedback / f"{notebook_hash(secret='secret-ben', notebook_id=ASSIGNMENT)}.html").read_text()
+    assert "no grade has been given" in notice and "Score" not in notice
+    g.service.release(g.course, policy("now"), g.ledger)
+    assert g.course.released == ["ann"]
+    assert entries[g.names["ann"]]["released"] and not entries[g.names["ben"]]["released"]
+
+
+def test_never_and_before_the_due_date_release_nothing(after_grading):
+    g = after_grading
+    g.service.release(g.course, policy("never"), g.ledger)
+    g.service.release(g.course, policy("after_due"), g.ledger)                       # no due date: nothing
+    g.due["value"] = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    g.service.release(g.course, policy("after_due"), g.ledger)
+    assert g.course.released == []
+    g.due["value"] = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    g.service.release(g.course, policy("after_due"), g.ledger)
+    assert g.course.released == ["ann"]
