@@ -437,10 +437,11 @@ COMMANDS = {"release": cmd_release, "collect": cmd_collect, "grade": cmd_grade, 
 def setting_classes() -> list[type]:
     """The kit's configurable classes: every setting a course_config.py can give, besides nbgrader's own."""
     from . import nbgrader_plugins, settings
-    from .course import exports, intake, late, lms_export, sanitize
+    from .course import exports, gradebook, intake, late, lms_export, sanitize
     from .hub import on_submit, settings as hub_settings
 
-    return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, nbgrader_plugins.GradeSubmission,
+    return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, gradebook.GradebookWrites,
+            nbgrader_plugins.GradeSubmission,
             exports.Exports, lms_export.LmsExport, intake.LmsCollector, sanitize.SanitizeStudentContent,
             sanitize.FeedbackExporter, late.LateWork, late.LatePenalty, hub_settings.CourseHub, on_submit.OnSubmit]
 

@@ -11,7 +11,9 @@ running again (the batch graded it on Dask, or a classmate's identical code).
 ``AutogradeWithJob`` is nbgrader's ``Autograde`` as the kit runs it in its
 own process: it hands the course's GradingJob to ``GradeSubmission`` in the
 notebook's resources. Under plain ``nbgrader autograde`` there is none, and
-``GradeSubmission`` builds the job from the course's config.
+``GradeSubmission`` builds the job from the course's config. A batch that
+prepared the notebook hands its ``Submission`` too (``resources["kit"]``),
+so the notebook is keyed once.
 """
 
 from __future__ import annotations
@@ -35,6 +37,17 @@ from ..model import PARTIAL_NOTE, UNENFORCED_NOTE, CheckResult, GradingResult, S
 from .store import ResultStore
 
 KIT = "kit"   # the key of the kit's entry in a notebook's nbconvert resources
+
+
+class KitResources(dict):
+    """The kit's entry in a notebook's resources: handed down the pipeline as it is, never copied.
+
+    nbconvert deep-copies the resources before every preprocessor; what the kit hands down (the GradingJob,
+    the prepared submission, the batch's open gradebook session) is shared, read-only or not copyable.
+    """
+
+    def __deepcopy__(self, memo):
+        return self
 MAX_TRACEBACK_FRAMES = 12
 MAX_FRAME_CHARS = 4000
 REPORT_WIDTH = 88  # formgrader shows reports in a <pre> that does not wrap
@@ -135,8 +148,11 @@ class GradeSubmission(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
         root = course_root(self.config)
-        job = resources.get(KIT, {}).get("job") or make_job(self.config, root)
-        submission = prepare_submission(nb, Path(resources["metadata"]["path"]), info["notebook"], job)
+        kit = resources.get(KIT, {})
+        job = kit.get("job") or make_job(self.config, root)
+        # a batch that prepared this very notebook (course/gradebook.py) hands its submission: keyed once
+        submission = kit.get("submission") or prepare_submission(nb, Path(resources["metadata"]["path"]),
+                                                                 info["notebook"], job)
         store = ResultStore(root)
         key, result = store.find(submission)
         if result is None:
@@ -172,5 +188,5 @@ class AutogradeWithJob(Autograde):
     def init_single_notebook_resources(self, notebook_filename: str) -> dict:
         resources = super().init_single_notebook_resources(notebook_filename)
         if self.job is not None:
-            resources[KIT] = {"job": self.job}
+            resources[KIT] = KitResources(job=self.job)
         return resources

@@ -163,34 +163,40 @@ class BatchGrader:
         self.progress.start(len(entries), f"Grading {course.assignment}")
         self.rows: dict[str, Row] = {}
         self.force = force
-        sanitizer = Sanitizer(course)
-        pipeline = DaskPipeline(self, settings, scheduler, n_workers,
-                                at_most=sum(e.status == Status.OK for e in entries))
-        try:
-            for entry in entries:
-                if entry.status == Status.OK:
-                    started = time.monotonic()
-                    try:
-                        p = sanitizer.prepare(entry)
-                    except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: report, go on
-                        self.rows[entry.student] = self.writer.not_graded(
-                            entry.student, Status.INVALID,
-                            f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500], entry.notes)
-                    else:
-                        course.log_event("prepared", student=p.student, key=p.key,
-                                         seconds=round(time.monotonic() - started, 3))
-                        self._dispatch(p, pipeline)
-                        continue
-                elif entry.status == Status.UNKNOWN_STUDENT:  # a typo in --student must not add a student
-                    self.rows[entry.student] = Row(entry.student, Status.UNKNOWN_STUDENT, message=entry.message)
-                else:
-                    self.rows[entry.student] = self.writer.not_graded(entry.student, entry.status, entry.message,
-                                                                      entry.notes)
-                self.progress.advance()
-            pipeline.drain()
-        finally:
-            pipeline.close()
+        with self.writer.session() as gradebook:   # one gradebook session, committed as the batch goes
+            sanitizer = Sanitizer(course, gradebook)
+            pipeline = DaskPipeline(self, settings, scheduler, n_workers,
+                                    at_most=sum(e.status == Status.OK for e in entries))
+            try:
+                for entry in entries:
+                    self._take(entry, sanitizer, pipeline)
+                pipeline.drain()
+            finally:
+                pipeline.close()
+        for student, why in self.writer.failed.items():   # a step after the commit failed: not marked done
+            self.rows[student] = Row(student, Status.AUTOGRADE_FAILED, message=why, notes=self.rows[student].notes)
         return [self.rows[s] for s in sorted(self.rows)]
+
+    def _take(self, entry, sanitizer: Sanitizer, pipeline: DaskPipeline) -> None:
+        """One student of the inventory: prepared and dispatched, or recorded as not gradable."""
+        course = self.course
+        if entry.status == Status.OK:
+            started = time.monotonic()
+            try:
+                p = sanitizer.prepare(entry)
+            except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: report, go on
+                self.rows[entry.student] = self.writer.not_graded(
+                    entry.student, Status.INVALID, f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500],
+                    entry.notes)
+            else:
+                course.log_event("prepared", student=p.student, key=p.key, seconds=round(time.monotonic() - started, 4))
+                self._dispatch(p, pipeline)
+                return
+        elif entry.status == Status.UNKNOWN_STUDENT:  # a typo in --student must not add a student
+            self.rows[entry.student] = Row(entry.student, Status.UNKNOWN_STUDENT, message=entry.message)
+        else:
+            self.rows[entry.student] = self.writer.not_graded(entry.student, entry.status, entry.message, entry.notes)
+        self.progress.advance()
 
     def _dispatch(self, p: Prepared, pipeline: DaskPipeline) -> None:
         """Grade ``p`` from the store, wait for a run of identical code, or send it to Dask."""
@@ -315,6 +321,8 @@ class DaskPipeline:
             return
         self._flush()
         while self._by_future:
+            if not self._completed.has_ready():   # the client would wait: what it wrote goes into the gradebook now
+                self.grader.writer.commit()
             future = next(self._completed)
             run, ran = self._by_future.pop(future)
             key = run.student.key

@@ -49,14 +49,18 @@ class Rechecker:
             self.course.job()   # fails for the whole class, before anyone is listed as not rechecked
             entries = [e for e in self.course.entries(students) if e.status != Status.NO_SUBMISSION]
             self.progress.start(len(entries), f"Rechecking {check_id}")
-            sanitizer = Sanitizer(self.course)
             rows = []
-            for entry in entries:
-                row = self._recheck_one(entry, sanitizer, check_id)
-                if row.status == Status.NOT_RECHECKED:
-                    self.course.log_event("not_rechecked", student=row.student, check=check_id, why=row.message)
-                rows.append(row)
-                self.progress.advance()
+            with self.writer.session() as gradebook:   # one gradebook session, as in a batch
+                sanitizer = Sanitizer(self.course, gradebook)
+                for entry in entries:
+                    row = self._recheck_one(entry, sanitizer, check_id)
+                    if row.status == Status.NOT_RECHECKED:
+                        self.course.log_event("not_rechecked", student=row.student, check=check_id, why=row.message)
+                    rows.append(row)
+                    self.progress.advance()
+            for row in rows:   # a step after the commit failed: not marked done
+                if row.student in self.writer.failed:
+                    row.status, row.message = Status.AUTOGRADE_FAILED, self.writer.failed[row.student]
             return rows
 
     def _recheck_one(self, entry: intake.Entry, sanitizer: Sanitizer, check_id: str) -> Row:

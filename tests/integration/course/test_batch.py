@@ -7,9 +7,14 @@ and ``spamkit grade`` killed with SIGKILL halfway and started again.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import subprocess
+from pathlib import Path
+
 import nbformat
 import pytest
-from kit_testing import (ASSIGNMENT, autograded_scores, events, kill_batch, make_course, nbgrader,
+from kit_testing import (ASSIGNMENT, SPAMKIT, autograded_scores, course_env, events, kill_batch, make_course, nbgrader,
                          open_course, spamkit, start_batch, submissions_in_gradebook, submit, summary, variant,
                          wait_for_event)
 from nbgrader.api import Gradebook
@@ -107,6 +112,143 @@ def test_students_without_a_gradable_notebook_do_not_stop_the_batch(tmp_path):
     with open_course(root).lock():  # a second batch on the same course waits its turn
         busy = spamkit(root, "grade", check=False)
     assert busy.returncode == 3 and "another batch" in busy.stdout
+
+
+# --- the batch's gradebook session writes what nbgrader's own autograde writes -------------------------
+
+DUE, LATE, ON_TIME = "2026-11-20 17:00:00 UTC", "2026-11-22 05:00:00 UTC", "2026-11-20 12:00:00 UTC"
+
+
+def stored(checks: list[dict], scale: float) -> GradingResult:
+    return GradingResult.from_dict({
+        "version": 1, "status": "ok", "message": "", "sandboxed": True, "seconds": 0.5, "peak_rss_mb": 1.0,
+        "capture_errors": [], "execute_seconds": 0.4, "check_seconds": 0.1, "executed": None,
+        "checks": [{**c, "score": min(c["points"], c["score"] * scale)} for c in checks]})
+
+
+def class_with_stored_results(root: Path) -> dict[str, str]:
+    """A course with a due date and five students whose results are in the store (nothing runs): on time, late,
+    no timestamp, an edited test cell with a file of their own and old outputs, an unanswered analysis."""
+    make_course(root)
+    with open(root / "course_config.py", "a") as fh:
+        fh.write(f'\nc.LateWork.due_date = "{DUE}"\n')
+    edited = variant(root, "wrong-loss")
+    for cell in edited.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_compile":
+            cell.source = "pass  # the student emptied the self-check"
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="old output\n")]
+    unanswered = variant(root, "reference")
+    for cell in unanswered.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "analysis":
+            cell.source = "YOUR ANSWER HERE"
+    timestamps = {"ann": ON_TIME, "ben": LATE, "dan": LATE}
+    notebooks = {"ann": variant(root, "reference"), "ben": variant(root, "no-validation"), "cid": variant(root, "broken"),
+                 "dan": edited, "eve": unanswered}
+    for student, nb in notebooks.items():
+        folder = submit(root, student, nb).parent
+        if student in timestamps:
+            (folder / "timestamp.txt").write_text(timestamps[student] + "\n")
+    (root / "submitted" / "dan" / ASSIGNMENT / "notes.txt").write_text("my own notes\n")
+    course = open_course(root)
+    sanitizer = Sanitizer(course)
+    keys = {}
+    for i, entry in enumerate(course.entries()):
+        prepared = sanitizer.prepare(entry)
+        course.store.put(prepared.key, stored(FAKE_CHECKS, scale=0.5 + 0.25 * i))
+        keys[entry.student] = prepared.key
+    return keys
+
+
+def gradebook_rows(root: Path) -> dict:
+    """Every row nbgrader keeps of each submission, and the autograded folder (names, modes, bytes)."""
+    rows = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for student in gb.students:
+            try:
+                sub = gb.find_submission(ASSIGNMENT, student.id)
+            except Exception:  # noqa: BLE001 - no submission: nothing to compare
+                continue
+            nb = sub.notebooks[0]
+            folder = root / "autograded" / student.id / ASSIGNMENT
+            rows[student.id] = {
+                "timestamp": str(sub.timestamp), "seconds_late": sub.total_seconds_late,
+                "penalty": nb.late_submission_penalty, "score": sub.score, "needs_manual_grade": sub.needs_manual_grade,
+                "grades": {g.name: (g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade)
+                           for g in nb.grades},
+                "comments": {c.name: (c.auto_comment, c.manual_comment) for c in nb.comments},
+                "files": {str(p.relative_to(folder)): (oct(p.stat().st_mode & 0o777), hashlib.sha256(p.read_bytes())
+                                                       .hexdigest()) for p in sorted(folder.rglob("*")) if p.is_file()}}
+    return rows
+
+
+def grade_all(root: Path, *, in_session: bool, force: bool) -> list:
+    course = open_course(root)
+    writer, rows = GradebookWriter(course), []
+    with writer.session() if in_session else contextlib.nullcontext() as gradebook:
+        sanitizer = Sanitizer(course, gradebook)
+        for entry in course.entries():
+            p = sanitizer.prepare(entry)
+            rows.append(writer.write(p, force=force, executed=False))
+    return rows
+
+
+def test_the_batch_session_writes_what_nbgraders_own_autograde_writes(tmp_path):
+    """Row by row: scores, manual-grade flags, comments, timestamps, late penalties, the autograded files."""
+    keys = class_with_stored_results(tmp_path / "own")
+    assert class_with_stored_results(tmp_path / "session") == keys   # the same class, twice
+    own = grade_all(tmp_path / "own", in_session=False, force=True)
+    ran = grade_all(tmp_path / "session", in_session=True, force=True)
+    assert [(r.student, r.status, r.score) for r in ran] == [(r.student, r.status, r.score) for r in own]
+    assert {r.status for r in ran} == {Status.GRADED}
+    first = gradebook_rows(tmp_path / "own")
+    assert first == gradebook_rows(tmp_path / "session")
+    assert first["ben"]["penalty"] > 0 and first["dan"]["penalty"] > 0 and first["ann"]["penalty"] is None
+    assert first["eve"]["comments"]["analysis"][0] == "No response."
+    assert "notes.txt" in first["dan"]["files"] and "timestamp.txt" in first["ann"]["files"]
+    for root in (tmp_path / "own", tmp_path / "session"):
+        assert {s: summary(root, s)["gradebook_key"] for s in keys} == keys
+
+    # A grader gave a manual score; grading again keeps it and flags the cell for review, both ways.
+    for root in (tmp_path / "own", tmp_path / "session"):
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            gb.find_grade("test_compile", ASSIGNMENT, ASSIGNMENT, "ann").manual_score = 1.0
+            gb.db.commit()
+    grade_all(tmp_path / "own", in_session=False, force=True)
+    grade_all(tmp_path / "session", in_session=True, force=True)
+    again = gradebook_rows(tmp_path / "own")
+    assert again == gradebook_rows(tmp_path / "session")
+    assert again["ann"]["grades"]["test_compile"][1:] == (1.0, None, True)
+    up_to_date = grade_all(tmp_path / "session", in_session=True, force=False)
+    assert {r.status for r in up_to_date} == {Status.UP_TO_DATE}
+
+
+def test_a_batch_killed_between_commits_resumes_with_nothing_lost_or_doubled(tmp_path):
+    """Gradebook writes commit every 3 students: a kill loses the uncommitted ones, the next batch writes them."""
+    root = tmp_path / "course"
+    keys = class_with_stored_results(root)
+    env = {"COLUMNS": "240"}
+    first = subprocess.Popen([*SPAMKIT, "grade", "--no-progress", "--GradebookWrites.chunk_students=3",
+                              "--GradebookWrites.chunk_seconds=600"], cwd=root, env=course_env(env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_event(root, "autograded", first, limit=600)
+    finally:
+        kill_batch(first)
+    marked = {e["student"] for e in events(root) if e["event"] == "autograded"}
+    assert marked and len(marked) < len(keys)
+    committed = set(submissions_in_gradebook(root))
+    assert marked <= committed   # marked done only once committed
+
+    spamkit(root, "grade", "--GradebookWrites.chunk_students=3", env=env)
+    assert submissions_in_gradebook(root) == {s: 1 for s in keys}
+    log = events(root)
+    assert not [e for e in log if e["event"] == "executed"]   # every result came from the store
+    again = [e["student"] for e in log if e["event"] == "autograded"][len(marked):]
+    assert sorted(again) == sorted(set(keys) - marked)        # the resumed batch wrote each of the others once
+    for student, key in keys.items():
+        s = summary(root, student)
+        assert s["gradebook_key"] == key and s["score"] == pytest.approx(autograded_scores(root, student))
 
 
 # --- slow: real grading on real Dask processes ---------------------------------
