@@ -10,10 +10,12 @@ until the submission's feedback is in the exchange (nbgrader's file name for it,
 and until the student's ``nbgrader fetch_feedback`` has brought it home. It prints both times per run, and
 their median.
 
-Without ``--fresh-code`` each run submits code the grader has graded before (the identical-code path: the
-stored result, nbgrader's autograde, feedback: no training). With ``--fresh-code`` each run's code is new (a
-variable with a random value in the compile cell), so the sandbox trains the notebook: the time of a first
-submission. Set ``c.OnSubmit.daily_cap = 0`` in the instructor's course_config.py first, or the cap refuses
+Without ``--fresh-code`` every run submits the reference answers: the first run trains them unless the
+course graded that code before, later runs take the identical-code path (the stored result, nbgrader's
+autograde, feedback: no training). With ``--fresh-code`` each run's code is new (a variable with a random
+value in the compile cell), so the sandbox trains the notebook: the time of a first submission. The
+"fetched" time includes starting ``nbgrader fetch_feedback`` (a Python process) after the feedback is there;
+in the Assignments tab that is one click on a server already running. Set ``c.OnSubmit.daily_cap = 0`` in the instructor's course_config.py first, or the cap refuses
 later runs. ``--prepare`` releases the assignment (as the instructor) and fetches it (as the student) if
 that has not been done. Prints figures; asserts nothing about them.
 """
@@ -134,7 +136,8 @@ def main() -> int:
         print(f"note: OnSubmit.daily_cap is {public['daily_cap']}: later runs may be refused", flush=True)
     if args.prepare:
         prepare(plan, student, assignment)
-    kind = "fresh code (trained in the sandbox)" if args.fresh_code else "code graded before (stored result)"
+    kind = ("fresh code (trained in the sandbox)" if args.fresh_code
+            else "the reference answers each run (stored result once that code was graded)")
     print(f"submit -> feedback for {student} on {assignment}, {args.runs} run(s), {kind}", flush=True)
     figures = []
     for run in range(1, args.runs + 1):
