@@ -440,7 +440,7 @@ def setting_classes() -> list[type]:
     from .course import exports, gradebook, intake, late, lms_export, sanitize
     from .hub import on_submit, settings as hub_settings
 
-    return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, gradebook.GradebookWrites,
+    return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, gradebook.BatchClient,
             nbgrader_plugins.GradeSubmission,
             exports.Exports, lms_export.LmsExport, intake.LmsCollector, sanitize.SanitizeStudentContent,
             sanitize.FeedbackExporter, late.LateWork, late.LatePenalty, hub_settings.CourseHub, on_submit.OnSubmit]

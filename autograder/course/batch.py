@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -62,8 +61,8 @@ from ..model import Status
 from ..sandbox import sandbox_here
 from ..settings import Batch, Sandbox, local_workers, machine_cores
 from .cluster import external_client, open_gate
-from .gradebook import GradebookWriter, Row
-from .prepare import Prepared, Sanitizer
+from .gradebook import BatchClient, GradebookWriter, Row
+from .prepare import Prepared, Sanitizer, prepare_in_processes, prepare_one
 from .progress import NoProgress, Progress
 from .schema_cache import cache_schema_checks
 
@@ -163,13 +162,21 @@ class BatchGrader:
         self.progress.start(len(entries), f"Grading {course.assignment}")
         self.rows: dict[str, Row] = {}
         self.force = force
+        ready = [e for e in entries if e.status == Status.OK]
+        preparers = BatchClient(config=course.config).preparers(len(ready), machine_cores())
         with self.writer.session() as gradebook:   # one gradebook session, committed as the batch goes
-            sanitizer = Sanitizer(course, gradebook)
-            pipeline = DaskPipeline(self, settings, scheduler, n_workers,
-                                    at_most=sum(e.status == Status.OK for e in entries))
+            pipeline = DaskPipeline(self, settings, scheduler, n_workers, at_most=len(ready))
             try:
                 for entry in entries:
-                    self._take(entry, sanitizer, pipeline)
+                    if entry.status != Status.OK:
+                        self._not_gradable(entry)
+                if preparers:
+                    prepared = prepare_in_processes(course, job, ready, preparers)
+                else:
+                    sanitizer = Sanitizer(course, gradebook, job)
+                    prepared = (prepare_one(sanitizer, entry) for entry in ready)
+                for outcome in prepared:
+                    self._take(*outcome, pipeline)
                 pipeline.drain()
             finally:
                 pipeline.close()
@@ -177,26 +184,22 @@ class BatchGrader:
             self.rows[student] = Row(student, Status.AUTOGRADE_FAILED, message=why, notes=self.rows[student].notes)
         return [self.rows[s] for s in sorted(self.rows)]
 
-    def _take(self, entry, sanitizer: Sanitizer, pipeline: DaskPipeline) -> None:
-        """One student of the inventory: prepared and dispatched, or recorded as not gradable."""
-        course = self.course
-        if entry.status == Status.OK:
-            started = time.monotonic()
-            try:
-                p = sanitizer.prepare(entry)
-            except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: report, go on
-                self.rows[entry.student] = self.writer.not_graded(
-                    entry.student, Status.INVALID, f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500],
-                    entry.notes)
-            else:
-                course.log_event("prepared", student=p.student, key=p.key, seconds=round(time.monotonic() - started, 4))
-                self._dispatch(p, pipeline)
-                return
-        elif entry.status == Status.UNKNOWN_STUDENT:  # a typo in --student must not add a student
+    def _not_gradable(self, entry) -> None:
+        if entry.status == Status.UNKNOWN_STUDENT:  # a typo in --student must not add a student
             self.rows[entry.student] = Row(entry.student, Status.UNKNOWN_STUDENT, message=entry.message)
         else:
             self.rows[entry.student] = self.writer.not_graded(entry.student, entry.status, entry.message, entry.notes)
         self.progress.advance()
+
+    def _take(self, entry, p: Prepared | None, error: str, seconds: float, pipeline: DaskPipeline) -> None:
+        """A prepared submission dispatched, or one nbgrader rejected recorded."""
+        if p is None:
+            self.rows[entry.student] = self.writer.not_graded(
+                entry.student, Status.INVALID, f"nbgrader cannot sanitize it: {error}"[:500], entry.notes)
+            self.progress.advance()
+            return
+        self.course.log_event("prepared", student=p.student, key=p.key, seconds=round(seconds, 4))
+        self._dispatch(p, pipeline)
 
     def _dispatch(self, p: Prepared, pipeline: DaskPipeline) -> None:
         """Grade ``p`` from the store, wait for a run of identical code, or send it to Dask."""

@@ -10,7 +10,7 @@ and nbgrader's ``SaveAutoGrades`` writes the grades. Two ways, the same rows:
   gradebook steps on one open ``SessionGradebook`` (``gradebook_session.py``);
   the files and the autograded notebook are written where and as nbgrader's
   autograde writes them. The session commits every
-  ``GradebookWrites.chunk_students`` students or ``chunk_seconds`` seconds,
+  ``BatchClient.chunk_students`` students or ``chunk_seconds`` seconds,
   and whenever the batch waits for Dask;
   A late submission's penalty is nbgrader's ``AssignLatePenalties``, run on
   its own after the commit (it takes a share of the committed score);
@@ -53,13 +53,24 @@ from .gradebook_session import SessionGradebook, in_session
 from .prepare import Prepared, copy_assignment_files
 
 
-class GradebookWrites(Configurable):
-    """How a batch groups its gradebook writes into transactions."""
+class BatchClient(Configurable):
+    """The batch client's own work per student: its gradebook transactions, its preparation processes."""
 
     chunk_students = Int(50, help="a batch commits the gradebook after this many students (at the latest)").tag(
         config=True)
     chunk_seconds = Float(2.0, help="a batch commits the gradebook when its oldest uncommitted student is this "
                                     "many seconds old, and whenever it waits for Dask").tag(config=True)
+    prepare_processes = Int(-1, help="processes beside the client that prepare submissions (nbgrader's sanitize "
+                                     "steps, the keys) while it writes grades; -1: one per core but one, for a "
+                                     "batch of at least prepare_processes_from notebooks; 0: the client "
+                                     "prepares them itself").tag(config=True)
+    prepare_processes_from = Int(40, help="the fewest notebooks for which -1 starts preparation processes (each "
+                                          "takes seconds to start)").tag(config=True)
+
+    def preparers(self, notebooks: int, cores: int) -> int:
+        if self.prepare_processes >= 0:
+            return self.prepare_processes
+        return max(0, cores - 1) if notebooks >= self.prepare_processes_from else 0
 
 
 @dataclass
@@ -94,7 +105,7 @@ class GradebookWriter:
         self.gradebook: SessionGradebook | None = None
         self._pending: list[tuple[Prepared, str, Summary, bool, float, dict | None]] = []
         self._since = 0.0
-        self._writes = GradebookWrites(config=course.config)
+        self._writes = BatchClient(config=course.config)
         self._converter: AutogradeWithJob | None = None
         self._exporter: NotebookExporter | None = None
         self._max_score: float | None = None

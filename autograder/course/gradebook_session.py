@@ -8,7 +8,7 @@ client's time per student. Here the same nbgrader code runs on one
 ``SessionGradebook``: nbgrader's ``Gradebook`` on one connection, whose
 ``commit()`` calls (nbgrader's own, after each cell) release a savepoint
 inside a transaction that the batch commits every few students
-(``GradebookWrites``).
+(``BatchClient``).
 
 The nbgrader preprocessors that open a gradebook of their own take the open
 one from the notebook's resources (``resources["kit"]["gradebook"]``) when a

@@ -9,16 +9,23 @@ nbgrader copies into ``autograded/``, and the key of ``prepare_submission``
 In a batch the ``Sanitizer`` runs nbgrader's sanitize steps on the batch's
 open gradebook session (``gradebook_session.py``), and the notebook it
 prepared is the one the gradebook writer hands to the autograde steps: one
-sanitize pass per student.
+sanitize pass per student. A large batch prepares in processes of its own
+(``prepare_in_processes``, ``BatchClient.prepare_processes``) while the
+client writes grades: each process runs the same ``Sanitizer`` on a session
+of its own that only reads (the assignment's source cells, once).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
@@ -64,9 +71,10 @@ class Sanitizer:
     """nbgrader's sanitize step of autograde, built the way Autograde builds it (on ``gradebook``, a batch's
     open session, if given)."""
 
-    def __init__(self, course, gradebook: SessionGradebook | None = None):
+    def __init__(self, course, gradebook: SessionGradebook | None = None, job=None):
         self.course = course
         self.gradebook = gradebook
+        self.job = job or course.job()
         self.converter = AutogradeWithJob(coursedir=course.coursedir, config=course.config)
         self.exporter = NotebookExporter(parent=self.converter, config=self.converter.config)
         steps = self.converter.sanitize_preprocessors
@@ -86,5 +94,49 @@ class Sanitizer:
         nb = self.notebook(entry.notebook)
         with tempfile.TemporaryDirectory(prefix="spamkit-files-") as tmp:
             copy_assignment_files(self.course, self.converter, entry.student, Path(tmp))
-            submission = prepare_submission(nb, Path(tmp), self.course.notebook, self.course.job())
+            submission = prepare_submission(nb, Path(tmp), self.course.notebook, self.job)
         return Prepared(entry.student, submission, list(entry.notes), Path(entry.notebook))
+
+
+# --- preparation in processes of its own ---------------------------------------------------------------------
+
+Outcome = tuple[intake.Entry, "Prepared | None", str, float]   # the entry, its submission or why not, seconds
+
+
+def prepare_one(sanitizer: Sanitizer, entry: intake.Entry) -> Outcome:
+    """``entry`` prepared, or the reason nbgrader rejects it; and the seconds it took."""
+    started = time.monotonic()
+    try:
+        p = sanitizer.prepare(entry)
+    except Exception as exc:  # noqa: BLE001 - nbgrader rejects the notebook: the batch reports it and goes on
+        return entry, None, f"{type(exc).__name__}: {exc}"[:500], time.monotonic() - started
+    return entry, p, "", time.monotonic() - started
+
+
+_SANITIZER: Sanitizer | None = None   # in a preparation process: its own, on its own read-only session
+
+
+def _start_preparer(root: str, config, job) -> None:
+    from .course import Course
+    from .schema_cache import cache_schema_checks
+
+    global _SANITIZER
+    cache_schema_checks()
+    course = Course(Path(root), config)
+    _SANITIZER = Sanitizer(course, SessionGradebook(course.coursedir.db_url, course.coursedir.course_id), job)
+
+
+def _prepare_here(entry: intake.Entry) -> Outcome:
+    try:
+        return prepare_one(_SANITIZER, entry)
+    finally:
+        _SANITIZER.gradebook.commit()   # holds no read lock between notebooks (SQLite's writer must commit)
+
+
+def prepare_in_processes(course, job, entries: Iterable[intake.Entry], processes: int) -> Iterator[Outcome]:
+    """Each entry prepared in one of ``processes`` new processes (spawned: the client runs Dask's threads), in
+    order, as they are ready."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=_start_preparer,
+                             initargs=(str(course.root), course.config, job)) as pool:
+        yield from pool.map(_prepare_here, entries, chunksize=4)

@@ -224,12 +224,16 @@ def test_the_batch_session_writes_what_nbgraders_own_autograde_writes(tmp_path):
 
 
 def test_a_batch_killed_between_commits_resumes_with_nothing_lost_or_doubled(tmp_path):
-    """Gradebook writes commit every 3 students: a kill loses the uncommitted ones, the next batch writes them."""
+    """Gradebook writes commit every 3 students: a kill loses the uncommitted ones, the next batch writes them.
+
+    The first batch prepares in a process of its own (BatchClient.prepare_processes), the second in the client.
+    """
     root = tmp_path / "course"
     keys = class_with_stored_results(root)
     env = {"COLUMNS": "240"}
-    first = subprocess.Popen([*SPAMKIT, "grade", "--no-progress", "--GradebookWrites.chunk_students=3",
-                              "--GradebookWrites.chunk_seconds=600"], cwd=root, env=course_env(env),
+    first = subprocess.Popen([*SPAMKIT, "grade", "--no-progress", "--BatchClient.chunk_students=3",
+                              "--BatchClient.chunk_seconds=600", "--BatchClient.prepare_processes=1"],
+                             cwd=root, env=course_env(env),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_event(root, "autograded", first, limit=600)
@@ -240,7 +244,7 @@ def test_a_batch_killed_between_commits_resumes_with_nothing_lost_or_doubled(tmp
     committed = set(submissions_in_gradebook(root))
     assert marked <= committed   # marked done only once committed
 
-    spamkit(root, "grade", "--GradebookWrites.chunk_students=3", env=env)
+    spamkit(root, "grade", "--BatchClient.chunk_students=3", "--BatchClient.prepare_processes=0", env=env)
     assert submissions_in_gradebook(root) == {s: 1 for s in keys}
     log = events(root)
     assert not [e for e in log if e["event"] == "executed"]   # every result came from the store
