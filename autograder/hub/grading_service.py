@@ -33,6 +33,7 @@ import html
 import json
 import os
 import pwd
+import stat
 import sys
 import time
 import traceback
@@ -159,8 +160,9 @@ class GradingService:
             student = parts[0]
             record = {"student": student, "timestamp": parts[2], "seen": started.isoformat(),
                       "day": day_of(started, settings.cap_timezone), "state": "", "released": False}
-            try:
-                owner_ok = path.stat().st_uid == pwd.getpwnam(student).pw_uid
+            try:   # the entry itself (not where a symlink points) is a folder of the account it names
+                entry = path.lstat()
+                owner_ok = stat.S_ISDIR(entry.st_mode) and entry.st_uid == pwd.getpwnam(student).pw_uid
                 submitted_at = parse_utc(parts[2])
             except (KeyError, ValueError, OverflowError):
                 owner_ok, submitted_at = False, None

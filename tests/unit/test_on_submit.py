@@ -73,6 +73,9 @@ def test_intake_decides_each_new_entry(tmp_path, exchange):
     }
     for key, name in names.items():
         make_entry(inbound, name, secret=f"secret-{key}")
+    # a link named after ben, to a folder he owns: not a submission folder of his
+    names["link"] = f"ben+{ASSIGNMENT}+{stamp(-2)}+r6"
+    (inbound / names["link"]).symlink_to(make_entry(tmp_path / "elsewhere", names["link"], secret="secret-link"))
     course = FakeCourse(tmp_path, {"ann": parse_utc(earlier)})
     service = grading_service.GradingService(tmp_path, str(tmp_path / "exchange"), log=lambda text: None)
     collected = []
@@ -86,7 +89,7 @@ def test_intake_decides_each_new_entry(tmp_path, exchange):
 
     state = {key: ledger["entries"].get(name, {}).get("state") for key, name in names.items()}
     assert state == {"old": "earlier", "first": "superseded", "newest": "accepted", "ben": "over_cap",
-                     "forged": "not_theirs", "other": None}
+                     "forged": "not_theirs", "other": None, "link": "not_theirs"}
     assert collected == [names["newest"]]
     assert ledger["entries"][names["newest"]]["collected"] is True
     # ben's notice is his feedback for that submission (nbgrader's name), with the reason, as HTML text

@@ -302,7 +302,11 @@ class TestCourseOnHub:
         refuses one made around that refusal (nbgrader's own submit, from the student's terminal)."""
         base, plan = hub["base"], hub["plan"]
         ann, ben = STUDENTS
-        exchange = Path(plan["exchange_root"]) / COURSE
+        # The service is a process of the instructor's account, inside the delegated cgroups, as their server is.
+        uid = pwd.getpwnam(INSTRUCTOR).pw_uid
+        service = next(p for p in _processes_of(uid) if "autograder.hub.grading_service" in p[1])
+        own = Path(f"/proc/{service[0]}/cgroup").read_text()
+        assert f"memory:{_tail(plan, 'memory')}" in own and f"pids:{_tail(plan, 'pids')}" in own, own
         seen = _set_on_submit(plan, enabled=True, feedback="now", daily_cap=2)
         # The submissions formgrader collected before are not the service's to grade, nor counted.
         assert {e["state"] for e in seen["entries"].values()} == {"earlier"}, seen
