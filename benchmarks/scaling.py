@@ -5,16 +5,19 @@ A batch is a pipeline with two stages that overlap:
 - the workers: each distinct notebook costs ``run`` seconds of one worker
   (sandbox + hidden checks, the kit's timer in the result store); W workers
   finish ``runs`` notebooks in ``ceil(runs / W) * run`` seconds;
-- the client: each student costs ``client`` seconds of the one client process
-  (preparing the notebook + nbgrader's autograde into the gradebook, the
-  batch log's ``prepared`` and ``autograded`` events), serially.
+- the client: each student costs ``client`` seconds of the client process
+  (the batch log's ``prepared`` and ``autograded`` events: preparing the
+  notebook, and nbgrader's autograde steps into the gradebook). When the
+  batch prepares in processes of its own (its ``batch`` event's
+  ``preparers``), the two overlap, and ``client`` is the larger of the
+  write and the preparation shared among the preparers.
 
 So wall ~ start + max(workers + client, run + class x client): the last
 grade is written ``client`` after the last notebook lands, and the client
 cannot write the first grade before one ``run`` has landed. ``start`` is the client's start-up
 and the cluster's (measured: the time to the first ``submitted`` event).
 
-    python benchmarks/scaling.py [--run 20] [--client 0.5] [--start 10] [--identical 0.25]
+    python benchmarks/scaling.py [--run 20] [--client 0.1] [--start 10] [--identical 0.25]
     python benchmarks/scaling.py --check COURSE_ROOT [COURSE_ROOT ...]   # a graded course: predicted vs real
 
 ``--check`` takes each course's own measured costs and worker count from its
@@ -53,13 +56,16 @@ def measured(course: Path) -> dict:
     events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     executed = [e for e in events if e["event"] == "executed"]
     workers = len({e.get("worker") for e in executed}) or 1
-    per_student = [e["seconds"] for e in events if e["event"] in ("prepared", "autograded") and "seconds" in e]
     students = len({e["student"] for e in events if e["event"] == "autograded"})
+    prepare = sum(e.get("seconds", 0.0) for e in events if e["event"] == "prepared")
+    write = sum(e.get("seconds", 0.0) for e in events if e["event"] == "autograded")
+    preparers = max([e.get("preparers", 0) for e in events if e["event"] == "batch"] or [0])
+    client = max(write, prepare / preparers) if preparers else prepare + write
     written = [_ts(e) for e in events if e["event"] == "autograded"]
     submitted = [_ts(e) for e in events if e["event"] in ("submitted", "autograded")]
     return {"students": students, "runs": len(executed), "workers": workers,
             "run": statistics.fmean(e["seconds"] for e in executed) if executed else 0.0,
-            "client": sum(per_student) / max(1, students),
+            "client": client / max(1, students),
             "start": min(submitted) - _ts(events[0]) if submitted else 0.0,
             "wall": max(written) - _ts(events[0]) if written else 0.0}
 
@@ -93,7 +99,7 @@ def _human(seconds: float) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=float, default=20.0, help="seconds of one worker per notebook")
-    parser.add_argument("--client", type=float, default=0.5, help="client seconds per student")
+    parser.add_argument("--client", type=float, default=0.1, help="client seconds per student")
     parser.add_argument("--start", type=float, default=10.0, help="seconds before the first notebook is sent")
     parser.add_argument("--identical", type=float, default=0.0, help="share of students graded from another's run")
     parser.add_argument("--check", type=Path, nargs="+", default=[], metavar="COURSE_ROOT")

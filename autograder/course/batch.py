@@ -7,11 +7,12 @@ data out. So a batch:
 
 1. takes stock of the submissions (``intake.inventory``): a student without
    a usable notebook gets a clear result instead of stopping the batch;
-2. sanitizes each notebook exactly as ``Autograde`` will (nbgrader's own
+2. sanitizes each notebook exactly as ``Autograde`` does (nbgrader's own
    sanitize preprocessors, same resources) and keys it with the same
    ``prepare_submission`` that ``GradeSubmission`` calls (``prepare.py``),
-   one after the other, each sent to Dask as soon as it is ready (the local
-   cluster starts meanwhile);
+   each sent to Dask as soon as it is ready (the local cluster starts
+   meanwhile); a large class is prepared in processes of its own
+   (``BatchClient.prepare_processes``) while this one writes grades;
 3. runs identical code once (``grading/identical.py``): a student whose code
    is a classmate's, comments and blank lines aside, waits for that run and
    is graded from it (unless the run's outputs print source and the text
@@ -29,14 +30,17 @@ data out. So a batch:
    grading code, a sandbox they can make. The GradingJob is scattered once and each notebook travels as
    data, so workers need no course files;
 5. as each result lands, stores it (atomic file) and has the
-   ``GradebookWriter`` run nbgrader's autograde for that student in this
-   process, serially, handing it the same job: GradeSubmission finds the
-   result in the store, and nbgrader writes the gradebook.
+   ``GradebookWriter`` run nbgrader's autograde steps for that student in
+   this process on the prepared notebook (sanitized once), in one gradebook
+   session for the batch (``gradebook_session.py``): GradeSubmission finds
+   the result in the store, and nbgrader's SaveAutoGrades writes the grades.
+   The session commits every few students, and whenever the batch waits.
 
-A batch killed at any point loses at most the submissions in flight; run it
-again and it grades what is left. A student's gradebook entry is marked done
-(``gradebook_key`` in the summary) only after nbgrader's autograde returned,
-and a submission whose key is unchanged is not run again unless forced.
+A batch killed at any point loses at most the submissions in flight and the
+grades not yet committed; run it again and it grades what is left. A
+student's gradebook entry is marked done (``gradebook_key`` in the summary)
+only after the transaction with their grades committed, and a submission
+whose key is unchanged is not run again unless forced.
 
 The CPU threads of each sandbox follow from how many run at once (the local
 workers; see ``GradingJob``): ``course.grade_with`` fixes them before any key
@@ -164,6 +168,7 @@ class BatchGrader:
         self.force = force
         ready = [e for e in entries if e.status == Status.OK]
         preparers = BatchClient(config=course.config).preparers(len(ready), machine_cores())
+        course.log_event("batch", students=len(entries), notebooks=len(ready), preparers=preparers)
         with self.writer.session() as gradebook:   # one gradebook session, committed as the batch goes
             pipeline = DaskPipeline(self, settings, scheduler, n_workers, at_most=len(ready))
             try:
