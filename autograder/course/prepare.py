@@ -137,6 +137,9 @@ def prepare_in_processes(course, job, entries: Iterable[intake.Entry], processes
     """Each entry prepared in one of ``processes`` new processes (spawned: the client runs Dask's threads), in
     order, as they are ready."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=_start_preparer,
-                             initargs=(str(course.root), course.config, job)) as pool:
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_preparer,
+                               initargs=(str(course.root), course.config, job))
+    try:
         yield from pool.map(_prepare_here, entries, chunksize=4)
+    finally:   # a batch that stops early does not wait for the rest of the class to be prepared
+        pool.shutdown(wait=True, cancel_futures=True)

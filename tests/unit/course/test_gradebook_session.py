@@ -78,3 +78,14 @@ def test_in_session_swaps_only_nbgraders_gradebook_steps():
     for kit, nbgrader in ((OverwriteCellsInSession, OverwriteCells), (SaveAutoGradesInSession, SaveAutoGrades),
                           (AssignLatePenaltiesInSession, AssignLatePenalties)):
         assert issubclass(kit, nbgrader)   # nbgrader's configuration (e.g. add_missing_cells) applies to them
+
+
+def test_a_large_batch_prepares_beside_the_client_on_the_cores_it_leaves():
+    from traitlets.config import Config
+
+    from autograder.course.gradebook import BatchClient
+
+    automatic = BatchClient()
+    assert [automatic.preparers(n, cores) for n, cores in ((39, 2), (40, 2), (500, 4), (500, 1))] == [0, 1, 3, 0]
+    assert BatchClient(config=Config({"BatchClient": {"prepare_processes": 0}})).preparers(500, 4) == 0
+    assert BatchClient(config=Config({"BatchClient": {"prepare_processes": 2}})).preparers(5, 1) == 2
