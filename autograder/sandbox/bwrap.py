@@ -2,7 +2,8 @@
 
 The view: a read-only /usr, /bin, /lib*, /etc; the Python installation(s)
 the kit runs on, bound on their own (a venv inside the repo shows only the
-venv folder, never its siblings); the payload (runner.py + capture.py) at
+venv folder, never its siblings); the payload (runner.py + capture.py, and
+the fences of the library internals they load, ``internals/<library>.py``) at
 /opt/kit and the public splits at /opt/data, both copied in from file
 descriptors (no host path of the kit or the job shows in the sandbox's mount
 table); the home /home/student, a tmpfs of ``Sandbox.disk_mb`` that the
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from . import seccomp
 from .limits import tool
-from .spec import CAPTURE, INSIDE_DATA, INSIDE_HOME, INSIDE_KIT, RUNNER, RunSpec
+from .spec import CAPTURE, INSIDE_DATA, INSIDE_HOME, INSIDE_KIT, INTERNALS, PAYLOAD_INTERNALS, RUNNER, RunSpec
 
 KIT_PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -61,6 +62,9 @@ def view(spec: RunSpec, launch: Launch, python_roots: list[str] | None = None) -
             args += ["--tmpfs", str(KIT_PACKAGE)]
     args += ["--perms", "0555", "--ro-bind-data", launch.open(RUNNER), f"{INSIDE_KIT}/runner.py",
              "--perms", "0555", "--ro-bind-data", launch.open(CAPTURE), f"{INSIDE_KIT}/capture.py"]
+    for library in PAYLOAD_INTERNALS:
+        args += ["--perms", "0555", "--ro-bind-data", launch.open(INTERNALS / f"{library}.py"),
+                 f"{INSIDE_KIT}/internals/{library}.py"]
     if spec.data_file is not None:
         args += ["--perms", "0444", "--ro-bind-data", launch.open(spec.data_file), INSIDE_DATA]
     for name, source in spec.inputs.items():   # the submission, into the home

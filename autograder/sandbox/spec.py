@@ -40,6 +40,10 @@ TMPFS_MB = 256                 # size of the sandbox's private /tmp and /dev/shm
 PAYLOAD = Path(__file__).resolve().parent / "payload"
 RUNNER = PAYLOAD / "runner.py"
 CAPTURE = PAYLOAD / "capture.py"
+# The fences of library internals the payload loads by path (runner.py: nbgrader, nbclient, jupyter_client;
+# capture.py: keras, matplotlib), copied in next to it as internals/<library>.py: the kit's package is not there.
+INTERNALS = PAYLOAD.parent.parent / "internals"
+PAYLOAD_INTERNALS = ("jupyter_client", "keras", "matplotlib", "nbclient", "nbgrader")
 
 
 @dataclass

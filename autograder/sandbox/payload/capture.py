@@ -40,20 +40,22 @@ kernel, in two cells it adds and removes again before anything is saved:
   settings the runner passes in) using only the references and records kept
   by the guard. When the guard recorded no compile (or no fit) for
   ``model``, that part falls back to reading the model's state as it is at the
-  end (``model.optimizer``, ``model._compile_config``, ``model.history``),
-  still judged with the guard's genuine classes, and the evidence says so
-  (``recorded: false``). When the guard's entry is gone altogether, the whole
-  capture runs as it did before the guard existed, on the live modules
-  (``guard: false``). A model that was never compiled fails every compile
-  check with one clear message.
+  end (``model.optimizer``, the compile arguments the model keeps, through
+  the Keras fence, and ``model.history``), still judged with the guard's
+  genuine classes, and the evidence says so (``recorded: false``). When the
+  guard's entry is gone altogether (the notebook deleted it, or ran
+  ``%reset``, which empties the namespace), the capture cell takes its
+  references from the modules as they are then and reads the model's state
+  the same way (``guard: false``). A model that was never compiled fails
+  every compile check with one clear message.
 
 It only *records* data; the checks that decide the grade run later, in
 another process, on that data alone.
 
 What the guard defends against: rebinding names in Keras modules or builtins
 after it ran (``keras.optimizers.Adam = keras.optimizers.SGD``,
-``builtins.isinstance = ...``, ``json.dump = ...``), editing
-``model._compile_config`` or ``model.optimizer`` after compiling, classes that
+``builtins.isinstance = ...``, ``json.dump = ...``), editing the compile
+arguments the model keeps or ``model.optimizer`` after compiling, classes that
 merely *call themselves* ``keras.src.optimizers.adam.Adam`` or
 ``BinaryCrossentropy`` (the checks require the fully qualified name *and*
 identity with the class the guard kept), a hand-made History or one whose
@@ -80,19 +82,29 @@ import traceback as _traceback
 # cell): evidence_dir, evidence_file, weights_file, and plot_history, the history the grader knows, so that
 # plotted values can be compared exactly.
 
-# The Keras objects the checks care about, kept by the guard as it found them.
-GENUINE_OBJECTS = (
-    ("keras.src.models.model", "Model"),
-    ("keras.src.callbacks.history", "History"),
-    ("keras.src.optimizers.adam", "Adam"),
-    ("keras.src.losses.losses", "BinaryCrossentropy"),
-    ("keras.src.losses.losses", "binary_crossentropy"),
-    ("keras.src.metrics.confusion_metrics", "AUC"),
-    ("keras.src.metrics.accuracy_metrics", "Accuracy"),
-    ("keras.src.metrics.accuracy_metrics", "BinaryAccuracy"),
-    ("keras.src.metrics.accuracy_metrics", "accuracy"),
-    ("keras.src.metrics.accuracy_metrics", "binary_accuracy"),
-)
+# The private names of Keras and matplotlib this file relies on live in the kit's fences
+# (``autograder/internals/keras.py``, ``matplotlib.py``): self-contained files that the runner copies into the
+# sandbox and names to the guard cell (``KIT_INTERNALS``: library -> path), loaded here with this namespace's
+# builtins. Imported as a module (tests), this file finds them in the kit's package.
+CAPTURE_INTERNALS = ("keras", "matplotlib")
+
+
+def _load_internals(paths=None) -> dict:
+    """The fences this file uses, as modules by library."""
+    import types
+
+    if paths is None:
+        folder = _os.path.join(_os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))),
+                               "internals")
+        paths = {library: _os.path.join(folder, library + ".py") for library in CAPTURE_INTERNALS}
+    modules = {}
+    for library in CAPTURE_INTERNALS:
+        module = types.ModuleType("spamkit_internals_" + library)
+        module.__dict__["__builtins__"] = __builtins__
+        with open(paths[library], encoding="utf-8") as f:
+            exec(compile(f.read(), paths[library], "exec"), module.__dict__)
+        modules[library] = module
+    return modules
 
 
 def _qualified(obj) -> str:
@@ -100,18 +112,19 @@ def _qualified(obj) -> str:
 
 
 class _Refs:
-    """Genuine references: taken by the guard at the start, or at the end when the guard is gone."""
+    """Genuine references: taken by the guard at the start, or at the end when the guard is gone.
+    ``internals``: the fence files by library (default: the kit's own, see ``_load_internals``)."""
 
-    def __init__(self, out_dir):
-        import importlib
+    def __init__(self, out_dir, internals=None):
         import types
 
         import keras
 
         self.keras = keras
+        fences = _load_internals(internals)
+        self.keras_internals, self.matplotlib_internals = fences["keras"], fences["matplotlib"]
         self.genuine = {}
-        for module, attr in GENUINE_OBJECTS:
-            obj = getattr(importlib.import_module(module), attr)
+        for obj in self.keras_internals.genuine_objects():
             self.genuine[_qualified(obj)] = obj
         by_name = {path.rsplit(".", 1)[1]: obj for path, obj in self.genuine.items()}
         self.Model, self.History, self.Adam = by_name["Model"], by_name["History"], by_name["Adam"]
@@ -188,12 +201,12 @@ class _Records:
         return [r for r in self.fits if r[0] is model]
 
 
-def _install_guard(namespace, key, settings):
+def _install_guard(namespace, key, settings, internals=None):
     """The guard cell: keep genuine references, wrap compile and fit, publish the capture entry."""
     import functools
     import inspect
 
-    refs = _Refs(settings["evidence_dir"])
+    refs = _Refs(settings["evidence_dir"], internals)
     records = _Records()
     model_class = refs.Model
     genuine_compile, genuine_fit = model_class.compile, model_class.fit
@@ -262,8 +275,8 @@ class _Parts:
             result = {**result, "recorded": True, "compile_calls": calls}
         elif not getattr(model, "compiled", False):
             return {"compiled": False, "recorded": False, "optimizer": None, "loss": None, "metrics": []}
-        else:  # compiled without the guard seeing it: read the model's state, as before the guard
-            config = model._compile_config.config if getattr(model, "_compile_config", None) else {}
+        else:  # compiled without the guard seeing it: what the model keeps of its compile arguments
+            config = refs.keras_internals.compile_arguments(model)
             optimizer = getattr(model, "optimizer", None)
             result = {**refs.compile_evidence(optimizer, config), "recorded": False, "compile_calls": 0}
         if optimizer is not None:
@@ -318,7 +331,8 @@ class _Parts:
         previous_backend = matplotlib.get_backend()
         plt.switch_backend("agg")
         try:
-            return _plot_calls(plot_history, self.settings["plot_history"], self.refs.History, plt)
+            return _plot_calls(plot_history, self.settings["plot_history"], self.refs.History, plt,
+                               self.refs.matplotlib_internals)
         finally:
             plt.switch_backend(previous_backend)
 
@@ -443,40 +457,23 @@ class _Checkpoint:
         self.state = state
 
 
-def _plot_calls(plot_history, plot_history_values, history_class, plt):
+def _plot_calls(plot_history, plot_history_values, history_class, plt, figures=None):
     """Call plot_history for each metric in turn, as the notebook's loop does in Jupyter.
 
     As in a notebook cell, a figure stays open from one call to the next unless plot_history shows or
     closes it; ``plt.show()`` shows and then closes every open figure, as Jupyter's inline backend does.
     So a call that draws into the figure the previous call left open is seen (``reused``). Every legend
     built meanwhile is recorded with the artists its entries stand for, so that a curve named only in
-    ``ax.legend([...])`` is known by that name.
+    ``ax.legend([...])`` is known by that name. ``figures``: the matplotlib fence (default: the kit's own).
     """
-    import functools
-    import inspect
-
-    from matplotlib.legend import Legend
-
+    figures = _load_internals()["matplotlib"] if figures is None else figures
     legends = {}   # id(legend) -> (legend, [(artist, text), ...])
-    real_init = Legend.__init__
-    signature = inspect.signature(real_init)
-
-    @functools.wraps(real_init)
-    def init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        try:
-            bound = signature.bind(self, *args, **kwargs).arguments
-            legends[id(self)] = (self, [(artist, str(text)) for artist, text in zip(bound["handles"], bound["labels"])])
-        except Exception:  # noqa: BLE001 - an unreadable legend only loses the names it gives
-            pass
-
     plt.close("all")
-    Legend.__init__ = init
     try:
-        return {metric: _plot_once(plot_history, metric, values, history_class, plt, legends)
-                for metric, values in plot_history_values.items()}
+        with figures.legends_recorded(legends):
+            return {metric: _plot_once(plot_history, metric, values, history_class, plt, legends, figures)
+                    for metric, values in plot_history_values.items()}
     finally:
-        Legend.__init__ = real_init
         plt.close("all")
 
 
@@ -520,42 +517,28 @@ def _describe_figure(fig, legends) -> dict:
     return {"axes": axes, "legend": texts if figure_legends else None}
 
 
-def _plot_once(plot_history, metric, values, history_class, plt, legends):
-    """Call plot_history once; describe every figure it drew or changed, even closed ones."""
-    from matplotlib._pylab_helpers import Gcf
-
-    def open_figures():
-        return sorted((manager.canvas.figure for manager in Gcf.get_all_fig_managers()), key=lambda f: f.number)
-
-    before = {id(fig): (fig, _describe_figure(fig, legends)) for fig in open_figures()}
+def _plot_once(plot_history, metric, values, history_class, plt, legends, figures):
+    """Call plot_history once; describe every figure it drew or changed, even closed ones (``plt.show()``
+    closes every open figure, as Jupyter's inline backend does once it has shown them)."""
+    before = {id(fig): (fig, _describe_figure(fig, legends)) for fig in figures.open_figures()}
     seen = {}
-    real_close, real_show = plt.close, plt.show
 
     def snapshot():
-        for fig in open_figures():
+        for fig in figures.open_figures():
             seen[id(fig)] = (fig, _describe_figure(fig, legends))
 
-    def close(*args, **kwargs):
-        snapshot()
-        return real_close(*args, **kwargs)
-
-    def show(*args, **kwargs):  # Jupyter's inline backend shows every open figure, then closes them
-        snapshot()
-        real_close("all")
-
-    plt.close, plt.show = close, show
     fake = history_class()
     fake.history = {k: list(v) for k, v in values.items()}
     fake.epoch = list(range(len(next(iter(values.values())))))
     fake.params = {"verbose": 1, "epochs": len(fake.epoch), "steps": None}  # as model.fit sets them
     error = None
-    try:
-        plot_history(fake, metric)
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-    finally:
-        snapshot()
-        plt.close, plt.show = real_close, real_show
+    with figures.show_and_close_seen(plt, snapshot):
+        try:
+            plot_history(fake, metric)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+        finally:
+            snapshot()
     figures = [{**described, "reused": key in before} for key, (_, described) in seen.items()
                if key not in before or repr(before[key][1]) != repr(described)]  # untouched figures of earlier calls
     return {"error": error, "figures": figures}
@@ -564,7 +547,9 @@ def _plot_once(plot_history, metric, values, history_class, plt, legends):
 if __name__ == "__main__":  # the capture cell, in the student's namespace; false when this file is imported
     if _KIT_GUARD is not None:  # noqa: F821 - set by the runner's first lines of the capture cell
         _KIT_GUARD()  # noqa: F821
-    else:  # the guard is gone: capture from the live modules, as before the guard existed
-        _kit_capture(globals(), _Refs(_KIT_SETTINGS["evidence_dir"]), None, _KIT_SETTINGS)  # noqa: F821
-elif "KIT_GUARD_KEY" in globals():  # the guard cell (runner.py passes KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS)
-    _install_guard(KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS)  # noqa: F821
+    else:  # the guard's entry is gone (``%reset`` removes it too): capture from the modules as they are now
+        _kit_capture(globals(), _Refs(_KIT_SETTINGS["evidence_dir"], _KIT_INTERNALS), None,  # noqa: F821
+                     _KIT_SETTINGS)  # noqa: F821
+elif "KIT_GUARD_KEY" in globals():  # the guard cell (runner.py passes KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS,
+    # KIT_INTERNALS)
+    _install_guard(KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS, globals().get("KIT_INTERNALS"))  # noqa: F821

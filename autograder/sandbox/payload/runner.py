@@ -40,8 +40,11 @@ written. Right before the capture cell the runner empties the evidence folder
 capture cell fails it empties it again: only a capture that ran leaves evidence.
 Output is bounded while the kernel runs: past max_output_bytes in total, outputs
 are dropped (one marker says so); past ten times that the kernel is killed and
-the run ends as ``too_much_output``. Only this file and capture.py are visible
-inside the sandbox; they hold no checks.
+the run ends as ``too_much_output``. Only this file, capture.py and the fences
+of the library internals they use (``autograder/internals/``: nbgrader,
+nbclient, jupyter_client for this file, keras and matplotlib for capture.py,
+copied to ``internals/`` next to them) are visible inside the sandbox; they
+hold no checks.
 
 Which cell is where: as each code cell starts, the runner sends the
 progress file (a tiny JSON object: the cell running, the cells that hit
@@ -55,8 +58,8 @@ writes the evidence of what the guard has recorded so far (compile, fit and
 its weights, plot_history) when something changed; the runner sends those
 files under the checkpoint prefix and empties the evidence folder. If the run
 then ends early (kernel death, a limit), the grader still has the evidence of
-the work done before. A cell interrupted at cell_timeout (nbclient calls
-``_async_handle_timeout``) is recorded, and its error outputs (the
+the work done before. A cell interrupted at cell_timeout (noticed in the step
+nbclient takes then: ``internals/nbclient.py``) is recorded, and its error outputs (the
 ``KeyboardInterrupt`` and nbgrader's ``CellTimeoutError``) become one
 ``CellTimeout`` error naming the cell and the limit, keeping the frames that
 show where it was interrupted; the cell the kernel died in gets a
@@ -93,49 +96,25 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 from nbformat.v4 import new_code_cell, new_output  # noqa: E402
 
 
-def _nbgrader_execute():
-    """nbgrader's own Execute preprocessor, imported without running the ``__init__`` of its packages.
-
-    ``import nbgrader`` loads its Jupyter server extensions (the web server, the
-    gradebook's SQLAlchemy, ...) and ``import nbconvert`` every exporter and
-    filter: about 2.5 s of CPU in every sandbox, for one class. So those
-    packages are stood in for by empty packages on their real folders while
-    the few modules Execute needs run, unchanged; then every module imported
-    under a stand-in leaves ``sys.modules``, so a later import (a test importing
-    this file) gets the real packages.
-    """
-    if "nbgrader" in sys.modules or "nbconvert" in sys.modules:
-        from nbgrader.preprocessors import Execute
-        return Execute
+def _internals(library):
+    """The kit's fence of ``library``'s private names (``autograder/internals/<library>.py``), loaded by its
+    path: bwrap copies it to ``internals/`` next to this file; outside a sandbox it is the kit's own file.
+    This file never imports the kit's package (the sandbox does not have it)."""
     import importlib.util
-    import types
 
-    stand_ins = ("nbgrader", "nbgrader.preprocessors", "nbconvert", "nbconvert.utils", "nbconvert.preprocessors",
-                 "nbconvert.exporters")
-    try:
-        for name in stand_ins:
-            package = types.ModuleType(name)
-            parent, _, child = name.rpartition(".")
-            package.__path__ = ([os.path.join(sys.modules[parent].__path__[0], child)] if parent
-                                else importlib.util.find_spec(name).submodule_search_locations)
-            sys.modules[name] = package
-        # each module gets what it imports from a package's __init__ before it runs
-        from nbconvert.preprocessors.execute import CellExecutionError, ExecutePreprocessor, Preprocessor
-
-        vars(sys.modules["nbconvert.preprocessors"]).update(
-            Preprocessor=Preprocessor, ExecutePreprocessor=ExecutePreprocessor, CellExecutionError=CellExecutionError)
-        from nbgrader.preprocessors.base import NbGraderPreprocessor
-
-        sys.modules["nbgrader.preprocessors"].NbGraderPreprocessor = NbGraderPreprocessor
-        from nbgrader.preprocessors.execute import Execute
-    finally:
-        for name in list(sys.modules):
-            if name.partition(".")[0] in ("nbgrader", "nbconvert"):
-                del sys.modules[name]
-    return Execute
+    spec = importlib.util.spec_from_file_location(f"spamkit_internals_{library}", INTERNALS / f"{library}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-Execute = _nbgrader_execute()
+_HERE = Path(__file__).resolve().parent
+INTERNALS = _HERE / "internals" if (_HERE / "internals").is_dir() else _HERE.parent.parent / "internals"
+# What capture.py loads in the guard cell (its path goes into the cell); the runner's own are loaded here.
+CAPTURE_INTERNALS = ("keras", "matplotlib")
+_nbclient, _jupyter_client = _internals("nbclient"), _internals("jupyter_client")
+# nbgrader's Execute without the __init__ of nbgrader and nbconvert (about 2.5 s of CPU in every sandbox)
+Execute = _internals("nbgrader").execute_preprocessor()
 
 CAPTURE_TAG = "kit-evidence-capture"
 GUARD_TAG = "kit-evidence-guard"
@@ -224,7 +203,7 @@ def read_file(folder, relpath, max_bytes):
             os.close(fd)
 
 
-class BoundedExecute(Execute):
+class BoundedExecute(_nbclient.NoticeTimeouts, Execute):
     """nbgrader's Execute, keeping at most ``max_output_bytes`` of outputs in memory."""
 
     def __init__(self, max_output_bytes, evidence, channel=None, names=None, checkpoint=None, filesystems=(),
@@ -248,7 +227,6 @@ class BoundedExecute(Execute):
             self._write_progress()
         home = Path(resources["metadata"]["path"])
         if cell.metadata.get("tags") == [GUARD_TAG]:  # not in the kernel's history: In/Out and numbers untouched
-            self._check_assign_resources(resources)
             cell = self.execute_cell(cell, index, store_history=False)
         elif cell.metadata.get("tags") == [CAPTURE_TAG]:
             evidence = home / self.evidence["dir"]
@@ -292,12 +270,11 @@ class BoundedExecute(Execute):
             if data is not None and self.channel:
                 self.channel.send(prefix + relpath, data)
 
-    async def _async_handle_timeout(self, timeout, cell=None):
-        """nbclient's step when a cell passes the timeout (it interrupts the kernel): note which cell it was."""
-        if cell is not None and self.running is not None and self.running not in self.timed_out:
+    def cell_timed_out(self, cell):
+        """A cell passed the timeout (nbclient interrupts the kernel next): note which cell it was."""
+        if self.running is not None and self.running not in self.timed_out:
             self.timed_out.append(self.running)
             self._write_progress()
-        return await super()._async_handle_timeout(timeout, cell)
 
     def _write_progress(self):
         """The progress file, sent whole: the running cell, the cells timed out."""
@@ -323,9 +300,7 @@ class BoundedExecute(Execute):
                 text=f"\n[output cut: the notebook printed more than {self.max_output_bytes} bytes]\n"))
         if self.output_bytes > HARD_LIMIT_FACTOR * self.max_output_bytes and not self.too_much:
             self.too_much = True
-            process = getattr(getattr(self.km, "provisioner", None), "process", None)
-            if process is not None:
-                process.kill()  # nbclient then sees a dead kernel
+            _jupyter_client.kill_kernel_now(self.km)  # nbclient then sees a dead kernel
 
 
 def _clear(folder: Path) -> None:
@@ -374,17 +349,27 @@ def _size(content) -> int:
     return 8
 
 
-def guard_source(capture_source: str, key: str, settings: dict) -> str:
-    """The first cell: run capture.py privately, with a copy of the builtins as they are before any student code."""
+def capture_internals() -> dict:
+    """The fences capture.py loads in the kernel, by library: the path of each file."""
+    return {library: str(INTERNALS / f"{library}.py") for library in CAPTURE_INTERNALS}
+
+
+def guard_source(capture_source: str, key: str, settings: dict, internals: dict | None = None) -> str:
+    """The first cell: run capture.py privately, with a copy of the builtins as they are before any student code.
+    ``internals``: the fence files it loads (default ``capture_internals()``)."""
+    internals = capture_internals() if internals is None else internals
     return (f"exec(compile({capture_source!r}, 'kit-guard', 'exec'), "
             f"{{'__name__': {GUARD_MODULE_NAME!r}, '__builtins__': dict(vars(__import__('builtins'))), "
-            f"'KIT_NAMESPACE': globals(), 'KIT_GUARD_KEY': {key!r}, 'KIT_SETTINGS': {settings!r}}})\n")
+            f"'KIT_NAMESPACE': globals(), 'KIT_GUARD_KEY': {key!r}, 'KIT_SETTINGS': {settings!r}, "
+            f"'KIT_INTERNALS': {internals!r}}})\n")
 
 
-def capture_source_with_guard(capture_source: str, key: str, settings: dict) -> str:
-    """The last cell: capture.py run as before, told where the guard left its entry (if it is still there)."""
+def capture_source_with_guard(capture_source: str, key: str, settings: dict, internals: dict | None = None) -> str:
+    """The last cell: capture.py in the student's namespace, told where the guard left its entry (if it is still
+    there) and, for a capture without it, the settings and fence files."""
+    internals = capture_internals() if internals is None else internals
     return (f"try:\n    _KIT_GUARD = {key}\nexcept NameError:  # the guard is gone\n    _KIT_GUARD = None\n"
-            f"_KIT_SETTINGS = {settings!r}\n\n" + capture_source)
+            f"_KIT_SETTINGS = {settings!r}\n_KIT_INTERNALS = {internals!r}\n\n" + capture_source)
 
 
 def _tagged(source: str, tag: str):

@@ -19,6 +19,7 @@ from autograder.grading.check_process import KIT_ROOT, check_env
 from autograder.grading.evidence import (EVIDENCE_FILE, NOT_RECORDED, WEIGHTS_FILE, capture_settings,
                                          checkpoint_evidence, load_evidence)
 from autograder.model import RunOutcome, Status
+from autograder.sandbox.spec import INTERNALS
 
 SCRIPT = textwrap.dedent('''
     import base64, builtins, json, os, sys
@@ -30,7 +31,7 @@ SCRIPT = textwrap.dedent('''
     student = {"__name__": "__main__"}
     exec(compile(source, "kit-guard", "exec"), {"__name__": "__kit_guard__",
          "__builtins__": dict(vars(builtins)), "KIT_NAMESPACE": student, "KIT_GUARD_KEY": "_kit_guard_t",
-         "KIT_SETTINGS": settings})
+         "KIT_SETTINGS": settings, "KIT_INTERNALS": json.loads(sys.argv[4])})
     checkpoint = student["_kit_guard_t_checkpoint"]
     folder = Path(settings["evidence_dir"])
     snapshots = []
@@ -74,7 +75,9 @@ def test_the_checkpoint_writes_what_was_recorded_when_it_changed(tmp_path):
     settings = capture_settings()
     capture_py = KIT_ROOT / "autograder" / "sandbox" / "payload" / "capture.py"
     env = {**check_env(1), "MPLBACKEND": "agg"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), json.dumps(settings), str(capture_py)],
+    internals = {library: str(INTERNALS / f"{library}.py") for library in ("keras", "matplotlib")}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), json.dumps(settings), str(capture_py),
+                           json.dumps(internals)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()

@@ -273,6 +273,8 @@ class Refs:
         self.encode = json.JSONEncoder().encode
         self.makedirs, self.join, self.basename, self.replace = os.makedirs, os.path.join, os.path.basename, os.replace
         self.sys, self.StringIO = sys, io.StringIO
+        fences = capture._load_internals()   # the kit's Keras and matplotlib fences (Keras is never imported)
+        self.keras_internals, self.matplotlib_internals = fences["keras"], fences["matplotlib"]
 
     def save_weights(self, model, path):
         self.saved.append(path)

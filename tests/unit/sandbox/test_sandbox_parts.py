@@ -14,7 +14,7 @@ from autograder.sandbox import bwrap, host
 from autograder.sandbox.channel import Receiver
 from autograder.sandbox.collect import RunProgress, read_report
 from autograder.sandbox.payload import runner
-from autograder.sandbox.spec import RunSpec
+from autograder.sandbox.spec import PAYLOAD_INTERNALS, RunSpec
 from autograder.settings import Sandbox
 
 
@@ -108,7 +108,10 @@ def test_the_view_binds_no_host_path_of_the_kit_the_job_or_the_submission(tmp_pa
     view = bwrap.view(run, launch, python_roots=["/nowhere"])
     try:
         assert str(tmp_path) not in " ".join(view) and str(bwrap.KIT_PACKAGE) not in " ".join(view)
-        assert len(launch.fds) == 4   # runner, capture, splits, notebook
+        # runner, capture, the fences they load, splits, notebook
+        assert len(launch.fds) == 4 + len(PAYLOAD_INTERNALS)
+        assert [view[i + 2] for i, arg in enumerate(view) if arg == "--ro-bind-data" and "/internals/" in view[i + 2]] \
+            == [f"/opt/kit/internals/{library}.py" for library in PAYLOAD_INTERNALS]
         home = view.index("/home/student")
         assert view[home - 5:home] == ["--perms", "0777", "--size", str(300 << 20), "--tmpfs"]
         assert "--bind" not in view   # nothing of the host is writable
