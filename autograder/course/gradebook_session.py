@@ -3,7 +3,7 @@
 nbgrader's autograde of one student opens the gradebook eleven times (each
 ``Gradebook(db_url)`` is a new SQLAlchemy engine: a connection, the table
 check, the course row, and every query compiled anew) and commits about
-thirty times (one per grade cell). For a batch of a class that was most of the
+twenty times (one per graded or answered cell, measured on the lab). For a batch of a class that was most of the
 client's time per student. Here the same nbgrader code runs on one
 ``SessionGradebook``: nbgrader's ``Gradebook`` on one connection, whose
 ``commit()`` calls (nbgrader's own, after each cell) release a savepoint
