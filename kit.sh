@@ -2,6 +2,7 @@
 # One entry point for a fresh Linux machine with Python 3.11:
 #   ./kit.sh demo   install, then release the lab, grade example submissions, print grades, write the report
 #   ./kit.sh test   install, then run the kit's whole test suite
+#   ./kit.sh lint   install, then ruff's lint and format check (settings in pyproject.toml)
 #   ./kit.sh hub    install, then run the course on JupyterHub (root; see README "Run the course on JupyterHub")
 # Set SPAM_LAB_DATA_DIR to a folder with the data to work offline (see README).
 set -euo pipefail
@@ -73,6 +74,11 @@ case "$cmd" in
     paths=(tests); for arg in "$@"; do if [[ $arg != -* && -e ${arg%%::*} ]]; then paths=(); fi; done
     exec .venv/bin/python -m pytest -n "$workers" "${paths[@]}" "$@"
     ;;
+  lint)
+    install_python
+    .venv/bin/ruff check .
+    exec .venv/bin/ruff format --check .
+    ;;
   hub)
     install_system hub
     install_python
@@ -80,7 +86,7 @@ case "$cmd" in
     exec .venv/bin/python -m autograder.hub "$@"
     ;;
   *)
-    echo "usage: ./kit.sh demo | ./kit.sh test [pytest args] | ./kit.sh hub [--roster F] [--CourseHub.x=...]" >&2
+    echo "usage: ./kit.sh demo | ./kit.sh test [pytest args] | ./kit.sh lint | ./kit.sh hub [--roster F] [--CourseHub.x=...]" >&2
     exit 2
     ;;
 esac

@@ -18,9 +18,9 @@ student's ``Row``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from traitlets.config import Config
 
@@ -35,8 +35,21 @@ from .course.progress import Progress
 from .course.recheck import Rechecker
 from .errors import KitError
 
-__all__ = ["open_course", "release", "collect", "grade_class", "recheck", "feedback", "export", "upload_canvas",
-           "held_back", "feedback_to_lms", "report", "calibrate", "demo"]
+__all__ = [
+    "open_course",
+    "release",
+    "collect",
+    "grade_class",
+    "recheck",
+    "feedback",
+    "export",
+    "upload_canvas",
+    "held_back",
+    "feedback_to_lms",
+    "report",
+    "calibrate",
+    "demo",
+]
 
 
 def _course(course: Course | str | os.PathLike) -> Course:
@@ -54,14 +67,15 @@ def release(course, force: bool = False) -> Path:
 
 @dataclass
 class Collected:
-    entries: list[intake.Entry]                              # one per student, with a status
-    renamed: list[str] = field(default_factory=list)         # notebooks renamed to the released name
-    warnings: list[str] = field(default_factory=list)        # nbgrader zip_collect's warnings
-    late_untimed: list[str] = field(default_factory=list)    # marked late by the LMS, no timestamp.txt
+    entries: list[intake.Entry]  # one per student, with a status
+    renamed: list[str] = field(default_factory=list)  # notebooks renamed to the released name
+    warnings: list[str] = field(default_factory=list)  # nbgrader zip_collect's warnings
+    late_untimed: list[str] = field(default_factory=list)  # marked late by the LMS, no timestamp.txt
 
 
-def collect(course, archives: list[Path] = (), lms: str = "canvas", regexp: str = "",
-            fix_names: bool = False) -> Collected:
+def collect(
+    course, archives: list[Path] = (), lms: str = "canvas", regexp: str = "", fix_names: bool = False
+) -> Collected:
     """Bring LMS downloads in (nbgrader zip_collect with the kit's LmsCollector), then take stock of submitted/."""
     course = _course(course)
     found = Collected(entries=[])
@@ -71,6 +85,7 @@ def collect(course, archives: list[Path] = (), lms: str = "canvas", regexp: str 
             raise KitError(f"nbgrader zip_collect failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         found.warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
         from .course import lms_ids
+
         for student, entry in sorted(lms_ids.read_ids(course.root, course.assignment).items()):
             folder = course.folder("submitted", student)
             if any(e.get("late") for e in entry.values()) and not (folder / "timestamp.txt").is_file():
@@ -81,11 +96,18 @@ def collect(course, archives: list[Path] = (), lms: str = "canvas", regexp: str 
     return found
 
 
-def grade_class(course, students: list[str] | None = None, force: bool = False, scheduler: str = "",
-                workers: int = 0, progress: Progress | None = None) -> list[Row]:
+def grade_class(
+    course,
+    students: list[str] | None = None,
+    force: bool = False,
+    scheduler: str = "",
+    workers: int = 0,
+    progress: Progress | None = None,
+) -> list[Row]:
     """Grade the class (or ``students``) on Dask and write the gradebook through nbgrader's autograde."""
-    return BatchGrader(_course(course), progress).grade(students=students or None, force=force,
-                                                         scheduler=scheduler, n_workers=workers)
+    return BatchGrader(_course(course), progress).grade(
+        students=students or None, force=force, scheduler=scheduler, n_workers=workers
+    )
 
 
 def check_workers(course, scheduler: str = "") -> dict[str, dict]:
@@ -101,10 +123,9 @@ def check_workers(course, scheduler: str = "") -> dict[str, dict]:
     settings = Batch(config=course.config)
     if not (scheduler or settings.scheduler_address or settings.cluster):
         raise KitError("no cluster to check: give --scheduler, or set Batch.scheduler_address or Batch.cluster")
-    course.grade_with(len(os.sched_getaffinity(0)))   # the job of a batch on a cluster (batch.BatchGrader)
+    course.grade_with(len(os.sched_getaffinity(0)))  # the job of a batch on a cluster (batch.BatchGrader)
     with contextlib.ExitStack() as stack:
-        client = cluster.external_client(stack, scheduler or settings.scheduler_address, settings.cluster,
-                                         course.root)
+        client = cluster.external_client(stack, scheduler or settings.scheduler_address, settings.cluster, course.root)
         return cluster.check_workers(client, course.job())
 
 
@@ -160,8 +181,8 @@ def feedback_to_lms(course, lms: str, force: bool = False):
 
 @dataclass
 class Exported:
-    paths: dict[str, Path]                                   # what was written, by name
-    lms: LmsFiles                                            # the LMS import files: who is left out, notes, errors
+    paths: dict[str, Path]  # what was written, by name
+    lms: LmsFiles  # the LMS import files: who is left out, notes, errors
 
 
 def export(course) -> Exported:
@@ -188,15 +209,26 @@ def report(course, dest: Path | None = None) -> Path:
     return write_report(_course(course), dest)
 
 
-def calibrate(course, runs: int = 20, first_seed: int | None = None, margin: float = 0.02,
-              tolerance_floor: float = 0.005, on_run: Callable[[dict], None] | None = None) -> Calibration:
+def calibrate(
+    course,
+    runs: int = 20,
+    first_seed: int | None = None,
+    margin: float = 0.02,
+    tolerance_floor: float = 0.005,
+    on_run: Callable[[dict], None] | None = None,
+) -> Calibration:
     """Thresholds from seeded runs of the reference solution."""
     from .course.calibrate import calibrate as run
 
     return run(_course(course), runs, first_seed, margin, tolerance_floor, on_run)
 
 
-def demo(root, overrides: Config | dict | None = None, force: bool = False, workers: int = 0,
-         progress: Progress | None = None) -> Demo:
+def demo(
+    root,
+    overrides: Config | dict | None = None,
+    force: bool = False,
+    workers: int = 0,
+    progress: Progress | None = None,
+) -> Demo:
     """Release, grade example submissions, export and report, in ``root`` (made if empty)."""
     return run_demo(root, Config(overrides) if overrides else None, force, workers, progress)

@@ -52,7 +52,8 @@ from .model import UNENFORCED_NOTE, Status
 def terminal_text(text: str) -> str:
     """autograder.course.sanitize.terminal_text: text with its control characters replaced by visible ones."""
     from .course.sanitize import terminal_text as clean  # imported when first needed: bleach and nbconvert
-    return clean(text)                                      # are not for `spamkit --help`
+
+    return clean(text)  # are not for `spamkit --help`
 
 
 class TerminalConsole(Console):
@@ -90,61 +91,102 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     parser = argparse.ArgumentParser(
-        prog="spamkit", description="Release, collect, grade and report the spam-transformer lab (nbgrader).",
-        epilog="Any --Class.trait=value sets a course_config.py setting for this run; --help-all lists them.")
+        prog="spamkit",
+        description="Release, collect, grade and report the spam-transformer lab (nbgrader).",
+        epilog="Any --Class.trait=value sets a course_config.py setting for this run; --help-all lists them.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("release", parents=[common], help="generate the student version (nbgrader generate_assignment)")
     p.add_argument("--force", action="store_true", help="overwrite an existing release")
 
     p = sub.add_parser("collect", parents=[common], help="take stock of submissions; bring LMS downloads in")
-    p.add_argument("--zip", action="append", default=[], type=Path, metavar="FILE",
-                   help="an LMS download (zip, or a single file); repeatable")
-    p.add_argument("--lms", choices=["canvas", "moodle", "custom"], default="canvas",
-                   help="file naming of the download (custom: give --regexp)")
+    p.add_argument(
+        "--zip",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="an LMS download (zip, or a single file); repeatable",
+    )
+    p.add_argument(
+        "--lms",
+        choices=["canvas", "moodle", "custom"],
+        default="canvas",
+        help="file naming of the download (custom: give --regexp)",
+    )
     p.add_argument("--regexp", default="", help="FileNameCollectorPlugin.named_regexp with student_id and file_id")
-    p.add_argument("--fix-names", action="store_true",
-                   help="rename a student's only notebook to the released notebook's name")
+    p.add_argument(
+        "--fix-names", action="store_true", help="rename a student's only notebook to the released notebook's name"
+    )
 
     p = sub.add_parser("grade", parents=[common], help="grade submissions in parallel, write the gradebook")
     p.add_argument("--student", action="append", default=[], metavar="ID", help="only this student; repeatable")
     p.add_argument("--force", action="store_true", help="run again even if unchanged since last graded")
-    p.add_argument("--check", metavar="ID",
-                   help="run one check again on the kept evidence (no notebook re-runs); e.g. test_hidden_auc")
+    p.add_argument(
+        "--check",
+        metavar="ID",
+        help="run one check again on the kept evidence (no notebook re-runs); e.g. test_hidden_auc",
+    )
     p.add_argument("--scheduler", default="", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--workers", type=int, default=0, help="local Dask workers (default: Batch.n_workers or cores)")
 
-    p = sub.add_parser("worker-check", parents=[common],
-                       help="can each Dask worker grade? (kit version, sandbox, cgroups); exit 1 if one cannot")
+    p = sub.add_parser(
+        "worker-check",
+        parents=[common],
+        help="can each Dask worker grade? (kit version, sandbox, cgroups); exit 1 if one cannot",
+    )
     p.add_argument("--scheduler", default="", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
 
     p = sub.add_parser("feedback", parents=[common], help="feedback HTML per student (nbgrader generate_feedback)")
     p.add_argument("--student", action="append", default=[], metavar="ID")
-    p.add_argument("--lms", action="append", default=[], choices=["moodle", "canvas"],
-                   help="then to the LMS: moodle = exports/moodle_feedback.zip (Upload multiple feedback files in "
-                        "a zip), canvas = each page as a comment on the student's Canvas submission")
+    p.add_argument(
+        "--lms",
+        action="append",
+        default=[],
+        choices=["moodle", "canvas"],
+        help="then to the LMS: moodle = exports/moodle_feedback.zip (Upload multiple feedback files in "
+        "a zip), canvas = each page as a comment on the student's Canvas submission",
+    )
     p.add_argument("--force", action="store_true", help="--lms canvas: send pages already sent unchanged too")
 
-    p = sub.add_parser("export", parents=[common],
-                       help="grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle grade import CSVs")
-    p.add_argument("--upload", action="store_true",
-                   help="also send the Canvas file's grades to Canvas (LmsExport.canvas_url, canvas_course_id; "
-                        "token in CANVAS_API_TOKEN)")
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="grades.csv, checks.csv, Gradescope results.json, Canvas/Moodle grade import CSVs",
+    )
+    p.add_argument(
+        "--upload",
+        action="store_true",
+        help="also send the Canvas file's grades to Canvas (LmsExport.canvas_url, canvas_course_id; "
+        "token in CANVAS_API_TOKEN)",
+    )
 
     p = sub.add_parser("report", parents=[common], help="the class report (HTML)")
     p.add_argument("--output", type=Path, default=None, help="where to write it (default: exports/report.html)")
 
     p = sub.add_parser("calibrate", parents=[common], help="pass-thresholds from seeded reference runs")
     p.add_argument("--runs", "-n", type=int, default=20, help="number of training seeds (default 20)")
-    p.add_argument("--first-seed", type=int, default=None,
-                   help="first seed; the others follow it (default: the grader's seed, Lab.seed)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=None,
+        help="first seed; the others follow it (default: the grader's seed, Lab.seed)",
+    )
     p.add_argument("--margin", type=float, default=0.02, help="subtracted from the lowest AUC (default 0.02)")
-    p.add_argument("--tolerance-floor", type=float, default=0.005,
-                   help="added to the largest honest gap for Grading.honesty_tolerance (default 0.005)")
+    p.add_argument(
+        "--tolerance-floor",
+        type=float,
+        default=0.005,
+        help="added to the largest honest gap for Grading.honesty_tolerance (default 0.005)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write every run and the summary here")
 
-    p = sub.add_parser("demo", parents=[common],
-                       help="in a course root (made if empty): release, example submissions, grade, export, report")
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="in a course root (made if empty): release, example submissions, grade, export, report",
+    )
     p.add_argument("--force", action="store_true", help="replace existing example submissions and grade them again")
     p.add_argument("--workers", type=int, default=0)
     return parser
@@ -161,8 +203,15 @@ class ProgressBar:
     """A rich progress bar, as what a batch reports its progress to."""
 
     def __init__(self, disabled: bool):
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, disable=disabled or not console.is_terminal)
+        self.bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=disabled or not console.is_terminal,
+        )
         self.task = None
 
     def __enter__(self) -> ProgressBar:
@@ -182,8 +231,13 @@ class ProgressBar:
 
 # --- rendering -----------------------------------------------------------------
 
-ROW_STYLE = {Status.GRADED: "green", Status.RECHECKED: "green", Status.UP_TO_DATE: "cyan",
-             Status.GRADER_ERROR: "red bold", Status.AUTOGRADE_FAILED: "red bold"}
+ROW_STYLE = {
+    Status.GRADED: "green",
+    Status.RECHECKED: "green",
+    Status.UP_TO_DATE: "cyan",
+    Status.GRADER_ERROR: "red bold",
+    Status.AUTOGRADE_FAILED: "red bold",
+}
 
 
 def grades_table(rows, title: str) -> Table:
@@ -205,9 +259,14 @@ def grades_table(rows, title: str) -> Table:
         reused = f"identical code: graded from {r.reused_from}'s run" if r.reused_from else ""
         details = "; ".join(filter(None, [UNENFORCED_NOTE if r.unenforced else "", message, reused, *r.notes]))[:200]
         # student ids and messages are student-controlled text: never rich markup, never control characters
-        table.add_row(student_cell(r.student), f"[{style}]{r.status.instructor}[/{style}]", score,
-                      f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
-                      "" if not r.seconds else f"{r.seconds:.1f}", student_cell(details))
+        table.add_row(
+            student_cell(r.student),
+            f"[{style}]{r.status.instructor}[/{style}]",
+            score,
+            f"[{run_style}]{r.run_status}[/{run_style}]" if r.run_status else "",
+            "" if not r.seconds else f"{r.seconds:.1f}",
+            student_cell(details),
+        )
     return table
 
 
@@ -219,8 +278,11 @@ def entries_table(entries, title: str) -> Table:
         ok = e.status == Status.OK
         label = "ready to grade" if ok else e.status.instructor
         style = "green" if ok else "red"
-        table.add_row(student_cell(e.student), f"[{style}]{label}[/{style}]",
-                      student_cell("; ".join(filter(None, [e.message, *e.notes]))))
+        table.add_row(
+            student_cell(e.student),
+            f"[{style}]{label}[/{style}]",
+            student_cell("; ".join(filter(None, [e.message, *e.notes]))),
+        )
     return table
 
 
@@ -230,9 +292,14 @@ def unlisted_table(unlisted) -> Table:
     for column in ("LMS", "Student", "LMS id", "Name", "Score", "Why"):
         table.add_column(column, overflow="fold")
     for u in unlisted:  # Text(): names are student text, never rich markup (nor control characters)
-        table.add_row(u.lms, Text(terminal_text(u.student)), Text(terminal_text(u.lms_id)),
-                      Text(terminal_text(u.name)), "" if u.score is None else f"{u.score:g}",
-                      Text(terminal_text(u.reason)))
+        table.add_row(
+            u.lms,
+            Text(terminal_text(u.student)),
+            Text(terminal_text(u.lms_id)),
+            Text(terminal_text(u.name)),
+            "" if u.score is None else f"{u.score:g}",
+            Text(terminal_text(u.reason)),
+        )
     return table
 
 
@@ -242,6 +309,7 @@ def print_exports(written: dict) -> None:
 
 
 # --- commands ------------------------------------------------------------------
+
 
 def cmd_release(api, course, args) -> int:
     console.print(f"Released [bold]{course.assignment}[/bold] to {api.release(course, force=args.force)}")
@@ -253,10 +321,13 @@ def cmd_collect(api, course, args) -> int:
     for line in found.warnings:
         console.print(line, style="yellow", markup=False)
     if found.late_untimed:
-        console.print(f"note: the LMS marked {len(found.late_untimed)} submission(s) late: "
-                      f"{', '.join(found.late_untimed)}. Its download holds no submission time, so no late penalty "
-                      "applies until submitted/<student>/<assignment>/timestamp.txt gives one (README: Late work)",
-                      style="yellow", markup=False)
+        console.print(
+            f"note: the LMS marked {len(found.late_untimed)} submission(s) late: "
+            f"{', '.join(found.late_untimed)}. Its download holds no submission time, so no late penalty "
+            "applies until submitted/<student>/<assignment>/timestamp.txt gives one (README: Late work)",
+            style="yellow",
+            markup=False,
+        )
     for line in found.renamed:
         console.print(f"renamed {line}", markup=False)
     console.print(entries_table(found.entries, f"Submissions of {course.assignment}"))
@@ -285,8 +356,16 @@ def cmd_worker_check(api, course, args) -> int:
         table.add_column(col, overflow="fold")
     for address, r in sorted(reports.items()):
         verdict = f"[red]refused[/red]: {escape(r['refused'])}" if r["refused"] else "[green]may grade[/green]"
-        table.add_row(address, r.get("host", ""), r.get("python", ""), r.get("kit_version", ""),
-                      (r.get("grading_code") or "")[:12], r.get("sandbox") or "", r.get("cgroups") or "", verdict)
+        table.add_row(
+            address,
+            r.get("host", ""),
+            r.get("python", ""),
+            r.get("kit_version", ""),
+            (r.get("grading_code") or "")[:12],
+            r.get("sandbox") or "",
+            r.get("cgroups") or "",
+            verdict,
+        )
     console.print(table)
     job = next((r["job"] for r in reports.values() if r.get("job")), "")
     console.print(f"job digest {job[:16]}; a batch gives notebooks only to the workers that may grade")
@@ -295,8 +374,11 @@ def cmd_worker_check(api, course, args) -> int:
 
 def cmd_recheck(api, course, args) -> int:
     if args.force:
-        console.print("--check runs one check on the kept evidence; --force re-runs whole notebooks: use one of them",
-                      style="red", markup=False)
+        console.print(
+            "--check runs one check on the kept evidence; --force re-runs whole notebooks: use one of them",
+            style="red",
+            markup=False,
+        )
         return 2
     with ProgressBar(args.no_progress) as progress:
         rows = api.recheck(course, args.check, args.student, progress)
@@ -328,12 +410,19 @@ def cmd_feedback(api, course, args) -> int:
     for lms in dict.fromkeys(args.lms):
         out = api.feedback_to_lms(course, lms, args.force)
         if lms == "moodle":
-            console.print(f"{len(out.sent)} feedback page(s) in {out.path}: upload it in the assignment's View all "
-                          "submissions → Grading action → Upload multiple feedback files in a zip", markup=False)
+            console.print(
+                f"{len(out.sent)} feedback page(s) in {out.path}: upload it in the assignment's View all "
+                "submissions → Grading action → Upload multiple feedback files in a zip",
+                markup=False,
+            )
         else:
-            console.print(f"{len(out.sent)} feedback comment(s) posted to Canvas"
-                          + (f", {len(out.unchanged)} unchanged and not sent again (--force sends them)"
-                             if out.unchanged else ""), markup=False)
+            console.print(
+                f"{len(out.sent)} feedback comment(s) posted to Canvas"
+                + (
+                    f", {len(out.unchanged)} unchanged and not sent again (--force sends them)" if out.unchanged else ""
+                ),
+                markup=False,
+            )
         if out.unlisted:
             table = unlisted_table(out.unlisted)
             table.title = f"No feedback to {lms.capitalize()} for these (also in {out.unlisted_csv})"
@@ -356,8 +445,10 @@ def cmd_export(api, course, args) -> int:
     held = api.held_back(course)
     if held:
         console.print(held_table(held))
-        console.print(f"These get no Gradescope results.json and no LMS grade; listed in "
-                      f"{exported.paths['held_back']}", markup=False)
+        console.print(
+            f"These get no Gradescope results.json and no LMS grade; listed in {exported.paths['held_back']}",
+            markup=False,
+        )
     for note in lms.notes:
         console.print(f"note: {note}", style="yellow", markup=False)
     for error in lms.errors:
@@ -379,8 +470,10 @@ def cmd_calibrate(api, course, args) -> int:
     from .settings import Grading, Sandbox
 
     lab = course.lab
-    console.print(f"Calibrating {lab.assignment} ({lab.dataset}) on {args.runs} seeds, sandbox "
-                  f"{Sandbox(config=course.config).mode}; the grader's seed is {lab.seed}.")
+    console.print(
+        f"Calibrating {lab.assignment} ({lab.dataset}) on {args.runs} seeds, sandbox "
+        f"{Sandbox(config=course.config).mode}; the grader's seed is {lab.seed}."
+    )
 
     def show(run: dict) -> None:
         figures = "  ".join(f"{k}={run[k]:.4f}" for k in FIGURES if isinstance(run[k], (int, float)))
@@ -397,11 +490,14 @@ def cmd_calibrate(api, course, args) -> int:
             table.add_row(label, str(s["n"]), *(f"{s[k]:.4f}" for k in ("min", "p5", "median", "max")))
     console.print(table)
     seconds = [r["seconds"] for r in found.runs]
-    console.print(f"Grading seconds per run: min {min(seconds):.1f}, median {statistics.median(seconds):.1f}, "
-                  f"max {max(seconds):.1f}")
+    console.print(
+        f"Grading seconds per run: min {min(seconds):.1f}, median {statistics.median(seconds):.1f}, "
+        f"max {max(seconds):.1f}"
+    )
     if found.unfinished:
-        console.print(f"[red]Runs that did not finish: seeds {found.unfinished}; "
-                      "fix these before trusting the figures.[/red]")
+        console.print(
+            f"[red]Runs that did not finish: seeds {found.unfinished}; fix these before trusting the figures.[/red]"
+        )
     console.print("Put in course_config.py (current values in brackets):")
     for key, value in found.recommended.items():
         console.print(f"  c.Grading.{key} = {value:g}    [{found.current[key]:g}]", markup=False)
@@ -421,29 +517,52 @@ def cmd_demo(api, args, overrides: Config) -> int:
         console.print(f"Made a course root in {course.root}")
     if demo.released:
         console.print(f"Released [bold]{course.assignment}[/bold] to {course.folder('release')}")
-    console.print(f"Example submissions in {course.submitted_dir()}: "
-                  + (", ".join(demo.submitted) if demo.submitted else "already there (use --force to remake)"))
+    console.print(
+        f"Example submissions in {course.submitted_dir()}: "
+        + (", ".join(demo.submitted) if demo.submitted else "already there (use --force to remake)")
+    )
     console.print(grades_table(demo.rows, f"{course.assignment}: demo grades"))
     print_exports(demo.exports)
     console.print(f"{'report':>13}: {demo.report}")
     return 0
 
 
-COMMANDS = {"release": cmd_release, "collect": cmd_collect, "grade": cmd_grade, "feedback": cmd_feedback,
-            "export": cmd_export, "report": cmd_report, "calibrate": cmd_calibrate,
-            "worker-check": cmd_worker_check}
+COMMANDS = {
+    "release": cmd_release,
+    "collect": cmd_collect,
+    "grade": cmd_grade,
+    "feedback": cmd_feedback,
+    "export": cmd_export,
+    "report": cmd_report,
+    "calibrate": cmd_calibrate,
+    "worker-check": cmd_worker_check,
+}
 
 
 def setting_classes() -> list[type]:
     """The kit's configurable classes: every setting a course_config.py can give, besides nbgrader's own."""
     from . import nbgrader_plugins, settings
     from .course import exports, gradebook, intake, late, lms_export, sanitize
-    from .hub import on_submit, settings as hub_settings
+    from .hub import on_submit
+    from .hub import settings as hub_settings
 
-    return [settings.Lab, settings.Grading, settings.Sandbox, settings.Batch, gradebook.BatchClient,
-            nbgrader_plugins.GradeSubmission,
-            exports.Exports, lms_export.LmsExport, intake.LmsCollector, sanitize.SanitizeStudentContent,
-            sanitize.FeedbackExporter, late.LateWork, late.LatePenalty, hub_settings.CourseHub, on_submit.OnSubmit]
+    return [
+        settings.Lab,
+        settings.Grading,
+        settings.Sandbox,
+        settings.Batch,
+        gradebook.BatchClient,
+        nbgrader_plugins.GradeSubmission,
+        exports.Exports,
+        lms_export.LmsExport,
+        intake.LmsCollector,
+        sanitize.SanitizeStudentContent,
+        sanitize.FeedbackExporter,
+        late.LateWork,
+        late.LatePenalty,
+        hub_settings.CourseHub,
+        on_submit.OnSubmit,
+    ]
 
 
 def help_all() -> str:

@@ -77,7 +77,12 @@ class Status(StrEnum):
     NOT_RECHECKED = "not rechecked", BATCH, "not rechecked"
     UNKNOWN_STUDENT = "unknown student", BATCH, "unknown student"
     AUTOGRADE_FAILED = "autograde failed", BATCH, "autograde failed"
-    GRADER_ERROR = "grader error", BATCH, "grader error", "The grader failed on this submission; your instructor will look at it"
+    GRADER_ERROR = (
+        "grader error",
+        BATCH,
+        "grader error",
+        "The grader failed on this submission; your instructor will look at it",
+    )
 
 
 @dataclass
@@ -85,14 +90,14 @@ class CheckResult:
     """One hidden check of one submission (``autograder/grading/checks/conftest.py`` writes these)."""
 
     id: str
-    cell: str                  # grade_id of the test cell it scores
+    cell: str  # grade_id of the test cell it scores
     name: str
     points: float
     passed: bool
     score: float
-    message: str = ""          # shown to the student when it fails
-    values: dict = field(default_factory=dict)   # figures it measured (instructor only)
-    detail: str = ""           # an unexpected grader error's text (instructor only)
+    message: str = ""  # shown to the student when it fails
+    values: dict = field(default_factory=dict)  # figures it measured (instructor only)
+    detail: str = ""  # an unexpected grader error's text (instructor only)
 
     @classmethod
     def from_dict(cls, data: dict) -> CheckResult:
@@ -112,9 +117,9 @@ class RunOutcome:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     capture_errors: list = field(default_factory=list)
-    cpu_seconds: float | None = None   # CPU time of the whole run (its cgroup), where the host counts it
-    cpu_threads: int = 1               # CPU threads the run had
-    limits_by: str = ""                # what enforced memory and processes: "v2" / "v1" cgroup, or "watchdog"
+    cpu_seconds: float | None = None  # CPU time of the whole run (its cgroup), where the host counts it
+    cpu_threads: int = 1  # CPU threads the run had
+    limits_by: str = ""  # what enforced memory and processes: "v2" / "v1" cgroup, or "watchdog"
 
 
 @dataclass
@@ -124,31 +129,51 @@ class GradingResult:
     status: Status
     message: str
     sandboxed: bool
-    seconds: float             # the whole grading: run and checks
+    seconds: float  # the whole grading: run and checks
     execute_seconds: float
     check_seconds: float
     peak_rss_mb: float
-    executed: str | None       # the executed notebook (JSON text), None if the run left none
+    executed: str | None  # the executed notebook (JSON text), None if the run left none
     checks: list[CheckResult]
     capture_errors: list = field(default_factory=list)
-    cpu_seconds: float | None = None   # CPU time of the sandboxed run (RunOutcome)
+    cpu_seconds: float | None = None  # CPU time of the sandboxed run (RunOutcome)
     cpu_threads: int = 1
-    limits_by: str = ""                # as RunOutcome's ("": not recorded)
-    code: str | None = None            # digest of the code as written that ran (grading.identical)
-    graded_for: str | None = None      # the student whose notebook ran
-    rechecked: list = field(default_factory=list)    # {"check", "job"} per check run again on kept evidence
-    evidence: dict[str, bytes] | None = None         # the files the checks read; stored beside, not in the JSON
-    partial: bool = False      # the run ended early; checked on the evidence recorded before (a checkpoint)
+    limits_by: str = ""  # as RunOutcome's ("": not recorded)
+    code: str | None = None  # digest of the code as written that ran (grading.identical)
+    graded_for: str | None = None  # the student whose notebook ran
+    rechecked: list = field(default_factory=list)  # {"check", "job"} per check run again on kept evidence
+    evidence: dict[str, bytes] | None = None  # the files the checks read; stored beside, not in the JSON
+    partial: bool = False  # the run ended early; checked on the evidence recorded before (a checkpoint)
     version: int = RESULT_VERSION
 
     @classmethod
-    def of_run(cls, outcome: RunOutcome, executed: str | None, checks: list[CheckResult], check_seconds: float,
-               seconds: float, evidence: dict[str, bytes], partial: bool = False) -> GradingResult:
-        return cls(status=outcome.status, message=outcome.message, sandboxed=outcome.sandboxed, seconds=seconds,
-                   execute_seconds=outcome.seconds, check_seconds=check_seconds, peak_rss_mb=outcome.peak_rss_mb,
-                   executed=executed, checks=checks, capture_errors=outcome.capture_errors, evidence=evidence,
-                   cpu_seconds=outcome.cpu_seconds, cpu_threads=outcome.cpu_threads, limits_by=outcome.limits_by,
-                   partial=partial)
+    def of_run(
+        cls,
+        outcome: RunOutcome,
+        executed: str | None,
+        checks: list[CheckResult],
+        check_seconds: float,
+        seconds: float,
+        evidence: dict[str, bytes],
+        partial: bool = False,
+    ) -> GradingResult:
+        return cls(
+            status=outcome.status,
+            message=outcome.message,
+            sandboxed=outcome.sandboxed,
+            seconds=seconds,
+            execute_seconds=outcome.seconds,
+            check_seconds=check_seconds,
+            peak_rss_mb=outcome.peak_rss_mb,
+            executed=executed,
+            checks=checks,
+            capture_errors=outcome.capture_errors,
+            evidence=evidence,
+            cpu_seconds=outcome.cpu_seconds,
+            cpu_threads=outcome.cpu_threads,
+            limits_by=outcome.limits_by,
+            partial=partial,
+        )
 
     @property
     def score(self) -> float:
@@ -166,8 +191,12 @@ class GradingResult:
         checks = [fresh if c.id == fresh.id else c for c in self.checks]
         if fresh.id not in {c.id for c in self.checks}:
             checks.append(fresh)
-        return replace(self, checks=checks, evidence=evidence,
-                       rechecked=[*self.rechecked, {"check": fresh.id, "job": job_digest[:16]}])
+        return replace(
+            self,
+            checks=checks,
+            evidence=evidence,
+            rechecked=[*self.rechecked, {"check": fresh.id, "job": job_digest[:16]}],
+        )
 
     def to_dict(self) -> dict:
         """The JSON form (without the evidence files)."""
@@ -186,8 +215,12 @@ class GradingResult:
 
 
 # Figures the checks record (``record_property``) that the summaries and the class report keep.
-METRIC_NAMES = {"reported_val_auc": "val_auc_reported", "val_auc": "val_auc_regraded", "hidden_auc": "hidden_auc",
-                "honesty_gap": "honesty_gap"}
+METRIC_NAMES = {
+    "reported_val_auc": "val_auc_reported",
+    "val_auc": "val_auc_regraded",
+    "hidden_auc": "hidden_auc",
+    "honesty_gap": "honesty_gap",
+}
 
 
 def check_metrics(checks: list[CheckResult]) -> dict:
@@ -200,7 +233,7 @@ def check_metrics(checks: list[CheckResult]) -> dict:
     return metrics
 
 
-PARTIAL_NOTE = "graded on the work recorded before the run ended"   # shown next to the status of a partial result
+PARTIAL_NOTE = "graded on the work recorded before the run ended"  # shown next to the status of a partial result
 # Shown wherever the status of a run whose memory and processes only a watchdog watched (Sandbox.cgroups = off):
 # it could use memory no watchdog sees (tmpfs, memfd, shared memory) and widen its CPUs.
 UNENFORCED_NOTE = "limits not enforced (Sandbox.cgroups=off)"
@@ -250,8 +283,13 @@ def cell_errors(executed_json: str | None) -> list[dict]:
         meta = (cell.get("metadata") or {}).get("nbgrader") or {}
         for output in cell.get("outputs") or []:
             if output.get("output_type") == "error":
-                found.append({"cell": cell_label(cell, index), "ename": str(output.get("ename"))[:100],
-                              "test": bool(meta.get("grade") and not meta.get("solution"))})
+                found.append(
+                    {
+                        "cell": cell_label(cell, index),
+                        "ename": str(output.get("ename"))[:100],
+                        "test": bool(meta.get("grade") and not meta.get("solution")),
+                    }
+                )
                 break
     return found[:50]
 
@@ -262,8 +300,8 @@ class Summary:
 
     status: Status
     message: str = ""
-    key: str | None = None              # the result store key it was graded under (None: nothing ran)
-    submission: str | None = None       # digest of the notebook and files, whatever the job
+    key: str | None = None  # the result store key it was graded under (None: nothing ran)
+    submission: str | None = None  # digest of the notebook and files, whatever the job
     sandboxed: bool | None = None
     seconds: float = 0.0
     execute_seconds: float = 0.0
@@ -276,24 +314,39 @@ class Summary:
     cell_errors: list = field(default_factory=list)
     rechecked: list = field(default_factory=list)
     notes: list = field(default_factory=list)
-    code_group: str | None = None       # students with the same value ran identical code (grading.identical)
-    reused_from: str | None = None      # the classmate whose run graded this identical code, if not this student
-    partial: bool = False               # graded on the work recorded before the run ended (GradingResult.partial)
-    limits_by: str | None = None        # what enforced the run's memory and processes (RunOutcome.limits_by)
-    gradebook_key: str | None = None    # set once nbgrader's autograde wrote this key's grades
+    code_group: str | None = None  # students with the same value ran identical code (grading.identical)
+    reused_from: str | None = None  # the classmate whose run graded this identical code, if not this student
+    partial: bool = False  # graded on the work recorded before the run ended (GradingResult.partial)
+    limits_by: str | None = None  # what enforced the run's memory and processes (RunOutcome.limits_by)
+    gradebook_key: str | None = None  # set once nbgrader's autograde wrote this key's grades
     autograded_at: str | None = None
 
     @classmethod
-    def of_result(cls, result: GradingResult, key: str, submission: str, code_group: str | None = None,
-                  student: str | None = None) -> Summary:
+    def of_result(
+        cls, result: GradingResult, key: str, submission: str, code_group: str | None = None, student: str | None = None
+    ) -> Summary:
         reused = result.graded_for if result.graded_for and student and result.graded_for != student else None
-        return cls(status=result.status, message=result.message, key=key, submission=submission,
-                   code_group=code_group, reused_from=reused,
-                   sandboxed=result.sandboxed, seconds=result.seconds, execute_seconds=result.execute_seconds,
-                   check_seconds=result.check_seconds, peak_rss_mb=result.peak_rss_mb, score=result.score,
-                   max_score=result.max_score, checks=list(result.checks), metrics=check_metrics(result.checks),
-                   cell_errors=cell_errors(result.executed), rechecked=list(result.rechecked),
-                   partial=result.partial, limits_by=result.limits_by)
+        return cls(
+            status=result.status,
+            message=result.message,
+            key=key,
+            submission=submission,
+            code_group=code_group,
+            reused_from=reused,
+            sandboxed=result.sandboxed,
+            seconds=result.seconds,
+            execute_seconds=result.execute_seconds,
+            check_seconds=result.check_seconds,
+            peak_rss_mb=result.peak_rss_mb,
+            score=result.score,
+            max_score=result.max_score,
+            checks=list(result.checks),
+            metrics=check_metrics(result.checks),
+            cell_errors=cell_errors(result.executed),
+            rechecked=list(result.rechecked),
+            partial=result.partial,
+            limits_by=result.limits_by,
+        )
 
     @classmethod
     def not_graded(cls, status: Status, message: str, max_score: float, notes: list[str]) -> Summary:

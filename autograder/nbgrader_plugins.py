@@ -26,5 +26,13 @@ from .course.intake import LmsCollector
 from .course.late import LatePenalty
 from .course.sanitize import FeedbackExporter, SanitizeStudentContent
 
-__all__ = ["GradeSubmission", "HideGraderInternals", "CsvExport", "LmsCollector", "AutogradeWithJob",
-           "SanitizeStudentContent", "FeedbackExporter", "LatePenalty"]
+__all__ = [
+    "GradeSubmission",
+    "HideGraderInternals",
+    "CsvExport",
+    "LmsCollector",
+    "AutogradeWithJob",
+    "SanitizeStudentContent",
+    "FeedbackExporter",
+    "LatePenalty",
+]

@@ -77,12 +77,19 @@ NBGRADER_PIPELINE = [  # nbgrader 0.9's default Autograde.autograde_preprocessor
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-MIX = ["reference"] * 14 + ["wrong-loss", "wrong-loss", "no-validation", "no-validation",
-                            "fabricated-history", "broken"]
-IDENTICAL_SHARE = 0.25   # realistic class: share of students whose code is identical to a classmate's
+MIX = ["reference"] * 14 + [
+    "wrong-loss",
+    "wrong-loss",
+    "no-validation",
+    "no-validation",
+    "fabricated-history",
+    "broken",
+]
+IDENTICAL_SHARE = 0.25  # realistic class: share of students whose code is identical to a classmate's
 GROUPS = {  # cells of the notebook -> what they do
     "setup": "imports (TensorFlow, Keras) + seed",
-    "load_data": "data prep", "tokenize": "data prep",
+    "load_data": "data prep",
+    "tokenize": "data prep",
     "model": "model build",
     "compile": "compile",
     "fit": "training (1 epoch)",
@@ -99,7 +106,7 @@ def env(extra: dict | None = None) -> dict:
     return out
 
 
-WAITED = [0.0]   # seconds waited for a quiet machine so far (one budget for the whole benchmark)
+WAITED = [0.0]  # seconds waited for a quiet machine so far (one budget for the whole benchmark)
 
 
 def wait_for_quiet(max_load: float, max_wait: float) -> None:
@@ -113,6 +120,7 @@ def wait_for_quiet(max_load: float, max_wait: float) -> None:
 
 
 # --- measuring a process tree -------------------------------------------------------
+
 
 def role(proc: psutil.Process, root_pid: int) -> str:
     if proc.pid == root_pid:
@@ -179,7 +187,7 @@ class Meter:
 
     def __init__(self, pid: int, every: float):
         self.pid, self.every = pid, every
-        self.cpu: dict[tuple, tuple[str, float]] = {}   # (pid, create_time) -> (role, cpu seconds)
+        self.cpu: dict[tuple, tuple[str, float]] = {}  # (pid, create_time) -> (role, cpu seconds)
         self.tree_peak = self.worker_peak = self.main_peak = self.kernel_peak = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -250,8 +258,9 @@ def run_measured(args: list[str], cwd: Path, every: float, tag: str, extra_env: 
     print(f"  {tag}: load average before {load_before:.2f}", flush=True)
     cgroup = CpuCgroup(f"spamkit-bench-{os.getpid()}-{tag}")
     start = time.monotonic()
-    proc = subprocess.Popen(cgroup.wrap(args), cwd=cwd, env=env(extra_env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cgroup.wrap(args), cwd=cwd, env=env(extra_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     with Meter(proc.pid, every) as meter:
         out, _ = proc.communicate()
     wall = time.monotonic() - start
@@ -264,18 +273,30 @@ def run_measured(args: list[str], cwd: Path, every: float, tag: str, extra_env: 
     roles = meter.by_role()
     sampled = sum(roles.values())
     roles["unattributed"] = max(0.0, (total or sampled) - sampled)
-    return {"wall": wall, "load_before": load_before, "load_after": load_after, "cpu_total": total or sampled,
-            "cpu_exact": total is not None, "cpu": roles, "tree_peak_mb": meter.tree_peak,
-            "worker_peak_mb": meter.worker_peak, "client_peak_mb": meter.main_peak,
-            "kernel_peak_mb": meter.kernel_peak, "output_tail": out[-2000:]}
+    return {
+        "wall": wall,
+        "load_before": load_before,
+        "load_after": load_after,
+        "cpu_total": total or sampled,
+        "cpu_exact": total is not None,
+        "cpu": roles,
+        "tree_peak_mb": meter.tree_peak,
+        "worker_peak_mb": meter.worker_peak,
+        "client_peak_mb": meter.main_peak,
+        "kernel_peak_mb": meter.kernel_peak,
+        "output_tail": out[-2000:],
+    }
 
 
 # --- the classes --------------------------------------------------------------------
 
+
 def unique_answers(i: int, name: str, reference: dict) -> dict:
     """Student i's cells: the variant's, with code of its own (a learning-rate literal no one else writes)."""
     answers = {**reference, **examples.VARIANTS[name]}
-    answers["compile"] = f"learning_rate = {1e-3 * (1 + i * 1e-12)!r}  # student {i:02d} ({name})\n" + answers["compile"]
+    answers["compile"] = (
+        f"learning_rate = {1e-3 * (1 + i * 1e-12)!r}  # student {i:02d} ({name})\n" + answers["compile"]
+    )
     answers["analysis"] = f"Student {i:02d}: the validation curve follows the training curve."
     return answers
 
@@ -334,11 +355,18 @@ def plain_nbgrader_course(kit_course: Path, root: Path) -> Path:
     shutil.copytree(kit_course, root)
     (root / "gradebook.db").unlink()
     config = (root / "nbgrader_config.py").read_text()
-    config += ("\n# benchmark baseline: nbgrader's own pipeline (Execute; no sandbox, no hidden checks)\n"
-               f"c.Autograde.autograde_preprocessors = {NBGRADER_PIPELINE!r}\n")
+    config += (
+        "\n# benchmark baseline: nbgrader's own pipeline (Execute; no sandbox, no hidden checks)\n"
+        f"c.Autograde.autograde_preprocessors = {NBGRADER_PIPELINE!r}\n"
+    )
     (root / "nbgrader_config.py").write_text(config)
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force"], cwd=root,
-                   env=env(), check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force"],
+        cwd=root,
+        env=env(),
+        check=True,
+        capture_output=True,
+    )
     return root
 
 
@@ -361,17 +389,23 @@ print(json.dumps({"wall": wall}))
 def bare_runs(course: Path, runs: int, threads: int, every: float) -> list[dict]:
     out = []
     student = sorted((course / "submitted").glob("s*-reference"))[0]
-    limits = {k: str(threads) for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
-                                        "OPENBLAS_NUM_THREADS")}
+    limits = {
+        k: str(threads)
+        for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    }
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="bare-") as tmp:
             work = Path(tmp)
             shutil.copy(student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", work / "in.ipynb")
             shutil.copy(course / "source" / ASSIGNMENT / "spam_data.py", work / "spam_data.py")
             (work / "bare.py").write_text(BARE)
-            measured = run_measured([sys.executable, str(work / "bare.py"), str(work / "in.ipynb"), str(work),
-                                     str(work / "out.ipynb")], work, every, f"bare-{threads}t",
-                                    {**limits, "MPLBACKEND": "agg"})
+            measured = run_measured(
+                [sys.executable, str(work / "bare.py"), str(work / "in.ipynb"), str(work), str(work / "out.ipynb")],
+                work,
+                every,
+                f"bare-{threads}t",
+                {**limits, "MPLBACKEND": "agg"},
+            )
             executed = nbformat.read(work / "out.ipynb", as_version=4)
             measured["nbclient_wall"] = json.loads(measured.pop("output_tail").strip().splitlines()[-1])["wall"]
             measured["cells"] = cell_seconds(executed)
@@ -380,6 +414,7 @@ def bare_runs(course: Path, runs: int, threads: int, every: float) -> list[dict]
 
 
 # --- where the time goes -------------------------------------------------------------
+
 
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
@@ -414,9 +449,16 @@ def kit_timings(course: Path) -> dict:
     per = []
     for r in results:
         cells = cell_seconds(nbformat.reads(r["executed"], as_version=4)) if r.get("executed") else {}
-        per.append({"seconds": r["seconds"], "execute": r["execute_seconds"], "checks": r["check_seconds"],
-                    "sandbox_peak_mb": r["peak_rss_mb"], "sandbox_cpu": r.get("cpu_seconds"),
-                    "groups": breakdown(cells, r["execute_seconds"])})
+        per.append(
+            {
+                "seconds": r["seconds"],
+                "execute": r["execute_seconds"],
+                "checks": r["check_seconds"],
+                "sandbox_peak_mb": r["peak_rss_mb"],
+                "sandbox_cpu": r.get("cpu_seconds"),
+                "groups": breakdown(cells, r["execute_seconds"]),
+            }
+        )
     events = []
     log = course / ".kit" / "log" / f"{ASSIGNMENT}.jsonl"
     if log.is_file():
@@ -425,9 +467,15 @@ def kit_timings(course: Path) -> dict:
     written = [e["seconds"] for e in events if e["event"] == "autograded" and "seconds" in e]
     reused = [e for e in events if e["event"] == "autograded" and e.get("reused_from")]
     summaries = [json.loads(p.read_text()) for p in (course / ".kit" / "results" / ASSIGNMENT).glob("*.json")]
-    return {"n": len(per), "per": per, "prepare_seconds": prepared, "write_seconds": written,
-            "reused": len(reused), "runs": len([e for e in events if e["event"] == "executed"]),
-            "scores": {p.get("key", "")[:8]: p.get("score") for p in summaries}}
+    return {
+        "n": len(per),
+        "per": per,
+        "prepare_seconds": prepared,
+        "write_seconds": written,
+        "reused": len(reused),
+        "runs": len([e for e in events if e["event"] == "executed"]),
+        "scores": {p.get("key", "")[:8]: p.get("score") for p in summaries},
+    }
 
 
 def mean(values) -> float:
@@ -449,20 +497,31 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", default=[], choices=RUNS)
     parser.add_argument("--sample", type=float, default=0.5, help="seconds between CPU samples")
     parser.add_argument("--max-load", type=float, default=0.5, help="wait for a 1-minute load below this")
-    parser.add_argument("--max-wait", type=float, default=1200, help="seconds to wait for it in all (2 min per run after)")
+    parser.add_argument(
+        "--max-wait", type=float, default=1200, help="seconds to wait for it in all (2 min per run after)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     wanted = [r for r in RUNS if r not in args.skip and (not args.only or r in args.only)]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="spamkit-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0))
-    print(f"Working in {work}; {args.students} submissions; {cores} CPUs; kit at {REPO}; "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"Working in {work}; {args.students} submissions; {cores} CPUs; kit at {REPO}; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
 
     unique, _ = make_course(work / "base-unique", args.students, 0.0)
     realistic, twins = make_course(work / "base-realistic", args.students, IDENTICAL_SHARE)
-    report: dict = {"students": args.students, "cpus": cores, "repo": str(REPO), "runs": {},
-                    "identical_share": IDENTICAL_SHARE, "twins": twins}
+    report: dict = {
+        "students": args.students,
+        "cpus": cores,
+        "repo": str(REPO),
+        "runs": {},
+        "identical_share": IDENTICAL_SHARE,
+        "twins": twins,
+    }
     from autograder.settings import Batch, local_workers
 
     n_default = local_workers(Batch())
@@ -473,10 +532,17 @@ def main(argv=None) -> int:
         for threads in sorted({1, cores}):
             wait_for_quiet(args.max_load, args.max_wait)
             report["bare"][threads] = bare_runs(unique, args.bare_runs, threads, args.sample)
-            print(f"bare nbclient, {threads} thread(s): {[round(b['wall'], 1) for b in report['bare'][threads]]} s",
-                  flush=True)
-    plan = [("nbgrader", unique, None), ("kit1", unique, 1), ("kitN", unique, n_default),
-            ("nbgrader-realistic", realistic, None), ("kitN-realistic", realistic, n_default)]
+            print(
+                f"bare nbclient, {threads} thread(s): {[round(b['wall'], 1) for b in report['bare'][threads]]} s",
+                flush=True,
+            )
+    plan = [
+        ("nbgrader", unique, None),
+        ("kit1", unique, 1),
+        ("kitN", unique, n_default),
+        ("nbgrader-realistic", realistic, None),
+        ("kitN-realistic", realistic, n_default),
+    ]
     for tag, base, workers in plan:
         if tag not in wanted:
             continue
@@ -487,8 +553,12 @@ def main(argv=None) -> int:
         else:
             course = work / tag
             shutil.copytree(base, course)
-            run = run_measured([sys.executable, "-m", "autograder", "grade", "--workers", str(workers),
-                                "--no-progress"], course, args.sample, tag)
+            run = run_measured(
+                [sys.executable, "-m", "autograder", "grade", "--workers", str(workers), "--no-progress"],
+                course,
+                args.sample,
+                tag,
+            )
             run["workers"] = workers
             run["timings"] = kit_timings(course)
         report["runs"][tag] = run
@@ -508,30 +578,57 @@ def print_report(report: dict) -> None:
     console = Console(width=160)
     n, cores, n_default = report["students"], report["cpus"], report["n_default"]
     runs = report["runs"]
-    names = {"nbgrader": "plain nbgrader autograde, all-unique", "kit1": "kit, 1 Dask worker, all-unique",
-             "kitN": f"kit, {n_default} Dask workers, all-unique",
-             "nbgrader-realistic": "plain nbgrader autograde, realistic",
-             "kitN-realistic": f"kit, {n_default} Dask workers, realistic"}
-    table = Table(title=f"Grading {n} submissions ({cores} CPUs; realistic class: "
-                        f"{len(report['twins'])} of {n} repeat a classmate's code)")
-    for col in ("run", "wall (s)", "per sub (s)", "vs plain", "floor vs plain", "core-s total", "kernel core-s/sub",
-                "kit-own core-s/sub", "kit-own % of machine", "peak RSS (MB)", "load before/after"):
+    names = {
+        "nbgrader": "plain nbgrader autograde, all-unique",
+        "kit1": "kit, 1 Dask worker, all-unique",
+        "kitN": f"kit, {n_default} Dask workers, all-unique",
+        "nbgrader-realistic": "plain nbgrader autograde, realistic",
+        "kitN-realistic": f"kit, {n_default} Dask workers, realistic",
+    }
+    table = Table(
+        title=f"Grading {n} submissions ({cores} CPUs; realistic class: "
+        f"{len(report['twins'])} of {n} repeat a classmate's code)"
+    )
+    for col in (
+        "run",
+        "wall (s)",
+        "per sub (s)",
+        "vs plain",
+        "floor vs plain",
+        "core-s total",
+        "kernel core-s/sub",
+        "kit-own core-s/sub",
+        "kit-own % of machine",
+        "peak RSS (MB)",
+        "load before/after",
+    ):
         table.add_column(col, justify="left" if col == "run" else "right")
     for tag, run in runs.items():
         plain = runs.get("nbgrader-realistic" if tag.endswith("realistic") else "nbgrader", {}).get("wall")
         kernel = run["cpu"]["kernel"]
         own = run["cpu_total"] - kernel
         # worker processes (older kits, external workers) or the batch process that holds the workers as threads
-        peak = (f"worker {run['worker_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}" if run.get("worker_peak_mb")
-                else f"batch process {run['client_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}" if "workers" in run
-                else f"all {run['tree_peak_mb']:.0f}")
-        table.add_row(names[tag], f"{run['wall']:.0f}", f"{run['wall'] / n:.1f}",
-                      f"{run['wall'] / plain:.2f}x" if plain else "",
-                      # the run's CPU time spread over every core with none idle: no schedule can do better
-                      f"{run['cpu_total'] / cores / plain:.2f}x" if plain else "",
-                      f"{run['cpu_total']:.0f}" + ("" if run["cpu_exact"] else "~"),
-                      f"{kernel / n:.1f}", f"{own / n:.1f}", f"{100 * own / (run['wall'] * cores):.1f} %", peak,
-                      f"{run['load_before']:.2f} / {run['load_after']:.2f}")
+        peak = (
+            f"worker {run['worker_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}"
+            if run.get("worker_peak_mb")
+            else f"batch process {run['client_peak_mb']:.0f}, all {run['tree_peak_mb']:.0f}"
+            if "workers" in run
+            else f"all {run['tree_peak_mb']:.0f}"
+        )
+        table.add_row(
+            names[tag],
+            f"{run['wall']:.0f}",
+            f"{run['wall'] / n:.1f}",
+            f"{run['wall'] / plain:.2f}x" if plain else "",
+            # the run's CPU time spread over every core with none idle: no schedule can do better
+            f"{run['cpu_total'] / cores / plain:.2f}x" if plain else "",
+            f"{run['cpu_total']:.0f}" + ("" if run["cpu_exact"] else "~"),
+            f"{kernel / n:.1f}",
+            f"{own / n:.1f}",
+            f"{100 * own / (run['wall'] * cores):.1f} %",
+            peak,
+            f"{run['load_before']:.2f} / {run['load_after']:.2f}",
+        )
     console.print(table)
 
     bare = report.get("bare") or {}
@@ -540,10 +637,12 @@ def print_report(report: dict) -> None:
         walls = [b["wall"] for b in runs_]
         bare_wall[int(threads)] = statistics.median(walls)
         middle = sorted(runs_, key=lambda b: b["wall"])[len(runs_) // 2]
-        print(f"bare nbclient run of the reference, {threads} thread(s): median {bare_wall[int(threads)]:.1f} s wall "
-              f"(runs {', '.join(format(w, '.1f') for w in walls)}); kernel {middle['cpu']['kernel']:.1f} core-s, "
-              f"nbclient process {middle['cpu']['runner'] + middle['cpu']['client']:.1f}, total "
-              f"{middle['cpu_total']:.1f}; kernel peak RSS {max(b['kernel_peak_mb'] for b in runs_):.0f} MB")
+        print(
+            f"bare nbclient run of the reference, {threads} thread(s): median {bare_wall[int(threads)]:.1f} s wall "
+            f"(runs {', '.join(format(w, '.1f') for w in walls)}); kernel {middle['cpu']['kernel']:.1f} core-s, "
+            f"nbclient process {middle['cpu']['runner'] + middle['cpu']['client']:.1f}, total "
+            f"{middle['cpu_total']:.1f}; kernel peak RSS {max(b['kernel_peak_mb'] for b in runs_):.0f} MB"
+        )
 
     t = Table(title="Where the CPU goes: core-seconds per submission, by role")
     t.add_column("role")
@@ -568,7 +667,10 @@ def print_report(report: dict) -> None:
             t.add_row(f"notebook run: {g}", f"{sum(values) / len(per):.1f}")
         t.add_row("notebook run in the sandbox (total)", f"{mean(p['execute'] for p in per):.1f}")
         if any(p.get("sandbox_cpu") is not None for p in per):
-            t.add_row("  its CPU (sandbox cgroup), core-s", f"{mean(p['sandbox_cpu'] for p in per if p.get('sandbox_cpu') is not None):.1f}")
+            t.add_row(
+                "  its CPU (sandbox cgroup), core-s",
+                f"{mean(p['sandbox_cpu'] for p in per if p.get('sandbox_cpu') is not None):.1f}",
+            )
         t.add_row("hidden checks (warm check process: re-evaluate, pytest)", f"{mean(p['checks'] for p in per):.1f}")
         t.add_row("submission total (kit timer)", f"{mean(p['seconds'] for p in per):.1f}")
         kit1 = runs.get("kit1")
@@ -578,8 +680,10 @@ def print_report(report: dict) -> None:
             ref = bare_wall.get(max(bare_wall))
             t.add_row("1 worker: batch wall per submission / bare (all cores)", f"{kit1['wall'] / n / ref:.2f}x")
         console.print(t)
-        print(f"sandbox peak memory per submission (kit's report): max {max(p['sandbox_peak_mb'] for p in per):.0f} MB, "
-              f"mean {mean(p['sandbox_peak_mb'] for p in per):.0f} MB")
+        print(
+            f"sandbox peak memory per submission (kit's report): max {max(p['sandbox_peak_mb'] for p in per):.0f} MB, "
+            f"mean {mean(p['sandbox_peak_mb'] for p in per):.0f} MB"
+        )
 
     t = Table(title="The client: serial seconds per submission")
     for col in ("run", "client CPU s/sub", "prepare s/sub (log)", "write s/sub (log)", "runs", "reused"):
@@ -588,8 +692,14 @@ def print_report(report: dict) -> None:
         if "timings" not in run:
             continue
         tm = run["timings"]
-        t.add_row(tag, f"{run['cpu']['client'] / n:.2f}", f"{mean(tm['prepare_seconds']):.2f}",
-                  f"{mean(tm['write_seconds']):.2f}", str(tm["runs"]), str(tm["reused"]))
+        t.add_row(
+            tag,
+            f"{run['cpu']['client'] / n:.2f}",
+            f"{mean(tm['prepare_seconds']):.2f}",
+            f"{mean(tm['write_seconds']):.2f}",
+            str(tm["runs"]),
+            str(tm["reused"]),
+        )
     console.print(t)
 
 

@@ -54,21 +54,42 @@ from autograder.course import examples  # noqa: E402
 
 ASSIGNMENT = "spam_transformer"
 DUE = "2026-11-20 17:00:00 UTC"
-LATE = "2026-11-22 05:00:00 UTC"       # 1.5 days late: two started days of the per-day policy
+LATE = "2026-11-22 05:00:00 UTC"  # 1.5 days late: two started days of the per-day policy
 ON_TIME = "2026-11-20 12:00:00 UTC"
-PERCENT_PER_DAY = 10.0                 # LatePenalty's default, which course_config.py keeps
+PERCENT_PER_DAY = 10.0  # LatePenalty's default, which course_config.py keeps
 
 
 def group_checks(g: int) -> list[dict]:
     """Group g's stored checks: the three test cells (5, 9 and 6 points) scored differently per group."""
     compile_score, fit_score, plot_score = float(5 - g % 6), 9.0 if g % 2 == 0 else 0.0, 1.5 * (g % 4)
     return [
-        {"id": "replay_compile", "cell": "test_compile", "name": "replayed", "points": 5.0,
-         "passed": compile_score == 5.0, "score": compile_score, "message": ""},
-        {"id": "replay_fit", "cell": "test_fit", "name": "replayed", "points": 9.0, "passed": fit_score == 9.0,
-         "score": fit_score, "message": "replayed, not run"},
-        {"id": "replay_plot", "cell": "test_plot", "name": "replayed", "points": 6.0, "passed": plot_score == 6.0,
-         "score": plot_score, "message": "replayed, not run"},
+        {
+            "id": "replay_compile",
+            "cell": "test_compile",
+            "name": "replayed",
+            "points": 5.0,
+            "passed": compile_score == 5.0,
+            "score": compile_score,
+            "message": "",
+        },
+        {
+            "id": "replay_fit",
+            "cell": "test_fit",
+            "name": "replayed",
+            "points": 9.0,
+            "passed": fit_score == 9.0,
+            "score": fit_score,
+            "message": "replayed, not run",
+        },
+        {
+            "id": "replay_plot",
+            "cell": "test_plot",
+            "name": "replayed",
+            "points": 6.0,
+            "passed": plot_score == 6.0,
+            "score": plot_score,
+            "message": "replayed, not run",
+        },
     ]
 
 
@@ -115,8 +136,11 @@ def make_class(root: Path, n: int, db_url: str, groups: int = 5) -> None:
     for i in range(n):
         folder = root / "submitted" / f"s{i:04d}" / ASSIGNMENT
         folder.mkdir(parents=True)
-        answers = {**reference, "analysis": f"Student {i}: the validation curve follows the training curve.",
-                   "fit": reference["fit"] + f"\n_replay_group = {group_of(i, groups)}\n"}
+        answers = {
+            **reference,
+            "analysis": f"Student {i}: the validation curve follows the training curve.",
+            "fit": reference["fit"] + f"\n_replay_group = {group_of(i, groups)}\n",
+        }
         nbformat.write(examples.fill(released, answers), folder / f"{ASSIGNMENT}.ipynb")
         if timestamp_of(i):
             (folder / "timestamp.txt").write_text(timestamp_of(i) + "\n")
@@ -125,10 +149,21 @@ def make_class(root: Path, n: int, db_url: str, groups: int = 5) -> None:
     for g in range(min(groups, n)):
         entry = course.entries([f"s{g:04d}"])[0]
         prepared = sanitizer.prepare(entry)
-        result = GradingResult.from_dict({
-            "version": 1, "status": "ok", "message": "", "sandboxed": True, "seconds": 20.0, "peak_rss_mb": 700.0,
-            "capture_errors": [], "execute_seconds": 15.0, "check_seconds": 5.0,
-            "executed": prepared.submission.nb_json, "checks": group_checks(g)})
+        result = GradingResult.from_dict(
+            {
+                "version": 1,
+                "status": "ok",
+                "message": "",
+                "sandboxed": True,
+                "seconds": 20.0,
+                "peak_rss_mb": 700.0,
+                "capture_errors": [],
+                "execute_seconds": 15.0,
+                "check_seconds": 5.0,
+                "executed": prepared.submission.nb_json,
+                "checks": group_checks(g),
+            }
+        )
         result.code, result.graded_for = prepared.submission.code, entry.student
         course.store.put(course.store.place(prepared.submission), result)
 
@@ -140,9 +175,15 @@ def grade(root: Path, db_url: str, kill_at: int = 0) -> tuple[float, int, float]
     log = root / ".kit" / "log" / f"{ASSIGNMENT}.jsonl"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "--no-progress"], cwd=root,
-                            env=env(db_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "grade", "--no-progress"],
+        cwd=root,
+        env=env(db_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     while kill_at and proc.poll() is None:
         if log.is_file() and log.read_text().count('"autograded"') >= kill_at:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -181,12 +222,16 @@ def gradebook_rows(root: Path, db_url: str) -> dict:
         for sub in gb.db.query(SubmittedAssignment).all():
             nb = sub.notebooks[0]
             path = root / "autograded" / sub.student.id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-            out.setdefault(sub.student.id, []).append({
-                "timestamp": str(sub.timestamp) if sub.timestamp else None,
-                "penalty": nb.late_submission_penalty, "code_score": sub.code_score,
-                "grades": {g.name: [g.auto_score, g.manual_score, g.needs_manual_grade] for g in nb.grades},
-                "comments": {c.name: c.auto_comment for c in nb.comments},
-                "notebook": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None})
+            out.setdefault(sub.student.id, []).append(
+                {
+                    "timestamp": str(sub.timestamp) if sub.timestamp else None,
+                    "penalty": nb.late_submission_penalty,
+                    "code_score": sub.code_score,
+                    "grades": {g.name: [g.auto_score, g.manual_score, g.needs_manual_grade] for g in nb.grades},
+                    "comments": {c.name: c.auto_comment for c in nb.comments},
+                    "notebook": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None,
+                }
+            )
     return out
 
 
@@ -211,9 +256,14 @@ def compare(before: Path, after: Path) -> int:
         x, y = a.get(db, {}), b.get(db, {})
         differ = sorted(s for s in set(x) | set(y) if x.get(s) != y.get(s))
         cells = sum(len(sub["grades"]) for subs in x.values() for sub in subs)
-        print(f"{db}: {len(x)} vs {len(y)} students, {cells} grade rows compared: "
-              + ("identical (every cell's scores and comments, timestamps, penalties, autograded notebooks)"
-                 if not differ else f"{len(differ)} differ, e.g. {differ[:5]}"))
+        print(
+            f"{db}: {len(x)} vs {len(y)} students, {cells} grade rows compared: "
+            + (
+                "identical (every cell's scores and comments, timestamps, penalties, autograded notebooks)"
+                if not differ
+                else f"{len(differ)} differ, e.g. {differ[:5]}"
+            )
+        )
         for s in differ[:3]:
             print(f"  {s}:\n    before {x.get(s)}\n    after  {y.get(s)}")
         if differ:
@@ -257,28 +307,46 @@ def main(argv=None) -> int:
                 wall, code, cpu = grade(root, db_url)
                 written, rate = steady_rate(root, skip)
                 rows = verify(root, db_url, args.students, args.groups)
-                ran = [e for e in map(json.loads, (root / ".kit" / "log" / f"{ASSIGNMENT}.jsonl").read_text()
-                                      .splitlines()) if e["event"] == "executed"]
+                ran = [
+                    e
+                    for e in map(json.loads, (root / ".kit" / "log" / f"{ASSIGNMENT}.jsonl").read_text().splitlines())
+                    if e["event"] == "executed"
+                ]
                 assert not ran, f"the replay ran notebooks: {ran[:3]}"
                 dumps.setdefault(db, rows)
-                run.update({"wall": wall, "cpu": cpu, "written": written, "per_second_wall": written / wall,
-                            "per_second_steady": rate, "cpu_per_student": cpu / max(1, written),
-                            "load_average": os.getloadavg()[0], "exit": code})
+                run.update(
+                    {
+                        "wall": wall,
+                        "cpu": cpu,
+                        "written": written,
+                        "per_second_wall": written / wall,
+                        "per_second_steady": rate,
+                        "cpu_per_student": cpu / max(1, written),
+                        "load_average": os.getloadavg()[0],
+                        "exit": code,
+                    }
+                )
                 report["runs"].setdefault(db, []).append(run)
                 resumed = f"; resumed after a kill at {run['graded_before_kill']}" if args.kill_at else ""
-                print(f"{db} #{k + 1}: {written} grades written in {wall:.1f} s: {written / wall:.2f} students/s "
-                      f"(steady {rate:.2f}/s); client CPU {cpu:.1f} s = {cpu / max(1, written) * 1000:.0f} ms per "
-                      f"student (start-up included); load average {os.getloadavg()[0]:.1f}{resumed}; every grade "
-                      "and late penalty as stored, one submission each", flush=True)
+                print(
+                    f"{db} #{k + 1}: {written} grades written in {wall:.1f} s: {written / wall:.2f} students/s "
+                    f"(steady {rate:.2f}/s); client CPU {cpu:.1f} s = {cpu / max(1, written) * 1000:.0f} ms per "
+                    f"student (start-up included); load average {os.getloadavg()[0]:.1f}{resumed}; every grade "
+                    "and late penalty as stored, one submission each",
+                    flush=True,
+                )
         finally:
             if server is not None:
                 server.stop()
         runs = report["runs"][db]
         if len(runs) > 1:
             rates, cpus = sorted(r["per_second_wall"] for r in runs), sorted(r["cpu_per_student"] for r in runs)
-            print(f"{db}: {rates[0]:.2f} to {rates[-1]:.2f} students/s (median {rates[len(rates) // 2]:.2f}), "
-                  f"client CPU {cpus[0] * 1000:.0f} to {cpus[-1] * 1000:.0f} ms per student, over {len(runs)} "
-                  "classes", flush=True)
+            print(
+                f"{db}: {rates[0]:.2f} to {rates[-1]:.2f} students/s (median {rates[len(rates) // 2]:.2f}), "
+                f"client CPU {cpus[0] * 1000:.0f} to {cpus[-1] * 1000:.0f} ms per student, over {len(runs)} "
+                "classes",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     if args.dump:

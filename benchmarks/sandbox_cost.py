@@ -77,8 +77,10 @@ def main() -> None:
         print(f"sandbox strategy here: {sandbox.check_available(settings)}; cpu_threads={settings.cpu_threads}")
 
         direct, boxed, unfiltered = startup_seconds(settings, 10)
-        print(f"empty program: direct {direct:.3f} s, in the sandbox {boxed:.3f} s (+{boxed - direct:.3f} s), "
-              f"in the sandbox without the seccomp filter {unfiltered:.3f} s")
+        print(
+            f"empty program: direct {direct:.3f} s, in the sandbox {boxed:.3f} s (+{boxed - direct:.3f} s), "
+            f"in the sandbox without the seccomp filter {unfiltered:.3f} s"
+        )
 
         times: dict[str, list[dict]] = {"bwrap": [], "none": []}
         for i in range(args.repeat):
@@ -86,20 +88,28 @@ def main() -> None:
                 mode_job = replace(job, sandbox={**job.sandbox, "mode": mode})
                 result = grade_notebook(nb_json, {}, mode_job, ASSIGNMENT)
                 times[mode].append(result)
-                print(f"run {i + 1} {mode:>5}: {result.seconds:6.2f} s total, execute {result.execute_seconds:6.2f} s,"
-                      f" checks {result.check_seconds:5.2f} s, status {result.status}, score {result.score:g}")
+                print(
+                    f"run {i + 1} {mode:>5}: {result.seconds:6.2f} s total, execute {result.execute_seconds:6.2f} s,"
+                    f" checks {result.check_seconds:5.2f} s, status {result.status}, score {result.score:g}"
+                )
 
     print()
     print(f"{'':>14} {'total':>8} {'execute':>8} {'checks':>8}   (median of {args.repeat})")
     medians = {}
     for mode, results in times.items():
-        medians[mode] = {k: statistics.median(getattr(r, k) for r in results)
-                         for k in ("seconds", "execute_seconds", "check_seconds")}
+        medians[mode] = {
+            k: statistics.median(getattr(r, k) for r in results)
+            for k in ("seconds", "execute_seconds", "check_seconds")
+        }
         m = medians[mode]
-        print(f"{'sandbox' if mode == 'bwrap' else 'no sandbox':>14} {m['seconds']:8.2f} {m['execute_seconds']:8.2f} {m['check_seconds']:8.2f}")
+        print(
+            f"{'sandbox' if mode == 'bwrap' else 'no sandbox':>14} {m['seconds']:8.2f} {m['execute_seconds']:8.2f} {m['check_seconds']:8.2f}"
+        )
     d = {k: medians["bwrap"][k] - medians["none"][k] for k in medians["bwrap"]}
-    print(f"{'difference':>14} {d['seconds']:+8.2f} {d['execute_seconds']:+8.2f} {d['check_seconds']:+8.2f}"
-          f"   ({100 * d['seconds'] / medians['none']['seconds']:+.1f} % per submission)")
+    print(
+        f"{'difference':>14} {d['seconds']:+8.2f} {d['execute_seconds']:+8.2f} {d['check_seconds']:+8.2f}"
+        f"   ({100 * d['seconds'] / medians['none']['seconds']:+.1f} % per submission)"
+    )
 
 
 if __name__ == "__main__":

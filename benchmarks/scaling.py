@@ -63,11 +63,15 @@ def measured(course: Path) -> dict:
     client = max(write, prepare / preparers) if preparers else prepare + write
     written = [_ts(e) for e in events if e["event"] == "autograded"]
     submitted = [_ts(e) for e in events if e["event"] in ("submitted", "autograded")]
-    return {"students": students, "runs": len(executed), "workers": workers,
-            "run": statistics.fmean(e["seconds"] for e in executed) if executed else 0.0,
-            "client": client / max(1, students),
-            "start": min(submitted) - _ts(events[0]) if submitted else 0.0,
-            "wall": max(written) - _ts(events[0]) if written else 0.0}
+    return {
+        "students": students,
+        "runs": len(executed),
+        "workers": workers,
+        "run": statistics.fmean(e["seconds"] for e in executed) if executed else 0.0,
+        "client": client / max(1, students),
+        "start": min(submitted) - _ts(events[0]) if submitted else 0.0,
+        "wall": max(written) - _ts(events[0]) if written else 0.0,
+    }
 
 
 def check(courses: list[Path]) -> None:
@@ -77,13 +81,17 @@ def check(courses: list[Path]) -> None:
         m = measured(course)
         identical = 1 - m["runs"] / m["students"] if m["students"] else 0.0
         guess = predict(m["students"], m["workers"], m["run"], m["client"], m["start"], identical)
-        print(f"| {course.name} | {m['students']} | {m['runs']} | {m['workers']} | {m['run']:.1f} | "
-              f"{m['client']:.3f} | {guess:.0f} | {m['wall']:.0f} |")
+        print(
+            f"| {course.name} | {m['students']} | {m['runs']} | {m['workers']} | {m['run']:.1f} | "
+            f"{m['client']:.3f} | {guess:.0f} | {m['wall']:.0f} |"
+        )
 
 
 def table(run: float, client: float, start: float, identical: float) -> None:
-    print(f"Predicted wall time (run {run:g} s per notebook, client {client:g} s per student, start {start:g} s, "
-          f"{identical:.0%} identical code)\n")
+    print(
+        f"Predicted wall time (run {run:g} s per notebook, client {client:g} s per student, start {start:g} s, "
+        f"{identical:.0%} identical code)\n"
+    )
     print("| students | " + " | ".join(f"{w} workers" for w in WORKERS) + " | client-bound floor |")
     print("|---:|" + "---:|" * (len(WORKERS) + 1))
     for n in STUDENTS:

@@ -45,16 +45,37 @@ from autograder.settings import Lab, load_course_config  # noqa: E402
 
 def as_user(plan: dict, user: str, role: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     home = pwd.getpwnam(user).pw_dir
-    env = {"HOME": home, "USER": user, "PATH": f"{plan['users_bin']}:/usr/bin:/bin",
-           "JUPYTER_CONFIG_PATH": plan["config_dirs"][role], "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        "HOME": home,
+        "USER": user,
+        "PATH": f"{plan['users_bin']}:/usr/bin:/bin",
+        "JUPYTER_CONFIG_PATH": plan["config_dirs"][role],
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    return subprocess.run(
+        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def nbgrader(plan: dict, user: str, role: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     # the students' nbgrader asks the hub which courses they are in; from here there is no hub token
-    return as_user(plan, user, role, [f"{plan['users_bin']}/nbgrader", *args, f"--course={plan['course_id']}",
-                                      "--Authenticator.plugin_class=nbgrader.auth.NoAuthPlugin"], cwd)
+    return as_user(
+        plan,
+        user,
+        role,
+        [
+            f"{plan['users_bin']}/nbgrader",
+            *args,
+            f"--course={plan['course_id']}",
+            "--Authenticator.plugin_class=nbgrader.auth.NoAuthPlugin",
+        ],
+        cwd,
+    )
 
 
 def prepare(plan: dict, student: str, assignment: str) -> None:
@@ -62,8 +83,9 @@ def prepare(plan: dict, student: str, assignment: str) -> None:
     outbound = Path(plan["exchange_root"]) / plan["course_id"] / "outbound" / assignment
     if not outbound.exists():
         for step in (["generate_assignment", assignment, "--force"], ["release_assignment", assignment]):
-            done = as_user(plan, plan["instructor"], "instructor",
-                           [f"{plan['users_bin']}/nbgrader", *step], course_root)
+            done = as_user(
+                plan, plan["instructor"], "instructor", [f"{plan['users_bin']}/nbgrader", *step], course_root
+            )
             if done.returncode:
                 sys.exit(f"nbgrader {step[0]} as {plan['instructor']} failed:\n{done.stderr[-3000:]}")
     home = Path(pwd.getpwnam(student).pw_dir)
@@ -77,7 +99,7 @@ def write_answers(plan: dict, student: str, assignment: str, fresh: bool) -> Non
     account = pwd.getpwnam(student)
     path = Path(account.pw_dir) / plan["course_id"] / assignment / f"{assignment}.ipynb"
     answers = source_answers(REPO / "source" / assignment / f"{assignment}.ipynb")
-    if fresh:   # new code: no stored result stands for it
+    if fresh:  # new code: no stored result stands for it
         answers["compile"] = f"benchmark_nonce = {secrets.token_hex(8)!r}\n" + answers["compile"]
     nbformat.write(fill(nbformat.read(path, as_version=4), answers), path)
     os.chown(path, account.pw_uid, account.pw_gid)
@@ -99,8 +121,12 @@ def one_run(plan: dict, student: str, assignment: str, timeout: float) -> tuple[
         sys.exit(f"nbgrader submit as {student} was refused or failed:\n{done.stderr[-3000:]}")
     (entry,) = cache_entries(plan, student, assignment) - before
     secret = (entry / "submission_secret.txt").read_text()
-    feedback = (Path(plan["exchange_root"]) / plan["course_id"] / "feedback"
-                / f"{notebook_hash(secret=secret, notebook_id=assignment)}.html")
+    feedback = (
+        Path(plan["exchange_root"])
+        / plan["course_id"]
+        / "feedback"
+        / f"{notebook_hash(secret=secret, notebook_id=assignment)}.html"
+    )
     while not feedback.exists():
         if time.monotonic() - started > timeout:
             sys.exit(f"no feedback for {entry.name} within {timeout} s (is OnSubmit.enabled, feedback 'now'?)")
@@ -130,24 +156,34 @@ def main() -> int:
     assignment = Lab(config=load_course_config(plan["course_root"])).assignment
     public = json.loads((Path(plan["exchange_root"]) / plan["course_id"] / PUBLIC_FILE).read_text())
     if not public.get("enabled") or public.get("feedback") != "now":
-        sys.exit(f"the grading service says {public}: set c.OnSubmit.enabled = True and c.OnSubmit.feedback = "
-                 f"'now' in {plan['course_root']}/course_config.py (read on its next pass)")
+        sys.exit(
+            f"the grading service says {public}: set c.OnSubmit.enabled = True and c.OnSubmit.feedback = "
+            f"'now' in {plan['course_root']}/course_config.py (read on its next pass)"
+        )
     if public.get("daily_cap") and args.runs > 1:
         print(f"note: OnSubmit.daily_cap is {public['daily_cap']}: later runs may be refused", flush=True)
     if args.prepare:
         prepare(plan, student, assignment)
-    kind = ("fresh code (trained in the sandbox)" if args.fresh_code
-            else "the reference answers each run (stored result once that code was graded)")
+    kind = (
+        "fresh code (trained in the sandbox)"
+        if args.fresh_code
+        else "the reference answers each run (stored result once that code was graded)"
+    )
     print(f"submit -> feedback for {student} on {assignment}, {args.runs} run(s), {kind}", flush=True)
     figures = []
     for run in range(1, args.runs + 1):
         write_answers(plan, student, assignment, args.fresh_code)
         in_exchange, fetched = one_run(plan, student, assignment, args.timeout)
         figures.append((in_exchange, fetched))
-        print(f"  run {run}: feedback in the exchange after {in_exchange:6.1f} s, fetched by the student "
-              f"after {fetched:6.1f} s", flush=True)
-    print(f"median: {statistics.median(f[0] for f in figures):.1f} s to the exchange, "
-          f"{statistics.median(f[1] for f in figures):.1f} s fetched")
+        print(
+            f"  run {run}: feedback in the exchange after {in_exchange:6.1f} s, fetched by the student "
+            f"after {fetched:6.1f} s",
+            flush=True,
+        )
+    print(
+        f"median: {statistics.median(f[0] for f in figures):.1f} s to the exchange, "
+        f"{statistics.median(f[1] for f in figures):.1f} s fetched"
+    )
     return 0
 
 

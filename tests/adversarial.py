@@ -25,12 +25,12 @@ NO_FIT = "epochs = 1\nhistory = None  # no training: keeps the case cheap\n"
 
 @dataclass
 class Target:
-    course: str          # the course root being graded
-    repo: str            # the kit's checkout (autograder/ with the hidden checks)
-    data_dir: str        # the host's copy of the raw data set
-    other: str           # another student, graded before
-    port: int            # a TCP server the test runs on the host's 127.0.0.1
-    token: str           # unique name part of canary files on the host
+    course: str  # the course root being graded
+    repo: str  # the kit's checkout (autograder/ with the hidden checks)
+    data_dir: str  # the host's copy of the raw data set
+    other: str  # another student, graded before
+    port: int  # a TCP server the test runs on the host's 127.0.0.1
+    token: str  # unique name part of canary files on the host
     needles: list = field(default_factory=list)  # texts only the hidden test split holds
 
 
@@ -38,15 +38,14 @@ class Target:
 class Case:
     student: str
     attack: str
-    answers: dict        # grade_id -> cell source; the rest are the reference answers
-    status: str          # the run status the grader must record
-    after: dict = field(default_factory=dict)   # grade_id -> source of a cell the student added after it
+    answers: dict  # grade_id -> cell source; the rest are the reference answers
+    status: str  # the run status the grader must record
+    after: dict = field(default_factory=dict)  # grade_id -> source of a cell the student added after it
 
 
 def student_notebook(case: Case, release, reference: dict):
     """The case's notebook: the release with the reference answers, the case's answers and its added cells."""
     import nbformat.v4 as v4
-
     from kit_testing import fill
 
     nb = fill(release, {**reference, **case.answers})
@@ -69,7 +68,8 @@ def _report(expr: str) -> str:
 
 def snoop(t: Target) -> str:
     """Read what must stay hidden, and search the whole visible filesystem for the hidden split."""
-    return _code("""
+    return _code(
+        """
         import glob, os
         COURSE, REPO, OTHER = {course}, {repo}, {other}
 
@@ -127,14 +127,21 @@ def snoop(t: Target) -> str:
                 scanned += 1
                 if any(n in data for n in needles):
                     found.append(path)
-        """, course=t.course, repo=t.repo, other=t.other, data_dir=t.data_dir,
-        needles=[n.encode().hex() for n in t.needles]) + _report(
-        '{"reads": reads, "listings": listings, "grader_files": grader_files, "found": found, "scanned": scanned}')
+        """,
+        course=t.course,
+        repo=t.repo,
+        other=t.other,
+        data_dir=t.data_dir,
+        needles=[n.encode().hex() for n in t.needles],
+    ) + _report(
+        '{"reads": reads, "listings": listings, "grader_files": grader_files, "found": found, "scanned": scanned}'
+    )
 
 
 def write_outside(t: Target) -> str:
     """Write over the gradebook, the solutions and the checks; plant code for the grader to import."""
-    return _code("""
+    return _code(
+        """
         import os, sysconfig
         COURSE, REPO, TOKEN = {course}, {repo}, {token}
         results = {}
@@ -173,11 +180,16 @@ def write_outside(t: Target) -> str:
                         "autograder/grading/checks/conftest.py"):
             with open(planted, "w") as f:
                 f.write(payload)
-        """, course=t.course, repo=t.repo, token=t.token) + _report("results")
+        """,
+        course=t.course,
+        repo=t.repo,
+        token=t.token,
+    ) + _report("results")
 
 
 def network(t: Target) -> str:
-    return _code("""
+    return _code(
+        """
         import socket
         results = {}
         for name, address in {"host 127.0.0.1 server": ("127.0.0.1", {port}), "public address": ("1.1.1.1", 53)}.items():
@@ -192,12 +204,15 @@ def network(t: Target) -> str:
         except Exception as exc:
             results["dns"] = type(exc).__name__
         results["interfaces"] = [name for _, name in socket.if_nameindex()]
-        """, port=t.port) + _report("results")
+        """,
+        port=t.port,
+    ) + _report("results")
 
 
 def evidence_symlinks(t: Target) -> str:
     """A process that outlives the kernel swaps the evidence for symlinks to the gradebook and /etc/passwd."""
-    watcher = _code("""
+    watcher = _code(
+        """
         import os, time
         swaps = {"evidence/evidence.json": {gradebook}, "evidence/model.weights.h5": "/etc/passwd"}
         while True:
@@ -206,11 +221,16 @@ def evidence_symlinks(t: Target) -> str:
                     os.symlink(target, path + ".swap")
                     os.replace(path + ".swap", path)
             time.sleep(0.002)
-        """, gradebook=t.course + "/gradebook.db")
-    return _code("""
+        """,
+        gradebook=t.course + "/gradebook.db",
+    )
+    return _code(
+        """
         import subprocess, sys
         subprocess.Popen([sys.executable, "-c", {watcher}], start_new_session=True)
-        """, watcher=watcher)
+        """,
+        watcher=watcher,
+    )
 
 
 def planted_evidence() -> str:
@@ -254,16 +274,34 @@ def monkeypatch() -> tuple[str, str]:
 
 
 # x86_64 numbers of the system calls the sandbox's seccomp filter denies (autograder/sandbox/seccomp.py)
-DENIED_CALLS = {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "keyctl": 250,
-                "add_key": 248, "request_key": 249, "bpf": 321, "io_uring_setup": 425, "userfaultfd": 323,
-                "perf_event_open": 298, "ptrace": 101, "process_vm_readv": 310, "kexec_load": 246,
-                "init_module": 175, "finit_module": 313, "delete_module": 176, "open_by_handle_at": 304}
+DENIED_CALLS = {
+    "unshare": 272,
+    "setns": 308,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "bpf": 321,
+    "io_uring_setup": 425,
+    "userfaultfd": 323,
+    "perf_event_open": 298,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "kexec_load": 246,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "open_by_handle_at": 304,
+}
 
 
 def denied_calls() -> str:
     """Every denied system call from student code, each in a forked single-threaded child (a kernel with
     threads gets EINVAL from unshare(CLONE_NEWUSER) whatever the filter), clone(CLONE_NEWUSER) too."""
-    return _code("""
+    return _code(
+        """
         import ctypes, os, platform
         NR = {calls}
         CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
@@ -295,12 +333,15 @@ def denied_calls() -> str:
             calls = {name: _errno.errorcode.get(code, str(code)) for name, code in errnos.items()}
         else:
             calls = "not x86_64"
-        """, calls=DENIED_CALLS) + _report("calls")
+        """,
+        calls=DENIED_CALLS,
+    ) + _report("calls")
 
 
 def fill_unseen(folder: str) -> str:
     """Fill ``folder`` with files no directory walk sees (O_TMPFILE, and files unlinked while open), without end."""
-    return _code("""
+    return _code(
+        """
         import os
         held = []
         i = 0
@@ -318,7 +359,9 @@ def fill_unseen(folder: str) -> str:
             except OSError:   # full: the kernel said no; keep trying, as a disk filler would
                 pass
             i += 1
-        """, folder=folder)
+        """,
+        folder=folder,
+    )
 
 
 KILL_KERNEL = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
@@ -328,14 +371,28 @@ MEMORY_HOG = "hog = []\nwhile True:\n    hog.append(bytearray(50_000_000))\n"
 def crash_cases() -> list[Case]:
     """A kernel death or a memory blow-up right after each exercise: the exercises done before are graded."""
     return [
-        Case("crash_die_after_compile", "kernel killed at the start of the fit cell",
-             {"fit": KILL_KERNEL}, "kernel_died"),
-        Case("crash_oom_after_compile", "memory blow-up at the start of the fit cell",
-             {"fit": MEMORY_HOG}, "out_of_memory"),
-        Case("crash_die_after_fit", "kernel killed at the start of the plot_history cell",
-             {"plot_history": KILL_KERNEL}, "kernel_died"),
-        Case("crash_oom_after_plot", "memory blow-up in a cell added after the plots",
-             {}, "out_of_memory", after={"test_plot": MEMORY_HOG}),
+        Case(
+            "crash_die_after_compile", "kernel killed at the start of the fit cell", {"fit": KILL_KERNEL}, "kernel_died"
+        ),
+        Case(
+            "crash_oom_after_compile",
+            "memory blow-up at the start of the fit cell",
+            {"fit": MEMORY_HOG},
+            "out_of_memory",
+        ),
+        Case(
+            "crash_die_after_fit",
+            "kernel killed at the start of the plot_history cell",
+            {"plot_history": KILL_KERNEL},
+            "kernel_died",
+        ),
+        Case(
+            "crash_oom_after_plot",
+            "memory blow-up in a cell added after the plots",
+            {},
+            "out_of_memory",
+            after={"test_plot": MEMORY_HOG},
+        ),
     ]
 
 
@@ -344,72 +401,152 @@ def cases(t: Target, reference: dict) -> list[Case]:
     ref_compile = reference["compile"].rstrip("\n") + "\n"
     patched_compile, patched_fit = monkeypatch()
     return [
-        Case("adv_snoop", "read solutions, hidden checks, gradebook, other students; search for the hidden split",
-             {"compile": snoop(t) + ref_compile, "fit": NO_FIT}, "ok"),
-        Case("adv_write", "write over gradebook, solutions, checks, system; plant pytest.py/conftest.py for the grader",
-             {"compile": write_outside(t) + ref_compile, "fit": NO_FIT}, "ok"),
-        Case("adv_network", "connect to a server on the host's 127.0.0.1, to the internet, resolve DNS",
-             {"compile": network(t) + ref_compile, "fit": NO_FIT}, "ok"),
-        Case("adv_symlink", "swap evidence files for symlinks to the gradebook and /etc/passwd after capture",
-             {"compile": ref_compile + evidence_symlinks(t), "fit": NO_FIT}, "ok"),
-        Case("adv_planted_evidence", "plant a read-only fake evidence.json in a read-only folder",
-             {"compile": ref_compile + planted_evidence(), "fit": NO_FIT}, "ok"),
-        Case("adv_cell_timeout", "a cell that sleeps forever (interrupted at the cell timeout)",
-             {"fit": "import time\nepochs = 1\ntime.sleep(10**6)\n"}, "cell_timeout"),
-        Case("adv_memory_leak", "allocate 80 MB every 50 ms until killed",
-             {"compile": ref_compile + _code("""
+        Case(
+            "adv_snoop",
+            "read solutions, hidden checks, gradebook, other students; search for the hidden split",
+            {"compile": snoop(t) + ref_compile, "fit": NO_FIT},
+            "ok",
+        ),
+        Case(
+            "adv_write",
+            "write over gradebook, solutions, checks, system; plant pytest.py/conftest.py for the grader",
+            {"compile": write_outside(t) + ref_compile, "fit": NO_FIT},
+            "ok",
+        ),
+        Case(
+            "adv_network",
+            "connect to a server on the host's 127.0.0.1, to the internet, resolve DNS",
+            {"compile": network(t) + ref_compile, "fit": NO_FIT},
+            "ok",
+        ),
+        Case(
+            "adv_symlink",
+            "swap evidence files for symlinks to the gradebook and /etc/passwd after capture",
+            {"compile": ref_compile + evidence_symlinks(t), "fit": NO_FIT},
+            "ok",
+        ),
+        Case(
+            "adv_planted_evidence",
+            "plant a read-only fake evidence.json in a read-only folder",
+            {"compile": ref_compile + planted_evidence(), "fit": NO_FIT},
+            "ok",
+        ),
+        Case(
+            "adv_cell_timeout",
+            "a cell that sleeps forever (interrupted at the cell timeout)",
+            {"fit": "import time\nepochs = 1\ntime.sleep(10**6)\n"},
+            "cell_timeout",
+        ),
+        Case(
+            "adv_memory_leak",
+            "allocate 80 MB every 50 ms until killed",
+            {
+                "compile": ref_compile
+                + _code("""
                  import numpy as np, time
                  hog = []
                  while True:
                      hog.append(np.ones(10_000_000))
                      time.sleep(0.05)
-                 """)}, "out_of_memory"),
-        Case("adv_huge_alloc", "one 100 GB allocation",
-             {"compile": ref_compile + _code("""
+                 """)
+            },
+            "out_of_memory",
+        ),
+        Case(
+            "adv_huge_alloc",
+            "one 100 GB allocation",
+            {
+                "compile": ref_compile
+                + _code("""
                  try:
                      hog = bytearray(100 * 2**30)
                      outcome = "ALLOCATED"
                  except MemoryError:
                      outcome = "MemoryError"
-                 """) + _report("outcome"), "fit": NO_FIT}, "ok"),
-        Case("adv_fork_bomb", "fork forever",
-             {"compile": _code("""
+                 """)
+                + _report("outcome"),
+                "fit": NO_FIT,
+            },
+            "ok",
+        ),
+        Case(
+            "adv_fork_bomb",
+            "fork forever",
+            {
+                "compile": _code("""
                  import os
                  while True:
                      try:
                          os.fork()
                      except OSError:
                          pass
-                 """)}, "too_many_processes"),
-        Case("adv_output_flood", "print without end",
-             {"compile": "while True:\n    print('spam ' * 200)\n"}, "too_much_output"),
-        Case("adv_disk_fill", "fill the home with O_TMPFILE and unlinked files without end",
-             {"compile": fill_unseen(".")}, "too_much_disk"),
-        Case("adv_shm_fill", "fill /dev/shm with O_TMPFILE and unlinked files without end",
-             {"compile": fill_unseen("/dev/shm")}, "too_much_disk"),
-        Case("adv_syscalls", "new user namespaces (forked child, clone and unshare), mount, keyctl, bpf, io_uring, ...",
-             {"compile": denied_calls() + ref_compile, "fit": NO_FIT}, "ok"),
-        Case("adv_exit", "os._exit(0) in the middle of the notebook",
-             {"compile": "import os\nos._exit(0)\n"}, "kernel_died"),
-        Case("adv_kill_parent", "kill the kernel's parent (the runner)",
-             {"compile": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}, "no_output"),
-        Case("adv_monkeypatch", "SGD + MSE disguised as Adam + cross-entropy, a lying history, fake pytest",
-             {"compile": patched_compile, "fit": patched_fit}, "ok"),
+                 """)
+            },
+            "too_many_processes",
+        ),
+        Case(
+            "adv_output_flood",
+            "print without end",
+            {"compile": "while True:\n    print('spam ' * 200)\n"},
+            "too_much_output",
+        ),
+        Case(
+            "adv_disk_fill",
+            "fill the home with O_TMPFILE and unlinked files without end",
+            {"compile": fill_unseen(".")},
+            "too_much_disk",
+        ),
+        Case(
+            "adv_shm_fill",
+            "fill /dev/shm with O_TMPFILE and unlinked files without end",
+            {"compile": fill_unseen("/dev/shm")},
+            "too_much_disk",
+        ),
+        Case(
+            "adv_syscalls",
+            "new user namespaces (forked child, clone and unshare), mount, keyctl, bpf, io_uring, ...",
+            {"compile": denied_calls() + ref_compile, "fit": NO_FIT},
+            "ok",
+        ),
+        Case(
+            "adv_exit",
+            "os._exit(0) in the middle of the notebook",
+            {"compile": "import os\nos._exit(0)\n"},
+            "kernel_died",
+        ),
+        Case(
+            "adv_kill_parent",
+            "kill the kernel's parent (the runner)",
+            {"compile": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"},
+            "no_output",
+        ),
+        Case(
+            "adv_monkeypatch",
+            "SGD + MSE disguised as Adam + cross-entropy, a lying history, fake pytest",
+            {"compile": patched_compile, "fit": patched_fit},
+            "ok",
+        ),
         *crash_cases(),
     ]
 
 
 def endless_loop() -> Case:
     """Graded in a batch of its own with a short notebook timeout."""
-    return Case("tmo_endless_loop", "an endless loop that swallows the cell-timeout interrupt",
-                {"compile": _code("""
+    return Case(
+        "tmo_endless_loop",
+        "an endless loop that swallows the cell-timeout interrupt",
+        {
+            "compile": _code("""
                     import time
                     while True:
                         try:
                             time.sleep(1)
                         except KeyboardInterrupt:
                             pass
-                    """)}, "timeout")
+                    """)
+        },
+        "timeout",
+    )
 
 
 def adv_lines(outputs: list) -> list:

@@ -50,15 +50,17 @@ def _order(item) -> tuple:
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_order)   # stable: a file's tests stay together and in their order
+    items.sort(key=_order)  # stable: a file's tests stay together and in their order
     for item in items:
         if (TESTS / "integration") in Path(item.path).parents:
             item.add_marker(pytest.mark.slow)
         if any(name in item.fixturenames for name in SHARED_SESSION_FIXTURES):
             where = Path(item.path).relative_to(TESTS.parent).as_posix()
             if where not in SHARED_UNITS:
-                raise pytest.UsageError(f"{where} uses {SHARED_SESSION_FIXTURES}: add it to SHARED_UNITS in "
-                                        "tests/conftest.py, so that the class is graded once under xdist")
+                raise pytest.UsageError(
+                    f"{where} uses {SHARED_SESSION_FIXTURES}: add it to SHARED_UNITS in "
+                    "tests/conftest.py, so that the class is graded once under xdist"
+                )
 
 
 @pytest.hookimpl(optionalhook=True)

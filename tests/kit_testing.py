@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import nbformat
-
 from traitlets.config import Config
 
 from autograder.course import examples
@@ -59,8 +58,12 @@ def data_env() -> dict:
 def course_env(extra: dict | None = None) -> dict:
     """The environment of a command run in a test course: its own SQLite gradebook unless ``extra`` sets
     KIT_DB_URL, the data as found (``data_env``)."""
-    env = {**os.environ, **data_env(), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PATH": path_with_venv_tools(os.environ.get("PATH", ""))}
+    env = {
+        **os.environ,
+        **data_env(),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PATH": path_with_venv_tools(os.environ.get("PATH", "")),
+    }
     env.pop("KIT_DB_URL", None)
     env.update(extra or {})
     return env
@@ -139,8 +142,9 @@ def submissions_in_gradebook(root: Path) -> dict[str, int]:
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         counts = {}
         for student in gb.students:
-            counts[student.id] = gb.db.query(SubmittedAssignment).filter(
-                SubmittedAssignment.student_id == student.id).count()
+            counts[student.id] = (
+                gb.db.query(SubmittedAssignment).filter(SubmittedAssignment.student_id == student.id).count()
+            )
         return counts
 
 
@@ -149,13 +153,21 @@ def variant(root: Path, name: str) -> nbformat.NotebookNode:
     return examples.fill(release_notebook(root), {**source_answers(root), **examples.VARIANTS[name]})
 
 
-def spamkit(root: Path, *args: str, check: bool = True, timeout: float = 1800,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*SPAMKIT, *args, "--no-progress"], cwd=root, env=course_env(env), capture_output=True,
-                          text=True, timeout=timeout)
+def spamkit(
+    root: Path, *args: str, check: bool = True, timeout: float = 1800, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [*SPAMKIT, *args, "--no-progress"],
+        cwd=root,
+        env=course_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"spamkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n"
-                             f"{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"spamkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -182,8 +194,14 @@ def wait_for_event(root: Path, event: str, proc: subprocess.Popen, limit: float 
 
 def start_batch(root: Path, env: dict | None = None) -> subprocess.Popen:
     """``spamkit grade --workers 1`` in a session of its own, to be killed with ``kill_batch``."""
-    return subprocess.Popen([*SPAMKIT, "grade", "--workers", "1", "--no-progress"], cwd=root, env=course_env(env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [*SPAMKIT, "grade", "--workers", "1", "--no-progress"],
+        cwd=root,
+        env=course_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def kill_batch(proc: subprocess.Popen) -> None:

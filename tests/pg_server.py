@@ -25,8 +25,9 @@ def find_bindir() -> Path | None:
     """The folder of initdb and pg_ctl: on PATH, else Debian's /usr/lib/postgresql/<version>/bin (newest)."""
     found = shutil.which("pg_ctl")
     candidates = [Path(found).resolve().parent] if found else []
-    versions = sorted(glob("/usr/lib/postgresql/*/bin"), key=lambda p: [int(x) for x in re.findall(r"\d+", p)],
-                      reverse=True)
+    versions = sorted(
+        glob("/usr/lib/postgresql/*/bin"), key=lambda p: [int(x) for x in re.findall(r"\d+", p)], reverse=True
+    )
     candidates += [Path(p) for p in versions]
     for folder in candidates:
         if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
@@ -41,14 +42,20 @@ class PostgresServer:
         self._as: list[str] = []
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
-        proc = subprocess.run([*self._as, *args], capture_output=True, text=True, timeout=120,
-                              env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, cwd=self.dir)
+        proc = subprocess.run(
+            [*self._as, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+            cwd=self.dir,
+        )
         if proc.returncode != 0:
             log = (self.dir / "server.log").read_text(errors="replace")[-3000:] if self.dir else ""
             raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n{log}")
         return proc
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         # /tmp, not pytest's tmp_path: under root that lies in a 0700 folder the server's user cannot enter
         self.dir = Path(tempfile.mkdtemp(prefix="spamkit-pg-"))
         if os.geteuid() == 0:
@@ -56,10 +63,31 @@ class PostgresServer:
             user = pwd.getpwnam(account)
             os.chown(self.dir, user.pw_uid, user.pw_gid)
             self._as = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
-        self._run(str(self.bindir / "initdb"), "-D", str(self.dir / "data"), "-U", SUPERUSER, "--auth=trust",
-                  "-E", "UTF8", "--no-locale", "--no-sync")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"),
-                  "-w", "-t", "60", "-o", f"-k {self.dir} -c listen_addresses= -c fsync=off", "start")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.dir / "data"),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-k {self.dir} -c listen_addresses= -c fsync=off",
+            "start",
+        )
         return self
 
     def create_database(self, name: str) -> str:

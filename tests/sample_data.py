@@ -17,20 +17,20 @@ import gzip
 import io
 from pathlib import Path
 
-N_HAM, N_SPAM = 120, 40   # distinct plain messages: enough for a stratified 70 / 15 / 15 split
+N_HAM, N_SPAM = 120, 40  # distinct plain messages: enough for a stratified 70 / 15 / 15 split
 
 # (label, text) lines of the SMS file beyond the plain ones, in file order.
 SMS_TRAPS = [
-    ("ham", "call me\tlater\tok"),          # tabs in the text: only the first tab separates the label
-    ("spam", 'WIN a £500 "prize" now ü'),   # quotes and non-ASCII
-    ("ham", ""),                             # an empty text
-    ("ham", "  padded  "),                   # spaces kept
-    ("ham", "ham 0"),                        # exact duplicate of the first plain ham line: dropped
-    ("spam", "spam 1"),                      # exact duplicate of a plain spam line: dropped
-    ("spam", "ham 2"),                       # same text as a ham line, other label: dropped, first label kept
-    ("ham", "Ham 0"),                        # differs in case: kept
-    ("ham", "ham 0 "),                       # differs by a trailing space: kept
-    ("ham", "call me\tlater\tok"),           # exact duplicate of the first trap: dropped
+    ("ham", "call me\tlater\tok"),  # tabs in the text: only the first tab separates the label
+    ("spam", 'WIN a £500 "prize" now ü'),  # quotes and non-ASCII
+    ("ham", ""),  # an empty text
+    ("ham", "  padded  "),  # spaces kept
+    ("ham", "ham 0"),  # exact duplicate of the first plain ham line: dropped
+    ("spam", "spam 1"),  # exact duplicate of a plain spam line: dropped
+    ("spam", "ham 2"),  # same text as a ham line, other label: dropped, first label kept
+    ("ham", "Ham 0"),  # differs in case: kept
+    ("ham", "ham 0 "),  # differs by a trailing space: kept
+    ("ham", "call me\tlater\tok"),  # exact duplicate of the first trap: dropped
 ]
 SMS_LINES = N_HAM + N_SPAM + len(SMS_TRAPS)
 SMS_SPAM_LINES = N_SPAM + 3
@@ -51,11 +51,11 @@ def sms_bytes() -> bytes:
 ENRON_HEADER = ["Message ID", "Subject", "Message", "Spam/Ham", "Date"]
 # (subject, message, label) rows beyond the plain ones.
 ENRON_TRAPS = [
-    ("re : meeting , today", 'line one\nline "two" , with commas\n', "ham"),   # newlines, quotes, commas
+    ("re : meeting , today", 'line one\nline "two" , with commas\n', "ham"),  # newlines, quotes, commas
     ("", "no subject", "spam"),
-    ("christmas tree farm pictures", "", "ham"),                                # empty message
-    ("subject 0", "body 0", "ham"),                                             # exact duplicate: dropped
-    ("subject 0", "body 0 ", "ham"),                                            # differs by a space: kept
+    ("christmas tree farm pictures", "", "ham"),  # empty message
+    ("subject 0", "body 0", "ham"),  # exact duplicate: dropped
+    ("subject 0", "body 0 ", "ham"),  # differs by a space: kept
 ]
 ENRON_ROWS = N_HAM + N_SPAM + len(ENRON_TRAPS)
 ENRON_SPAM_ROWS = N_SPAM + 1

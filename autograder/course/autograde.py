@@ -36,7 +36,7 @@ from ..grading.submission import prepare_submission
 from ..model import PARTIAL_NOTE, UNENFORCED_NOTE, CheckResult, GradingResult, Status, Summary, limits_unenforced
 from .store import ResultStore
 
-KIT = "kit"   # the key of the kit's entry in a notebook's nbconvert resources
+KIT = "kit"  # the key of the kit's entry in a notebook's nbconvert resources
 
 
 class KitResources(dict):
@@ -48,6 +48,8 @@ class KitResources(dict):
 
     def __deepcopy__(self, memo):
         return self
+
+
 MAX_TRACEBACK_FRAMES = 12
 MAX_FRAME_CHARS = 4000
 REPORT_WIDTH = 88  # formgrader shows reports in a <pre> that does not wrap
@@ -61,9 +63,9 @@ def _trimmed_error(output):
     """An error output kept whatever its size: the student must see what broke."""
     output = nbformat.from_dict(json.loads(json.dumps(output)))
     frames = output.get("traceback", [])
-    output["traceback"] = ([f"... {len(frames) - MAX_TRACEBACK_FRAMES} frames left out ..."] if len(frames) > MAX_TRACEBACK_FRAMES else []) + [
-        frame[:MAX_FRAME_CHARS] for frame in frames[-MAX_TRACEBACK_FRAMES:]
-    ]
+    output["traceback"] = (
+        [f"... {len(frames) - MAX_TRACEBACK_FRAMES} frames left out ..."] if len(frames) > MAX_TRACEBACK_FRAMES else []
+    ) + [frame[:MAX_FRAME_CHARS] for frame in frames[-MAX_TRACEBACK_FRAMES:]]
     output["evalue"] = str(output.get("evalue", ""))[:MAX_FRAME_CHARS]
     return output
 
@@ -113,8 +115,15 @@ def report_text(cell_checks: list[CheckResult], points: float, result: GradingRe
         mark = "PASS" if check.passed else "FAIL"
         lines.append(f"  [{mark}] {check.score:g}/{check.points:g}  {check.name}")
         if not check.passed and check.message:
-            lines.extend(textwrap.wrap(check.message, REPORT_WIDTH, initial_indent=" " * 9,
-                                       subsequent_indent=" " * 9, break_on_hyphens=False))
+            lines.extend(
+                textwrap.wrap(
+                    check.message,
+                    REPORT_WIDTH,
+                    initial_indent=" " * 9,
+                    subsequent_indent=" " * 9,
+                    break_on_hyphens=False,
+                )
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -133,10 +142,14 @@ def write_reports(nb, result: GradingResult) -> None:
         cell.outputs = [
             new_output("stream", name="stdout", text=report_text(checks, points, result)),
             # nbgrader scores the plain text; formgrader and feedback show the HTML
-            new_output("execute_result", execution_count=cell.get("execution_count"), data={
-                "text/plain": f"{score:g}",
-                "text/html": f"<b>{score:g} / {points:g}</b> points from the grader's checks",
-            }),
+            new_output(
+                "execute_result",
+                execution_count=cell.get("execution_count"),
+                data={
+                    "text/plain": f"{score:g}",
+                    "text/html": f"<b>{score:g} / {points:g}</b> points from the grader's checks",
+                },
+            ),
         ]
 
 
@@ -151,8 +164,9 @@ class GradeSubmission(NbGraderPreprocessor):
         kit = resources.get(KIT, {})
         job = kit.get("job") or make_job(self.config, root)
         # a batch that prepared this very notebook (course/gradebook.py) hands its submission: keyed once
-        submission = kit.get("submission") or prepare_submission(nb, Path(resources["metadata"]["path"]),
-                                                                 info["notebook"], job)
+        submission = kit.get("submission") or prepare_submission(
+            nb, Path(resources["metadata"]["path"]), info["notebook"], job
+        )
         store = ResultStore(root)
         key, result = store.find(submission)
         if result is None:
@@ -162,15 +176,18 @@ class GradeSubmission(NbGraderPreprocessor):
             store.put(key, result)
             result.evidence = None  # kept beside the stored result; the notebook needs none of it
         elif result.graded_for and result.graded_for != info["student"]:
-            self.log.info("Using the result of %s's identical code for %s (%s)", result.graded_for, info["student"],
-                          key[:12])
+            self.log.info(
+                "Using the result of %s's identical code for %s (%s)", result.graded_for, info["student"], key[:12]
+            )
         else:
             self.log.info("Using the stored result of %s (%s)", info["student"], key[:12])
         merge_outputs(nb, result.executed, self.max_cell_output_bytes)
         write_reports(nb, result)
-        store.write_summary(info["assignment"], info["student"],
-                            Summary.of_result(result, key, submission.digest, code_group=submission.key[:16],
-                                              student=info["student"]))
+        store.write_summary(
+            info["assignment"],
+            info["student"],
+            Summary.of_result(result, key, submission.digest, code_group=submission.key[:16], student=info["student"]),
+        )
         resources.setdefault(KIT, {})["result"] = result
         return nb, resources
 

@@ -70,7 +70,6 @@ from .prepare import Prepared, Sanitizer, prepare_in_processes, prepare_one
 from .progress import NoProgress, Progress
 from .schema_cache import cache_schema_checks
 
-
 # --- Dask ----------------------------------------------------------------------
 
 # Dask's own periodic work, at rates for a few long tasks instead of many short ones: no statistical
@@ -87,7 +86,7 @@ QUIET_DASK = {
     "distributed.client.scheduler-info-interval": "10s",
     "distributed.deploy.cluster-repr-interval": "10s",
 }
-SANDBOX, CHECK = "sandbox", "check"      # worker resources of the local cluster
+SANDBOX, CHECK = "sandbox", "check"  # worker resources of the local cluster
 
 
 def check_workers(settings: Batch, sandbox_workers: int) -> int:
@@ -95,8 +94,14 @@ def check_workers(settings: Batch, sandbox_workers: int) -> int:
     return settings.check_workers or math.ceil(sandbox_workers / 4)
 
 
-def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "", n_workers: int = 0,
-                at_most: int | None = None, course_root=None):
+def dask_client(
+    stack: contextlib.ExitStack,
+    settings: Batch,
+    scheduler: str = "",
+    n_workers: int = 0,
+    at_most: int | None = None,
+    course_root=None,
+):
     """A Dask client and how many workers of our local cluster it waits for (0: not ours): on ``scheduler``
     (or Batch.scheduler_address), or on the cluster Batch.cluster makes (``cluster.py``), else a local cluster
     of sandbox workers (no more than ``at_most`` notebooks need) and check workers. ``stack`` closes them.
@@ -111,8 +116,13 @@ def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "
         return external_client(stack, address, settings.cluster, course_root), 0
     workers = max(1, min(local_workers(settings, n_workers), at_most or math.inf))
     stack.enter_context(dask.config.set(QUIET_DASK))
-    cluster = LocalCluster(n_workers=0, threads_per_worker=settings.threads_per_worker, processes=False,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=0,
+        threads_per_worker=settings.threads_per_worker,
+        processes=False,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
     stack.callback(cluster.close)
     # Every worker of the local cluster is threads of this process. A worker only starts a sandbox (or hands
     # files to its warm check process) and waits: the student's code runs in the sandbox's own processes, and
@@ -126,12 +136,13 @@ def dask_client(stack: contextlib.ExitStack, settings: Batch, scheduler: str = "
 
 # --- the batch -----------------------------------------------------------------
 
+
 @dataclass
 class Run:
     """One run in flight on Dask, and the students waiting to be graded from it."""
 
     student: Prepared
-    waiting: list[Prepared] = field(default_factory=list)   # identical code (normalised), decided when it lands
+    waiting: list[Prepared] = field(default_factory=list)  # identical code (normalised), decided when it lands
 
 
 class BatchGrader:
@@ -141,10 +152,11 @@ class BatchGrader:
         self.course = course
         self.progress = progress or NoProgress()
         self.writer = GradebookWriter(course)
-        cache_schema_checks()   # the client's time per student is the batch's limit on a cluster
+        cache_schema_checks()  # the client's time per student is the batch's limit on a cluster
 
-    def grade(self, students: list[str] | None = None, force: bool = False, scheduler: str = "",
-              n_workers: int = 0) -> list[Row]:
+    def grade(
+        self, students: list[str] | None = None, force: bool = False, scheduler: str = "", n_workers: int = 0
+    ) -> list[Row]:
         with self.course.lock():
             return self._grade(students, force, scheduler, n_workers)
 
@@ -158,9 +170,11 @@ class BatchGrader:
             try:
                 gb.find_assignment(course.assignment)
             except MissingEntry:
-                raise BatchError(f"{course.assignment} is not in the gradebook yet: run `spamkit release` first") from None
-        job = course.job()   # the data and the given code, once for the class: if they fail, nobody is graded
-        if not external:     # the sandbox (bubblewrap, cgroup rights, the seccomp filter) too, on this machine
+                raise BatchError(
+                    f"{course.assignment} is not in the gradebook yet: run `spamkit release` first"
+                ) from None
+        job = course.job()  # the data and the given code, once for the class: if they fail, nobody is graded
+        if not external:  # the sandbox (bubblewrap, cgroup rights, the seccomp filter) too, on this machine
             sandbox_here(Sandbox(**job.sandbox))
         entries = course.entries(students)
         self.progress.start(len(entries), f"Grading {course.assignment}")
@@ -169,7 +183,7 @@ class BatchGrader:
         ready = [e for e in entries if e.status == Status.OK]
         preparers = BatchClient(config=course.config).preparers(len(ready), machine_cores())
         course.log_event("batch", students=len(entries), notebooks=len(ready), preparers=preparers)
-        with self.writer.session() as gradebook:   # one gradebook session, committed as the batch goes
+        with self.writer.session() as gradebook:  # one gradebook session, committed as the batch goes
             pipeline = DaskPipeline(self, settings, scheduler, n_workers, at_most=len(ready))
             try:
                 for entry in entries:
@@ -185,7 +199,7 @@ class BatchGrader:
                 pipeline.drain()
             finally:
                 pipeline.close()
-        for student, why in self.writer.failed.items():   # a step after the commit failed: not marked done
+        for student, why in self.writer.failed.items():  # a step after the commit failed: not marked done
             self.rows[student] = Row(student, Status.AUTOGRADE_FAILED, message=why, notes=self.rows[student].notes)
         return [self.rows[s] for s in sorted(self.rows)]
 
@@ -200,7 +214,8 @@ class BatchGrader:
         """A prepared submission dispatched, or one nbgrader rejected recorded."""
         if p is None:
             self.rows[entry.student] = self.writer.not_graded(
-                entry.student, Status.INVALID, f"nbgrader cannot sanitize it: {error}"[:500], entry.notes)
+                entry.student, Status.INVALID, f"nbgrader cannot sanitize it: {error}"[:500], entry.notes
+            )
             self.progress.advance()
             return
         self.course.log_event("prepared", student=p.student, key=p.key, seconds=round(seconds, 4))
@@ -213,7 +228,7 @@ class BatchGrader:
             self._write(p, key, executed=False, force=False)
             return
         run = pipeline.runs.get(p.key)
-        if run is not None:        # a classmate's identical code is on its way
+        if run is not None:  # a classmate's identical code is on its way
             run.waiting.append(p)
             return
         pipeline.submit(p)
@@ -232,7 +247,7 @@ class BatchGrader:
         self._write(p, key, executed=True)
         for other in run.waiting:
             other_key, stored = course.store.find(other.submission)
-            if stored is None:     # its text differs and the run printed source: a run of its own
+            if stored is None:  # its text differs and the run printed source: a run of its own
                 self._dispatch(other, pipeline)
                 continue
             course.log_event("reused", student=other.student, key=other_key, run_of=p.student)
@@ -241,10 +256,11 @@ class BatchGrader:
     def failed(self, run: Run, exc: BaseException, pipeline: DaskPipeline) -> None:
         p = run.student
         self.course.log_event("failed", student=p.student, key=p.key, error=repr(exc)[:500])
-        self.rows[p.student] = self.writer.not_graded(p.student, Status.GRADER_ERROR,
-                                                      f"{type(exc).__name__}: {exc}"[:500], p.notes)
+        self.rows[p.student] = self.writer.not_graded(
+            p.student, Status.GRADER_ERROR, f"{type(exc).__name__}: {exc}"[:500], p.notes
+        )
         self.progress.advance()
-        if run.waiting:            # the next of the group gets its own try
+        if run.waiting:  # the next of the group gets its own try
             first, *rest = run.waiting
             pipeline.submit(first)
             pipeline.runs[first.key].waiting.extend(rest)
@@ -256,7 +272,7 @@ class DaskPipeline:
     def __init__(self, grader: BatchGrader, settings: Batch, scheduler: str, n_workers: int, at_most: int):
         self.grader = grader
         self.settings, self.scheduler, self.n_workers, self.at_most = settings, scheduler, n_workers, at_most
-        self.runs: dict[str, Run] = {}           # normalised key -> run in flight
+        self.runs: dict[str, Run] = {}  # normalised key -> run in flight
         self._by_future: dict = {}
         self._queue: list[Prepared] = []
         self._starting = None
@@ -265,28 +281,36 @@ class DaskPipeline:
         self.client = None
         self.local = False
         self._completed = None
-        self._workers: dict[str, str | None] = {}   # normalised key -> the worker that ran it
+        self._workers: dict[str, str | None] = {}  # normalised key -> the worker that ran it
 
     # --- starting ----------------------------------------------------------------------------
     def _start(self):
         course = self.grader.course
-        client, local = dask_client(self._stack, self.settings, self.scheduler, self.n_workers, self.at_most,
-                                    course.root)
+        client, local = dask_client(
+            self._stack, self.settings, self.scheduler, self.n_workers, self.at_most, course.root
+        )
         if local:
             client.wait_for_workers(local)
             job_future = client.scatter(course.job(), broadcast=True)
             # the check worker gets its warm check process ready while the first notebooks run
-            client.submit(engine.warm_checks, job_future, resources={CHECK: 1}, pure=False, priority=100,
-                          key="warm-checks")
+            client.submit(
+                engine.warm_checks, job_future, resources={CHECK: 1}, pure=False, priority=100, key="warm-checks"
+            )
             return client, job_future, {SANDBOX: 1}, {CHECK: 1}
         # Workers this client never saw: only those vetted for the job get its tasks (and its data).
         gate, reports = open_gate(client, course.job())
         for address, report in reports.items():
-            pending, report = report is None, report or {"refused": ""}   # pending: gets notebooks once it passes
-            course.log_event("worker", address=address, pending=pending, refused=report["refused"],
-                             sandbox=report.get("sandbox"),
-                             cgroups=report.get("cgroups"), kit_version=report.get("kit_version"),
-                             grading_code=(report.get("grading_code") or "")[:16])
+            pending, report = report is None, report or {"refused": ""}  # pending: gets notebooks once it passes
+            course.log_event(
+                "worker",
+                address=address,
+                pending=pending,
+                refused=report["refused"],
+                sandbox=report.get("sandbox"),
+                cgroups=report.get("cgroups"),
+                kit_version=report.get("kit_version"),
+                grading_code=(report.get("grading_code") or "")[:16],
+            )
         vetted = [address for address, report in reports.items() if report and not report["refused"]]
         job_future = client.scatter(course.job(), workers=vetted, broadcast=True)
         return client, job_future, {gate: 1}, {gate: 1}
@@ -294,7 +318,7 @@ class DaskPipeline:
     def submit(self, p: Prepared) -> None:
         self.runs[p.key] = Run(p)
         self._queue.append(p)
-        if self._starting is None:    # the cluster starts while the next notebooks are prepared
+        if self._starting is None:  # the cluster starts while the next notebooks are prepared
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="spamkit-dask-start")
             self._starting = self._pool.submit(self._start)
         if self._starting.done():
@@ -309,11 +333,25 @@ class DaskPipeline:
             self._completed = as_completed(loop=self.client.loop)
         course = self.grader.course
         for p in self._queue:
-            ran = self.client.submit(tasks.run, p.submission.nb_json, p.submission.files, self.job,
-                                     course.notebook, key=f"run-{p.student}-{p.key[:16]}", pure=False,
-                                     resources=self._run_resources)
-            checked = self.client.submit(tasks.check, ran, self.job, key=f"check-{p.student}-{p.key[:16]}",
-                                         pure=False, resources=self._check_resources, priority=10)
+            ran = self.client.submit(
+                tasks.run,
+                p.submission.nb_json,
+                p.submission.files,
+                self.job,
+                course.notebook,
+                key=f"run-{p.student}-{p.key[:16]}",
+                pure=False,
+                resources=self._run_resources,
+            )
+            checked = self.client.submit(
+                tasks.check,
+                ran,
+                self.job,
+                key=f"check-{p.student}-{p.key[:16]}",
+                pure=False,
+                resources=self._check_resources,
+                priority=10,
+            )
             self._by_future[checked] = (self.runs[p.key], ran)
             self._completed.add(checked)
             course.log_event("submitted", student=p.student, key=p.key)
@@ -329,7 +367,7 @@ class DaskPipeline:
             return
         self._flush()
         while self._by_future:
-            if not self._completed.has_ready():   # the client would wait: what it wrote goes into the gradebook now
+            if not self._completed.has_ready():  # the client would wait: what it wrote goes into the gradebook now
                 self.grader.writer.commit()
             future = next(self._completed)
             run, ran = self._by_future.pop(future)
@@ -355,6 +393,6 @@ class DaskPipeline:
         self._stack.close()
         if self._pool is not None:
             self._pool.shutdown()
-        if self.local:   # the local check workers were threads of this process: their check process goes too
+        if self.local:  # the local check workers were threads of this process: their check process goes too
             check_process.close_warm()
-        remove_job_dirs()   # the hidden test split does not outlast the batch
+        remove_job_dirs()  # the hidden test split does not outlast the batch

@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 
@@ -38,8 +38,11 @@ def reference_notebook(source: Path) -> str:
     nb = nbformat.read(source, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.source = "\n".join(line for line in cell.source.splitlines()
-                                    if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+            cell.source = "\n".join(
+                line
+                for line in cell.source.splitlines()
+                if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+            )
             cell.outputs, cell.execution_count = [], None
     return nbformat.writes(nb)
 
@@ -72,8 +75,13 @@ def distribution(runs: list[dict], name: str) -> dict | None:
     values = [r[name] for r in runs if isinstance(r.get(name), (int, float)) and math.isfinite(r[name])]
     if not values:
         return None
-    return {"n": len(values), "min": min(values), "p5": percentile(values, 5),
-            "median": statistics.median(values), "max": max(values)}
+    return {
+        "n": len(values),
+        "min": min(values),
+        "p5": percentile(values, 5),
+        "median": statistics.median(values),
+        "max": max(values),
+    }
 
 
 def recommend(stats: dict, margin: float, tolerance_floor: float) -> dict:
@@ -106,24 +114,39 @@ class Calibration:
 
     def failing_now(self, grading: Grading) -> list[int]:
         """Seeds under which the reference solution fails the current thresholds."""
-        return [r["seed"] for r in self.runs if (r["val_auc"] or 0) < grading.val_auc_threshold
-                or (r["hidden_auc"] or 0) < grading.hidden_auc_threshold]
+        return [
+            r["seed"]
+            for r in self.runs
+            if (r["val_auc"] or 0) < grading.val_auc_threshold or (r["hidden_auc"] or 0) < grading.hidden_auc_threshold
+        ]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def calibrate(course, runs: int = 20, first_seed: int | None = None, margin: float = 0.02,
-              tolerance_floor: float = 0.005, on_run: Callable[[dict], None] | None = None) -> Calibration:
+def calibrate(
+    course,
+    runs: int = 20,
+    first_seed: int | None = None,
+    margin: float = 0.02,
+    tolerance_floor: float = 0.005,
+    on_run: Callable[[dict], None] | None = None,
+) -> Calibration:
     """Grade the reference solution under ``runs`` training seeds (from ``first_seed``, default the
     grader's seed) and recommend thresholds; ``on_run`` sees each run as it finishes."""
     grading = Grading(config=course.config)
     job = course.job()
     nb_json = reference_notebook(course.folder("source") / f"{course.notebook}.ipynb")
     first = course.lab.seed if first_seed is None else first_seed
-    found = Calibration(seeds=list(range(first, first + runs)), margin=margin, current={
-        "val_auc_threshold": grading.val_auc_threshold, "hidden_auc_threshold": grading.hidden_auc_threshold,
-        "honesty_tolerance": grading.honesty_tolerance})
+    found = Calibration(
+        seeds=list(range(first, first + runs)),
+        margin=margin,
+        current={
+            "val_auc_threshold": grading.val_auc_threshold,
+            "hidden_auc_threshold": grading.hidden_auc_threshold,
+            "honesty_tolerance": grading.honesty_tolerance,
+        },
+    )
     for seed in found.seeds:
         run = run_seed(job, nb_json, course.notebook, seed)
         found.runs.append(run)

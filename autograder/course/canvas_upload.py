@@ -36,8 +36,10 @@ TOKEN_VARIABLE = "CANVAS_API_TOKEN"
 def assignment_id(column: str) -> int:
     found = re.search(r"\((\d+)\)\s*$", column)
     if not found:
-        raise UploadError(f"the Canvas column {column!r} names no assignment id: set LmsExport.canvas_assignment "
-                          "to \"Title (assignment id)\" as in Canvas' gradebook export")
+        raise UploadError(
+            f"the Canvas column {column!r} names no assignment id: set LmsExport.canvas_assignment "
+            'to "Title (assignment id)" as in Canvas\' gradebook export'
+        )
     return int(found[1])
 
 
@@ -61,17 +63,22 @@ def upload(settings, files, token: str, poll_seconds: float = 1.0, limit_seconds
         assignment = canvas.get_course(settings.canvas_course_id).get_assignment(aid)
         points = getattr(assignment, "points_possible", None)
         if points is not None and float(points) != files.max_score:
-            raise UploadError(f"Canvas {where} has {float(points):g} points possible, the lab {files.max_score:g}: "
-                              "nothing uploaded (set the Canvas assignment's points to the lab's)")
+            raise UploadError(
+                f"Canvas {where} has {float(points):g} points possible, the lab {files.max_score:g}: "
+                "nothing uploaded (set the Canvas assignment's points to the lab's)"
+            )
         if not rows:
             return f"no grades to upload to Canvas {where}"
         progress = assignment.submissions_bulk_update(
-            grade_data={m.lms_id: {"posted_grade": number_cell(m.score)} for m in rows})
+            grade_data={m.lms_id: {"posted_grade": number_cell(m.score)} for m in rows}
+        )
         deadline = time.monotonic() + limit_seconds
         while progress.workflow_state not in ("completed", "failed"):
             if time.monotonic() > deadline:
-                raise UploadError(f"Canvas has not finished the upload after {limit_seconds:g} s; "
-                                  f"see {getattr(progress, 'url', 'its progress')}")
+                raise UploadError(
+                    f"Canvas has not finished the upload after {limit_seconds:g} s; "
+                    f"see {getattr(progress, 'url', 'its progress')}"
+                )
             time.sleep(poll_seconds)
             progress = progress.query()
     except CanvasException as exc:

@@ -22,8 +22,8 @@ from pathlib import Path
 from ..errors import BatchError
 from ..grading.worker_check import GradingGate, gate_report, gate_resource, identity, inspect_worker
 
-WORKER_WAIT = 300   # seconds a batch waits for its first worker (a job queue may take minutes to start one)
-VETTING = 60        # seconds a batch waits for the workers present to finish their check before it starts
+WORKER_WAIT = 300  # seconds a batch waits for its first worker (a job queue may take minutes to start one)
+VETTING = 60  # seconds a batch waits for the workers present to finish their check before it starts
 
 
 def cluster_factory(dotted: str, course_root: Path):
@@ -60,7 +60,7 @@ def open_gate(client, job, wait: float = WORKER_WAIT, settle: float = VETTING) -
     must ask for, and each worker's report (None: still being vetted). Raises BatchError when no worker may
     grade: every worker refused, or none joined within ``wait`` seconds."""
     resource = gate_resource(job.digest)
-    with contextlib.suppress(Exception):   # a worker that cannot load the gate (no kit) stays unvetted
+    with contextlib.suppress(Exception):  # a worker that cannot load the gate (no kit) stays unvetted
         client.register_plugin(GradingGate(resource, job.sandbox, identity()), name=resource)
     started = time.monotonic()
     while True:
@@ -68,7 +68,7 @@ def open_gate(client, job, wait: float = WORKER_WAIT, settle: float = VETTING) -
         waited = time.monotonic() - started
         pending = [address for address, report in reports.items() if report is None]
         if any(report and not report["refused"] for report in reports.values()):
-            if not pending or waited > settle:   # a worker still being vetted gets tasks once it passes
+            if not pending or waited > settle:  # a worker still being vetted gets tasks once it passes
                 return resource, reports
         elif reports and not pending or waited > wait:
             break
@@ -80,18 +80,22 @@ def open_gate(client, job, wait: float = WORKER_WAIT, settle: float = VETTING) -
 def worker_reports(client, resource: str) -> dict[str, dict | None]:
     """Each worker's report from the gate; None while it is being vetted (or when it cannot load the gate:
     no kit there)."""
-    out = dict.fromkeys(client.scheduler_info(n_workers=-1)["workers"])   # a busy worker may miss the call
+    out = dict.fromkeys(client.scheduler_info(n_workers=-1)["workers"])  # a busy worker may miss the call
     for address, report in client.run(gate_report, resource, on_error="return").items():
         if isinstance(report, BaseException):
-            report = {"refused": f"the worker check could not run there ({type(report).__name__}: {report}); "
-                                 "is the kit installed?"}
+            report = {
+                "refused": f"the worker check could not run there ({type(report).__name__}: {report}); "
+                "is the kit installed?"
+            }
         out[address] = report and {**report, "address": address}
     return out
 
 
 def check_workers(client, job) -> dict[str, dict]:
     """``spamkit worker-check``: every worker's report for the course's job, without vetting it for a batch."""
-    return {address: ({"refused": f"the worker check failed: {type(r).__name__}: {r}"}
-                      if isinstance(r, BaseException) else r)
-            for address, r in client.run(inspect_worker, job.sandbox, identity(), job.digest,
-                                         on_error="return").items()}
+    return {
+        address: (
+            {"refused": f"the worker check failed: {type(r).__name__}: {r}"} if isinstance(r, BaseException) else r
+        )
+        for address, r in client.run(inspect_worker, job.sandbox, identity(), job.digest, on_error="return").items()
+    }

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nbgrader.api import Gradebook
@@ -40,20 +40,22 @@ def path_with_venv_tools(path: str | None = None) -> str:
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def make_course_root(root: Path) -> None:
     """A new course root from the kit's own course (source notebook, configs)."""
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(REPO_ROOT / "source", root / "source", ignore=shutil.ignore_patterns("__pycache__"),
-                    dirs_exist_ok=True)
+    shutil.copytree(
+        REPO_ROOT / "source", root / "source", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
+    )
     for name in COURSE_FILES:
         shutil.copy(REPO_ROOT / name, root / name)
 
 
-def open_course(root: str | os.PathLike | None = None, overrides: Config | None = None, *,
-                create: bool = False) -> Course:
+def open_course(
+    root: str | os.PathLike | None = None, overrides: Config | None = None, *, create: bool = False
+) -> Course:
     """The course in ``root`` (default: the current folder), with ``overrides`` over course_config.py.
 
     With ``create``, an empty or missing folder becomes a new course root first.
@@ -61,8 +63,10 @@ def open_course(root: str | os.PathLike | None = None, overrides: Config | None 
     root = Path(root or os.getcwd()).resolve()
     if not (root / "course_config.py").is_file():
         if not create:
-            raise UsageError(f"{root} is not a course root (no course_config.py); use --course-dir, "
-                             "or `spamkit demo --course-dir NEW_FOLDER` to make one")
+            raise UsageError(
+                f"{root} is not a course root (no course_config.py); use --course-dir, "
+                "or `spamkit demo --course-dir NEW_FOLDER` to make one"
+            )
         if root.exists() and any(root.iterdir()):
             raise UsageError(f"{root} is neither a course root nor empty: give an empty or new --course-dir")
         make_course_root(root)
@@ -86,7 +90,7 @@ class Course:
         self.notebook = self.lab.notebook
         self.store = ResultStore(self.root)
         self._job = None
-        self._sandboxes_at_once: int | None = None   # None: as many as Batch.n_workers (or cores)
+        self._sandboxes_at_once: int | None = None  # None: as many as Batch.n_workers (or cores)
         self._api = None
         os.environ["PATH"] = path_with_venv_tools()
 
@@ -120,13 +124,15 @@ class Course:
         outcome = self.api.generate_assignment(self.assignment, force=force, create=True)
         if outcome.get("success"):
             from .late import sync_due_date
+
             sync_due_date(self)
         return outcome
 
     def folder(self, step: str, student: str = ".") -> Path:
         """nbgrader's folder of this assignment at a step: source, release, submitted, autograded, feedback."""
-        return Path(self.coursedir.format_path(getattr(self.coursedir, f"{step}_directory"), student,
-                                               self.assignment)).resolve()
+        return Path(
+            self.coursedir.format_path(getattr(self.coursedir, f"{step}_directory"), student, self.assignment)
+        ).resolve()
 
     def submitted_dir(self) -> Path:
         return Path(self.coursedir.format_path(self.coursedir.submitted_directory, ".", ".")).resolve()
@@ -137,8 +143,10 @@ class Course:
         if students:
             wanted = set(students)
             entries = [e for e in entries if e.student in wanted]
-            entries += [intake.Entry(s, Status.UNKNOWN_STUDENT, message="not on the roster (gradebook) and no submitted folder")
-                        for s in sorted(wanted - {e.student for e in entries})]
+            entries += [
+                intake.Entry(s, Status.UNKNOWN_STUDENT, message="not on the roster (gradebook) and no submitted folder")
+                for s in sorted(wanted - {e.student for e in entries})
+            ]
         return entries
 
     # --- grading --------------------------------------------------------
@@ -152,8 +160,9 @@ class Course:
             except KitError:
                 raise
             except Exception as exc:  # the data, the source notebook: the course's problem, no student's
-                raise JobUnavailable(f"the grading job cannot be built, so no student was graded: "
-                                     f"{type(exc).__name__}: {exc}") from exc
+                raise JobUnavailable(
+                    f"the grading job cannot be built, so no student was graded: {type(exc).__name__}: {exc}"
+                ) from exc
         return self._job
 
     def grade_with(self, sandboxes_at_once: int | None) -> None:

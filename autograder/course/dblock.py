@@ -38,12 +38,15 @@ def uses_server_lock(db_url: str) -> bool:
 
 def _holder(conn, key: int) -> str:
     """Who holds the lock, as far as the server tells this user ('' if it does not)."""
-    row = conn.execute(text(
-        "SELECT a.application_name, a.client_addr, a.client_hostname, a.backend_start "
-        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-        "AND l.classid::bigint = :hi AND l.objid::bigint = :lo"),
-        {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF}).first()
+    row = conn.execute(
+        text(
+            "SELECT a.application_name, a.client_addr, a.client_hostname, a.backend_start "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
+        ),
+        {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
+    ).first()
     if row is None or not row.application_name:
         return ""
     since = f" since {row.backend_start:%Y-%m-%d %H:%M:%S %Z}".rstrip() if row.backend_start else ""
@@ -66,8 +69,10 @@ def batch_lock(db_url: str, course_id: str, assignment: str):
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
-                yield (f"another batch is grading {course_id}/{assignment} in the gradebook database "
-                       f"{make_url(db_url).render_as_string(hide_password=True)}{_holder(conn, key)}")
+                yield (
+                    f"another batch is grading {course_id}/{assignment} in the gradebook database "
+                    f"{make_url(db_url).render_as_string(hide_password=True)}{_holder(conn, key)}"
+                )
                 return
             try:
                 yield ""

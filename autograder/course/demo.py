@@ -33,14 +33,15 @@ class Demo:
     course: Course
     made_root: bool = False
     released: bool = False
-    submitted: list[str] = field(default_factory=list)     # example submissions written now
+    submitted: list[str] = field(default_factory=list)  # example submissions written now
     rows: list[Row] = field(default_factory=list)
     exports: dict[str, Path] = field(default_factory=dict)
     report: Path | None = None
 
 
-def run_demo(root, overrides: Config | None = None, force: bool = False, workers: int = 0,
-             progress: Progress | None = None) -> Demo:
+def run_demo(
+    root, overrides: Config | None = None, force: bool = False, workers: int = 0, progress: Progress | None = None
+) -> Demo:
     """Everything the demo does, in ``root``; ``force`` remakes the examples and grades them again."""
     root = Path(root).resolve()
     demo = Demo(course=None, made_root=not (root / "course_config.py").is_file())

@@ -32,7 +32,9 @@ def source_answers(source_notebook: Path) -> dict[str, str]:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution"):
             answers[meta["grade_id"]] = "\n".join(
-                line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+                line
+                for line in cell.source.splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
             )
     return answers
 
@@ -42,7 +44,7 @@ WRONG_LOSS = {
     "compile": (
         "learning_rate = 1e-3\n"
         "model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),\n"
-        "              loss=\"mse\", metrics=[\"accuracy\"])\n"
+        '              loss="mse", metrics=["accuracy"])\n'
     ),
 }
 NO_VALIDATION = {
@@ -55,8 +57,8 @@ FABRICATED = {
         "history = keras.callbacks.History()\n"
         "history.set_model(model)\n"
         "history.epoch = [0]\n"
-        "history.history = {\"loss\": [0.1], \"accuracy\": [0.98], \"auc\": [0.99],\n"
-        "                   \"val_loss\": [0.1], \"val_accuracy\": [0.98], \"val_auc\": [0.99]}\n"
+        'history.history = {"loss": [0.1], "accuracy": [0.98], "auc": [0.99],\n'
+        '                   "val_loss": [0.1], "val_accuracy": [0.98], "val_auc": [0.99]}\n'
     ),
 }
 BROKEN = {

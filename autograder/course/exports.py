@@ -35,15 +35,31 @@ from .lms_export import export_lms, number_cell
 from .sanitize import csv_cell
 from .store import ResultStore
 
-NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-                    "raw_score", "late_submission_penalty", "score", "max_score"]
+NBGRADER_COLUMNS = [
+    "assignment",
+    "duedate",
+    "timestamp",
+    "student_id",
+    "last_name",
+    "first_name",
+    "email",
+    "raw_score",
+    "late_submission_penalty",
+    "score",
+    "max_score",
+]
 
 
 class Exports(Configurable):
     directory = Unicode("exports", help="folder (relative to the course root) the exports go to").tag(config=True)
-    visible_checks = List(Unicode(), help="ids of checks whose result students see at once (Gradescope)").tag(config=True)
-    hidden_visibility = Enum(["hidden", "after_due_date", "after_published", "visible"], "after_published",
-                             help="Gradescope visibility of the other checks").tag(config=True)
+    visible_checks = List(Unicode(), help="ids of checks whose result students see at once (Gradescope)").tag(
+        config=True
+    )
+    hidden_visibility = Enum(
+        ["hidden", "after_due_date", "after_published", "visible"],
+        "after_published",
+        help="Gradescope visibility of the other checks",
+    ).tag(config=True)
 
 
 class CsvExport(ExportPlugin):
@@ -62,17 +78,27 @@ class CsvExport(ExportPlugin):
                 for student in gradebook.students:
                     if students and student.id not in students:
                         continue
-                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
-                           "last_name": student.last_name, "first_name": student.first_name,
-                           "email": student.email, "max_score": assignment.max_score}
+                    row = {
+                        "assignment": assignment.name,
+                        "duedate": assignment.duedate,
+                        "student_id": student.id,
+                        "last_name": student.last_name,
+                        "first_name": student.first_name,
+                        "email": student.email,
+                        "max_score": assignment.max_score,
+                    }
                     try:
                         submission = gradebook.find_submission(assignment.name, student.id)
                     except MissingEntry:
                         row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
                     else:
                         penalty = submission.late_submission_penalty
-                        row.update(timestamp=submission.timestamp, raw_score=submission.score,
-                                   late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
+                        row.update(
+                            timestamp=submission.timestamp,
+                            raw_score=submission.score,
+                            late_submission_penalty=penalty,
+                            score=max(0.0, submission.score - penalty),
+                        )
                     writer.writerow({k: csv_cell(v) for k, v in row.items()})
 
 
@@ -93,28 +119,42 @@ def check_columns(summaries: dict[str, Summary]) -> list[tuple[str, str, float]]
     return list(columns.values())
 
 
-def write_checks_csv(summaries: dict[str, Summary], dest: Path,
-                     penalties: dict[str, tuple[float, float]] | None = None) -> Path:
+def write_checks_csv(
+    summaries: dict[str, Summary], dest: Path, penalties: dict[str, tuple[float, float]] | None = None
+) -> Path:
     columns = check_columns(summaries)
     penalties = penalties or {}
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student_id", "status", *[c[0] for c in columns], "total", "max_score",
-                         "late_submission_penalty", "score"])
+        writer.writerow(
+            ["student_id", "status", *[c[0] for c in columns], "total", "max_score", "late_submission_penalty", "score"]
+        )
         for student, summary in sorted(summaries.items()):
             scores = {c.id: c.score for c in summary.checks}
             penalty = penalties.get(student, (0.0, 0.0))[0]
-            writer.writerow(map(csv_cell, [student, summary.status, *[f"{scores.get(c[0], 0.0):g}" for c in columns],
-                                           f"{summary.score:g}", f"{summary.max_score:g}", number_cell(penalty),
-                                           number_cell(max(0.0, summary.score - penalty))]))
+            writer.writerow(
+                map(
+                    csv_cell,
+                    [
+                        student,
+                        summary.status,
+                        *[f"{scores.get(c[0], 0.0):g}" for c in columns],
+                        f"{summary.score:g}",
+                        f"{summary.max_score:g}",
+                        number_cell(penalty),
+                        number_cell(max(0.0, summary.score - penalty)),
+                    ],
+                )
+            )
     return dest
 
 
-def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: str,
-                       late_penalty: float = 0.0, seconds_late: float = 0.0) -> dict:
+def gradescope_results(
+    summary: Summary, visible: set[str], hidden_visibility: str, late_penalty: float = 0.0, seconds_late: float = 0.0
+) -> dict:
     """One student's Gradescope ``results.json`` (score: the checks' total minus the late penalty, not below 0)."""
-    if summary.status == Status.GRADER_ERROR:   # publish.held_back keeps these from export_all; never a 0 here
+    if summary.status == Status.GRADER_ERROR:  # publish.held_back keeps these from export_all; never a 0 here
         raise ValueError("a grader error is no result to send")
     output = summary.status.gradescope or summary.status.instructor
     if summary.status != Status.OK and summary.message:
@@ -122,24 +162,28 @@ def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: s
     if limits_unenforced(summary.sandboxed, summary.limits_by):
         output += f"\n({UNENFORCED_NOTE})"
     if late_penalty:
-        output += (f"\nSubmitted {late.lateness(seconds_late)} after the due date: the course's late policy takes "
-                   f"{late_penalty:g} of the {summary.score:g} points.")
+        output += (
+            f"\nSubmitted {late.lateness(seconds_late)} after the due date: the course's late policy takes "
+            f"{late_penalty:g} of the {summary.score:g} points."
+        )
     tests, cells = [], []
     for check in summary.checks:
         if check.cell not in cells:
             cells.append(check.cell)
         number = f"{cells.index(check.cell) + 1}.{sum(t['cell'] == check.cell for t in tests) + 1}"
-        tests.append({
-            "score": float(check.score),
-            "max_score": float(check.points),
-            "name": check.name,
-            "number": number,
-            "cell": check.cell,
-            "output": check.message if not check.passed else "",
-            "visibility": "visible" if check.id in visible else hidden_visibility,
-            "status": "passed" if check.passed else "failed",
-            "output_format": "text",  # check messages quote student text: never render it as HTML
-        })
+        tests.append(
+            {
+                "score": float(check.score),
+                "max_score": float(check.points),
+                "name": check.name,
+                "number": number,
+                "cell": check.cell,
+                "output": check.message if not check.passed else "",
+                "visibility": "visible" if check.id in visible else hidden_visibility,
+                "status": "passed" if check.passed else "failed",
+                "output_format": "text",  # check messages quote student text: never render it as HTML
+            }
+        )
     return {
         "score": max(0.0, float(summary.score) - float(late_penalty)),
         "execution_time": round(float(summary.seconds or 0.0), 2),
@@ -152,9 +196,14 @@ def gradescope_results(summary: Summary, visible: set[str], hidden_visibility: s
     }
 
 
-def write_gradescope(summaries: dict[str, Summary], folder: Path, visible: list[str],
-                     hidden_visibility: str, held: dict | None = None,
-                     penalties: dict[str, tuple[float, float]] | None = None) -> list[Path]:
+def write_gradescope(
+    summaries: dict[str, Summary],
+    folder: Path,
+    visible: list[str],
+    hidden_visibility: str,
+    held: dict | None = None,
+    penalties: dict[str, tuple[float, float]] | None = None,
+) -> list[Path]:
     """results.json of each student, but none for the students ``held`` back (an earlier one is removed)."""
     paths, held, penalties = [], held or {}, penalties or {}
     for student, summary in sorted(summaries.items()):
@@ -164,8 +213,10 @@ def write_gradescope(summaries: dict[str, Summary], folder: Path, visible: list[
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         penalty, seconds = penalties.get(student, (0.0, 0.0))
-        path.write_text(json.dumps(gradescope_results(summary, set(visible), hidden_visibility, penalty, seconds),
-                                   indent=1), encoding="utf-8")
+        path.write_text(
+            json.dumps(gradescope_results(summary, set(visible), hidden_visibility, penalty, seconds), indent=1),
+            encoding="utf-8",
+        )
         paths.append(path)
     return paths
 
@@ -184,13 +235,15 @@ def export_all(course, lms_report: list | None = None) -> dict[str, Path]:
     held = publish.held_back(course)
     penalties = late.penalties(course)
     written = {
-        "nbgrader_csv": write_nbgrader_csv(course.coursedir.db_url, course.coursedir.course_id,
-                                           out / "grades.csv", course.assignment),
+        "nbgrader_csv": write_nbgrader_csv(
+            course.coursedir.db_url, course.coursedir.course_id, out / "grades.csv", course.assignment
+        ),
         "checks_csv": write_checks_csv(summaries, out / "checks.csv", penalties),
         "held_back": publish.write_held(held, out / publish.HELD_FILE),
     }
-    write_gradescope(summaries, out / "gradescope", settings.visible_checks, settings.hidden_visibility, held,
-                     penalties)
+    write_gradescope(
+        summaries, out / "gradescope", settings.visible_checks, settings.hidden_visibility, held, penalties
+    )
     written["gradescope"] = out / "gradescope"
     lms = export_lms(course, out, held)
     written.update(lms.paths)

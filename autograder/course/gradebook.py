@@ -28,7 +28,6 @@ the next batch writes every student not marked, from the stored result.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 import warnings
@@ -57,15 +56,23 @@ class BatchClient(Configurable):
     """The batch client's own work per student: its gradebook transactions, its preparation processes."""
 
     chunk_students = Int(50, help="a batch commits the gradebook after this many students (at the latest)").tag(
-        config=True)
-    chunk_seconds = Float(2.0, help="a batch commits the gradebook when its oldest uncommitted student is this "
-                                    "many seconds old, and whenever it waits for Dask").tag(config=True)
-    prepare_processes = Int(-1, help="processes beside the client that prepare submissions (nbgrader's sanitize "
-                                     "steps, the keys) while it writes grades; -1: one per core but one, for a "
-                                     "batch of at least prepare_processes_from notebooks; 0: the client "
-                                     "prepares them itself").tag(config=True)
-    prepare_processes_from = Int(40, help="the fewest notebooks for which -1 starts preparation processes (each "
-                                          "takes seconds to start)").tag(config=True)
+        config=True
+    )
+    chunk_seconds = Float(
+        2.0,
+        help="a batch commits the gradebook when its oldest uncommitted student is this "
+        "many seconds old, and whenever it waits for Dask",
+    ).tag(config=True)
+    prepare_processes = Int(
+        -1,
+        help="processes beside the client that prepare submissions (nbgrader's sanitize "
+        "steps, the keys) while it writes grades; -1: one per core but one, for a "
+        "batch of at least prepare_processes_from notebooks; 0: the client "
+        "prepares them itself",
+    ).tag(config=True)
+    prepare_processes_from = Int(
+        40, help="the fewest notebooks for which -1 starts preparation processes (each takes seconds to start)"
+    ).tag(config=True)
 
     def preparers(self, notebooks: int, cores: int) -> int:
         if self.prepare_processes >= 0:
@@ -81,19 +88,29 @@ class Row:
     status: Status
     score: float | None = None
     max_score: float | None = None
-    run_status: Status | None = None     # how the notebook run ended, if it ran
+    run_status: Status | None = None  # how the notebook run ended, if it ran
     seconds: float | None = None
     message: str = ""
-    executed: bool = False               # the notebook ran in this batch
+    executed: bool = False  # the notebook ran in this batch
     notes: list[str] = field(default_factory=list)
-    reused_from: str | None = None       # graded from the run of this classmate's identical code
-    unenforced: bool = False             # the run's limits were only watched (model.UNENFORCED_NOTE)
+    reused_from: str | None = None  # graded from the run of this classmate's identical code
+    unenforced: bool = False  # the run's limits were only watched (model.UNENFORCED_NOTE)
 
     @classmethod
     def of_summary(cls, student: str, status: Status, summary: Summary, notes: list[str], executed: bool) -> Row:
-        return cls(student, status, summary.score, summary.max_score, summary.status, summary.seconds,
-                   summary.message, executed, notes, summary.reused_from,
-                   limits_unenforced(summary.sandboxed, summary.limits_by))
+        return cls(
+            student,
+            status,
+            summary.score,
+            summary.max_score,
+            summary.status,
+            summary.seconds,
+            summary.message,
+            executed,
+            notes,
+            summary.reused_from,
+            limits_unenforced(summary.sandboxed, summary.limits_by),
+        )
 
 
 class GradebookWriter:
@@ -109,7 +126,7 @@ class GradebookWriter:
         self._converter: AutogradeWithJob | None = None
         self._exporter: NotebookExporter | None = None
         self._max_score: float | None = None
-        self.failed: dict[str, str] = {}   # students whose write failed after their row was made (late penalty)
+        self.failed: dict[str, str] = {}  # students whose write failed after their row was made (late penalty)
 
     # --- the batch's session --------------------------------------------------------------------
     @contextlib.contextmanager
@@ -123,11 +140,11 @@ class GradebookWriter:
             yield self.gradebook
             self.commit()
         except BaseException:
-            with contextlib.suppress(Exception):   # what was written whole still counts (a kill, an error)
+            with contextlib.suppress(Exception):  # what was written whole still counts (a kill, an error)
                 self.commit()
             raise
         finally:
-            self._pending.clear()   # not committed: not marked done, written again by the next batch
+            self._pending.clear()  # not committed: not marked done, written again by the next batch
             self.gradebook.close()
             self.gradebook = None
 
@@ -141,7 +158,7 @@ class GradebookWriter:
         share = (time.monotonic() - started) / max(1, len(pending))
         course = self.course
         for p, key, summary, executed, seconds, late in pending:
-            if late is not None:   # nbgrader's own step, on the committed score, in a connection of its own
+            if late is not None:  # nbgrader's own step, on the committed score, in a connection of its own
                 step = time.monotonic()
                 try:
                     with warnings.catch_warnings():
@@ -154,18 +171,25 @@ class GradebookWriter:
                 seconds += time.monotonic() - step
             summary.gradebook_key, summary.autograded_at, summary.notes = key, utcnow(), list(p.notes)
             course.store.write_summary(course.assignment, p.student, summary)
-            course.log_event("autograded", student=p.student, key=key, seconds=round(seconds + share, 4),
-                             reused_from=summary.reused_from)
+            course.log_event(
+                "autograded",
+                student=p.student,
+                key=key,
+                seconds=round(seconds + share, 4),
+                reused_from=summary.reused_from,
+            )
 
     def _maybe_commit(self) -> None:
         if len(self._pending) >= self._writes.chunk_students or (
-                self._pending and time.monotonic() - self._since >= self._writes.chunk_seconds):
+            self._pending and time.monotonic() - self._since >= self._writes.chunk_seconds
+        ):
             self.commit()
 
     # --- the gradebook as it is -------------------------------------------------------------------
     def _sync_due_date(self) -> None:
-        if not self._due_date_synced:   # nbgrader's AssignLatePenalties reads the gradebook's due date
+        if not self._due_date_synced:  # nbgrader's AssignLatePenalties reads the gradebook's due date
             from .late import sync_due_date
+
             sync_due_date(self.course)
             self._due_date_synced = True
 
@@ -201,21 +225,28 @@ class GradebookWriter:
         course = self.course
         key = key or p.key
         summary = course.store.summary(course.assignment, p.student)
-        if (not force and summary and summary.key == key and summary.gradebook_key == key
-                and summary.submission == p.submission.digest and self.has_grade(p.student)):
+        if (
+            not force
+            and summary
+            and summary.key == key
+            and summary.gradebook_key == key
+            and summary.submission == p.submission.digest
+            and self.has_grade(p.student)
+        ):
             return Row.of_summary(p.student, Status.UP_TO_DATE, summary, p.notes, executed=False)
         started = time.monotonic()
         if self.gradebook is not None and self._in_session_allowed(p):
             try:
                 with self.gradebook.student(), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", SAWarning)   # nbgrader's code trips SQLAlchemy 2 autoflush warnings
+                    warnings.simplefilter("ignore", SAWarning)  # nbgrader's code trips SQLAlchemy 2 autoflush warnings
                     late = self._autograde_in_session(p)
                     summary = course.store.summary(course.assignment, p.student)
                     if not summary or summary.key != key:
                         raise _Mismatch()
             except _Mismatch:
-                return self._failed(p, key, executed,
-                                    "GradeSubmission graded a different submission key than the batch prepared")
+                return self._failed(
+                    p, key, executed, "GradeSubmission graded a different submission key than the batch prepared"
+                )
             except Exception as exc:  # noqa: BLE001 - nbgrader or the kit refused this notebook: report, go on
                 return self._failed(p, key, executed, f"{type(exc).__name__}: {exc}")
             else:
@@ -224,7 +255,7 @@ class GradebookWriter:
                 self._pending.append((p, key, summary, executed, time.monotonic() - started, late))
                 self._maybe_commit()
                 return Row.of_summary(p.student, Status.GRADED, summary, p.notes, executed=executed)
-        self.commit()   # nbgrader's own autograde opens its own connections: the session's writes go first
+        self.commit()  # nbgrader's own autograde opens its own connections: the session's writes go first
         outcome = self.autograde(p.student)
         summary = course.store.summary(course.assignment, p.student)
         if not outcome.get("success") or not summary or summary.key != key:
@@ -234,8 +265,13 @@ class GradebookWriter:
             return self._failed(p, key, executed, why)
         summary.gradebook_key, summary.autograded_at, summary.notes = key, utcnow(), list(p.notes)
         course.store.write_summary(course.assignment, p.student, summary)
-        course.log_event("autograded", student=p.student, key=key, seconds=round(time.monotonic() - started, 3),
-                         reused_from=summary.reused_from)
+        course.log_event(
+            "autograded",
+            student=p.student,
+            key=key,
+            seconds=round(time.monotonic() - started, 3),
+            reused_from=summary.reused_from,
+        )
         return Row.of_summary(p.student, Status.GRADED, summary, p.notes, executed=executed)
 
     def _failed(self, p: Prepared, key: str, executed: bool, why: str) -> Row:
@@ -246,8 +282,12 @@ class GradebookWriter:
         """Whether nbgrader's autograde would do no more for this student than the session does."""
         cd, converter = self.course.coursedir, self._autograde_converter()
         excluded = cd.student_id_exclude and p.student in cd.student_id_exclude.split(",")
-        return (p.path is not None and not excluded and converter.pre_convert_hook is None
-                and converter.post_convert_hook is None)
+        return (
+            p.path is not None
+            and not excluded
+            and converter.pre_convert_hook is None
+            and converter.post_convert_hook is None
+        )
 
     def _autograde_converter(self) -> AutogradeWithJob:
         if self._converter is None:

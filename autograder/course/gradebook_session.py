@@ -36,8 +36,13 @@ import contextlib
 import json
 
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import (AssignLatePenalties, NbGraderPreprocessor, OverwriteCells, OverwriteKernelspec,
-                                    SaveAutoGrades)
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    NbGraderPreprocessor,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 from sqlalchemy import event
 from sqlalchemy.orm import scoped_session, sessionmaker
 from traitlets.utils.importstring import import_item
@@ -63,13 +68,16 @@ class SessionGradebook(Gradebook):
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_no_implicit_transactions)
             event.listen(self.engine, "begin", _sqlite_begin)
-            self.engine.dispose()   # the connection nbgrader's set-up used was made without them
+            self.engine.dispose()  # the connection nbgrader's set-up used was made without them
         self.connection = self.engine.connect()
         self._transaction = self.connection.begin()
         # Only this session writes the rows it reads while it is open (the batch holds the course's lock), so
         # what it loaded stays valid after each of nbgrader's commits: no reload per cell.
-        self.db = scoped_session(sessionmaker(bind=self.connection, autoflush=True, expire_on_commit=False,
-                                              join_transaction_mode="create_savepoint"))
+        self.db = scoped_session(
+            sessionmaker(
+                bind=self.connection, autoflush=True, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
+        )
         self._source: dict = {}
 
     # The assignment's source (cells, points, kernelspec) is fixed once submissions exist (nbgrader refuses to
@@ -82,18 +90,19 @@ class SessionGradebook(Gradebook):
 
     def kernelspec(self, notebook: str, assignment: str) -> str | None:
         """The source notebook's kernelspec (JSON text) as the gradebook holds it."""
-        return self._once(("kernelspec", notebook, assignment),
-                          lambda: self.find_notebook(notebook, assignment).kernelspec)
+        return self._once(
+            ("kernelspec", notebook, assignment), lambda: self.find_notebook(notebook, assignment).kernelspec
+        )
 
     def _once(self, key, find, *args):
         if key not in self._source:
-            self._source[key] = find(*args)   # a MissingEntry is not kept: asked again, it is raised again
+            self._source[key] = find(*args)  # a MissingEntry is not kept: asked again, it is raised again
         return self._source[key]
 
     @contextlib.contextmanager
     def student(self):
         """One student's writes: all of them, or (on an exception) none."""
-        self.db.commit()   # the session's own savepoint (reads since) ends first: the student's holds the next
+        self.db.commit()  # the session's own savepoint (reads since) ends first: the student's holds the next
         savepoint = self.connection.begin_nested()
         try:
             yield self
@@ -196,8 +205,12 @@ class AssignLatePenaltiesInSession(AssignLatePenalties):
         return nb, resources
 
 
-IN_SESSION = {OverwriteCells: OverwriteCellsInSession, OverwriteKernelspec: OverwriteKernelspecInSession,
-              SaveAutoGrades: SaveAutoGradesInSession, AssignLatePenalties: AssignLatePenaltiesInSession}
+IN_SESSION = {
+    OverwriteCells: OverwriteCellsInSession,
+    OverwriteKernelspec: OverwriteKernelspecInSession,
+    SaveAutoGrades: SaveAutoGradesInSession,
+    AssignLatePenalties: AssignLatePenaltiesInSession,
+}
 
 
 def in_session(preprocessors: list) -> list:

@@ -69,10 +69,13 @@ def inventory(submitted_dir: Path, assignment: str, notebook: str, roster: list[
             entries.append(Entry(student, Status.NO_SUBMISSION, message="nothing was submitted"))
             continue
         if not expected.exists():
-            entries.append(Entry(
-                student, Status.WRONG_NAME,
-                message=f"no {expected.name}; found {', '.join(others)} (rename it, or run `spamkit collect --fix-names`)",
-            ))
+            entries.append(
+                Entry(
+                    student,
+                    Status.WRONG_NAME,
+                    message=f"no {expected.name}; found {', '.join(others)} (rename it, or run `spamkit collect --fix-names`)",
+                )
+            )
             continue
         status, message = read_notebook(expected)
         entry = Entry(student, status, expected if status == Status.OK else None, message)
@@ -121,8 +124,11 @@ class LmsCollector(FileNameCollectorPlugin):
     keeps them as they are; grading then reports that student.
     """
 
-    lms = Enum(["canvas", "moodle", "custom"], "canvas",
-               help="file naming of the download; 'custom' uses named_regexp as given").tag(config=True)
+    lms = Enum(
+        ["canvas", "moodle", "custom"],
+        "canvas",
+        help="file naming of the download; 'custom' uses named_regexp as given",
+    ).tag(config=True)
     notebook = Unicode("", help="the released notebook's name (default: the only released notebook)").tag(config=True)
 
     _plan: dict | None = None
@@ -152,7 +158,7 @@ class LmsCollector(FileNameCollectorPlugin):
             if match:
                 by_student.setdefault(match["student_id"], []).append((str(path), match["file_id"]))
         same = re.compile(re.escape(expected) + _COPY_SUFFIX + r"\.ipynb$")
-        for student, files in by_student.items():
+        for files in by_student.values():
             if any(file_id == f"{expected}.ipynb" for _, file_id in files):
                 continue
             variants = [path for path, file_id in files if same.match(file_id)]
@@ -186,20 +192,36 @@ class LmsCollector(FileNameCollectorPlugin):
         cd = self.parent.coursedir
         extracted = Path(extracted_path(self.parent, self.parent.extracted_directory))
         for lms, lms_id in lms_ids.lms_ids_of(groups, self.lms).items():
-            lms_ids.record(Path(cd.root), cd.assignment_id, groups["student_id"], lms, lms_id,
-                           groups.get("name") or "", os.path.relpath(submitted_file, extracted),
-                           late=bool(groups.get("late")))
+            lms_ids.record(
+                Path(cd.root),
+                cd.assignment_id,
+                groups["student_id"],
+                lms,
+                lms_id,
+                groups.get("name") or "",
+                os.path.relpath(submitted_file, extracted),
+                late=bool(groups.get("late")),
+            )
 
 
-def zip_collect(course_root: Path, assignment: str, archives: list[Path], lms: str,
-                regexp: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+def zip_collect(
+    course_root: Path, assignment: str, archives: list[Path], lms: str, regexp: str = "", env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Copy LMS downloads into nbgrader's ``downloaded/<assignment>/archive`` and run zip_collect."""
     archive_dir = course_root / "downloaded" / assignment / "archive"
     archive_dir.mkdir(parents=True, exist_ok=True)
     for archive in archives:
         shutil.copy(archive, archive_dir / Path(archive).name)
-    args = [sys.executable, "-m", "nbgrader", "zip_collect", assignment, "--force",
-            "--collector=autograder.nbgrader_plugins.LmsCollector", f"--LmsCollector.lms={lms}"]
+    args = [
+        sys.executable,
+        "-m",
+        "nbgrader",
+        "zip_collect",
+        assignment,
+        "--force",
+        "--collector=autograder.nbgrader_plugins.LmsCollector",
+        f"--LmsCollector.lms={lms}",
+    ]
     if regexp:
         args.append(f"--LmsCollector.named_regexp={regexp}")
     return subprocess.run(args, cwd=course_root, env={**os.environ, **(env or {})}, capture_output=True, text=True)

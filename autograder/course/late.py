@@ -21,7 +21,6 @@ Moodle files, the Canvas upload, feedback) is the score minus that penalty.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 from nbgrader.api import MissingEntry
 from nbgrader.plugins import LateSubmissionPlugin
@@ -34,9 +33,10 @@ from ..errors import KitError
 
 class LateWork(Configurable):
     due_date = Unicode(
-        "", help='the assignment\'s due date, e.g. "2026-11-20 17:00:00 Europe/Berlin" or "2026-11-20 16:00:00 UTC" '
-                 "(nbgrader's format: date, time, time zone); written into the gradebook at `spamkit release` and "
-                 "before each autograde. Empty: the gradebook's due date stays as it is (none: nothing is late)"
+        "",
+        help='the assignment\'s due date, e.g. "2026-11-20 17:00:00 Europe/Berlin" or "2026-11-20 16:00:00 UTC" '
+        "(nbgrader's format: date, time, time zone); written into the gradebook at `spamkit release` and "
+        "before each autograde. Empty: the gradebook's due date stays as it is (none: nothing is late)",
     ).tag(config=True)
 
     @validate("due_date")
@@ -53,17 +53,22 @@ class LateWork(Configurable):
 class LatePenalty(LateSubmissionPlugin):
     """nbgrader's late-submission plugin, with a per-day policy (``penalty_method = 'per_day'``)."""
 
-    penalty_method = Enum(("none", "zero", "per_day"), default_value="none",
-                          help="'none': no penalty; 'zero': the whole score; 'per_day': percent_per_day of the "
-                               "score for each started day late (after grace_minutes), the whole score from "
-                               "zero_after_days on").tag(config=True)
-    percent_per_day = Float(10.0, help="per_day: percent of the notebook's score lost per started day late"
-                            ).tag(config=True)
+    penalty_method = Enum(
+        ("none", "zero", "per_day"),
+        default_value="none",
+        help="'none': no penalty; 'zero': the whole score; 'per_day': percent_per_day of the "
+        "score for each started day late (after grace_minutes), the whole score from "
+        "zero_after_days on",
+    ).tag(config=True)
+    percent_per_day = Float(10.0, help="per_day: percent of the notebook's score lost per started day late").tag(
+        config=True
+    )
     grace_minutes = Float(0.0, help="per_day: minutes after the due date that are not late").tag(config=True)
-    zero_after_days = Float(0.0, help="per_day: days late from which the whole score is lost (0: never)"
-                            ).tag(config=True)
+    zero_after_days = Float(0.0, help="per_day: days late from which the whole score is lost (0: never)").tag(
+        config=True
+    )
 
-    def late_submission_penalty(self, student_id: str, score: float, total_seconds_late: float) -> Optional[float]:
+    def late_submission_penalty(self, student_id: str, score: float, total_seconds_late: float) -> float | None:
         if self.penalty_method != "per_day":
             return super().late_submission_penalty(student_id, score, total_seconds_late)
         score = float(score or 0.0)
@@ -98,8 +103,10 @@ def penalties(course) -> dict[str, tuple[float, float]]:
                 submission = gb.find_submission(course.assignment, student.id)
             except MissingEntry:
                 continue
-            out[student.id] = (float(submission.late_submission_penalty or 0.0),
-                               float(submission.total_seconds_late or 0.0))
+            out[student.id] = (
+                float(submission.late_submission_penalty or 0.0),
+                float(submission.total_seconds_late or 0.0),
+            )
     return out
 
 
@@ -107,6 +114,7 @@ def lateness(seconds: float) -> str:
     """'2 days 3 hours' / '5 minutes': how late, for a student to read."""
     minutes = int(seconds // 60)
     days, hours, mins = minutes // 1440, (minutes // 60) % 24, minutes % 60
-    parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute"))
-             if n]
+    parts = [
+        f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute")) if n
+    ]
     return " ".join(parts[:2]) or f"{int(seconds)} seconds"

@@ -48,7 +48,15 @@ from pathlib import Path
 
 from ..errors import UploadError
 from . import lms_ids, publish
-from .lms_export import LmsExport, Unlisted, gradebook_grades, match_students, unlisted_rows, write_csv, UNLISTED_COLUMNS
+from .lms_export import (
+    UNLISTED_COLUMNS,
+    LmsExport,
+    Unlisted,
+    gradebook_grades,
+    match_students,
+    unlisted_rows,
+    write_csv,
+)
 from .sanitize import safe_file_name
 from .store import write_json_atomic
 
@@ -62,10 +70,10 @@ class FeedbackSent:
     """What one LMS feedback run did."""
 
     lms: str
-    sent: list[str] = field(default_factory=list)        # students whose feedback is in the zip / was posted
-    unchanged: list[str] = field(default_factory=list)   # Canvas: already sent, same page
+    sent: list[str] = field(default_factory=list)  # students whose feedback is in the zip / was posted
+    unchanged: list[str] = field(default_factory=list)  # Canvas: already sent, same page
     unlisted: list[Unlisted] = field(default_factory=list)
-    path: Path | None = None                             # the zip (Moodle)
+    path: Path | None = None  # the zip (Moodle)
     unlisted_csv: Path | None = None
     failed: dict[str, str] = field(default_factory=dict)  # Canvas: student -> what Canvas said
 
@@ -87,8 +95,16 @@ def _matched(course, lms: str, out: FeedbackSent):
         if page.is_file():
             rows.append((m, page))
         else:
-            out.unlisted.append(Unlisted(lms_ids.LMS_NAMES[lms], m.student, m.lms_id, m.name, m.score,
-                                         "no feedback page: run spamkit feedback"))
+            out.unlisted.append(
+                Unlisted(
+                    lms_ids.LMS_NAMES[lms],
+                    m.student,
+                    m.lms_id,
+                    m.name,
+                    m.score,
+                    "no feedback page: run spamkit feedback",
+                )
+            )
     return rows, max_score
 
 
@@ -170,13 +186,17 @@ def canvas_comments(course, token: str, force: bool = False) -> FeedbackSent:
         try:
             submission = assignment.get_submission(int(m.lms_id))
             with open(page, "rb") as fh:
-                ok, answer = Uploader(requester_of(submission),
-                                      f"courses/{settings.canvas_course_id}/assignments/{aid}/submissions/"
-                                      f"{int(m.lms_id)}/comments/files", fh).start()
+                ok, answer = Uploader(
+                    requester_of(submission),
+                    f"courses/{settings.canvas_course_id}/assignments/{aid}/submissions/{int(m.lms_id)}/comments/files",
+                    fh,
+                ).start()
             if not ok or "id" not in answer:
                 raise UploadError(f"Canvas did not take the file: {str(answer)[:200]}")
-            text = (f"Autograded feedback for {course.assignment}: {m.score:g} / {max_score:g} points. "
-                    "The attached page shows each check.")
+            text = (
+                f"Autograded feedback for {course.assignment}: {m.score:g} / {max_score:g} points. "
+                "The attached page shows each check."
+            )
             submission.edit(comment={"text_comment": text, "file_ids": [answer["id"]]})
         except (CanvasException, UploadError, ValueError) as exc:
             out.failed[m.student] = f"{type(exc).__name__}: {exc}"[:300]

@@ -60,8 +60,16 @@ def lms_ids_of(groups: dict, lms: str) -> dict[str, str]:
     return found
 
 
-def record(course_root: Path, assignment: str, student: str, lms: str, lms_id: str, name: str = "",
-           file: str = "", late: bool = False) -> None:
+def record(
+    course_root: Path,
+    assignment: str,
+    student: str,
+    lms: str,
+    lms_id: str,
+    name: str = "",
+    file: str = "",
+    late: bool = False,
+) -> None:
     """Remember that ``student`` is ``lms_id`` in ``lms`` (several collect runs add up); ``late``: the LMS
     marked the file late (Canvas' ``_late_``), kept as ``"late": true``."""
     path = ids_path(course_root, assignment)
@@ -72,8 +80,13 @@ def record(course_root: Path, assignment: str, student: str, lms: str, lms_id: s
         entry = ids.setdefault(student, {})
         known = entry.get(lms) or {}
         others = {*known.get("other_ids", []), *([known["id"]] if known.get("id") else [])} - {lms_id}
-        new = {"id": lms_id, "name": name, "file": file, **({"other_ids": sorted(others)} if others else {}),
-               **({"late": True} if late else {})}
+        new = {
+            "id": lms_id,
+            "name": name,
+            "file": file,
+            **({"other_ids": sorted(others)} if others else {}),
+            **({"late": True} if late else {}),
+        }
         if new != known:
             entry[lms] = new
             write_json_atomic(path, ids)

@@ -22,10 +22,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
@@ -44,7 +44,7 @@ class Prepared:
     student: str
     submission: Submission
     notes: list[str] = field(default_factory=list)
-    path: Path | None = None        # the submitted notebook it was prepared from
+    path: Path | None = None  # the submitted notebook it was prepared from
 
     @property
     def key(self) -> str:
@@ -58,8 +58,10 @@ def copy_assignment_files(course, converter: AutogradeWithJob, student: str, des
     submitted = cd.format_path(cd.submitted_directory, student, assignment)
     source = cd.format_path(cd.source_directory, ".", assignment)
     exclude = {os.path.join(source, x) for x in converter.exclude_overwriting.get(assignment, [])}
-    for origin, names in ((submitted, find_all_files(submitted, cd.ignore + ["*.ipynb"])),
-                          (source, set(find_all_files(source, cd.ignore + ["*.ipynb"])) - exclude)):
+    for origin, names in (
+        (submitted, find_all_files(submitted, cd.ignore + ["*.ipynb"])),
+        (source, set(find_all_files(source, cd.ignore + ["*.ipynb"])) - exclude),
+    ):
         for name in names:
             target = Path(dest) / os.path.relpath(name, origin)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ class Sanitizer:
 
 # --- preparation in processes of its own ---------------------------------------------------------------------
 
-Outcome = tuple[intake.Entry, "Prepared | None", str, float]   # the entry, its submission or why not, seconds
+Outcome = tuple[intake.Entry, "Prepared | None", str, float]  # the entry, its submission or why not, seconds
 
 
 def prepare_one(sanitizer: Sanitizer, entry: intake.Entry) -> Outcome:
@@ -113,7 +115,7 @@ def prepare_one(sanitizer: Sanitizer, entry: intake.Entry) -> Outcome:
     return entry, p, "", time.monotonic() - started
 
 
-_SANITIZER: Sanitizer | None = None   # in a preparation process: its own, on its own read-only session
+_SANITIZER: Sanitizer | None = None  # in a preparation process: its own, on its own read-only session
 
 
 def _start_preparer(root: str, config, job) -> None:
@@ -130,16 +132,17 @@ def _prepare_here(entry: intake.Entry) -> Outcome:
     try:
         return prepare_one(_SANITIZER, entry)
     finally:
-        _SANITIZER.gradebook.commit()   # holds no read lock between notebooks (SQLite's writer must commit)
+        _SANITIZER.gradebook.commit()  # holds no read lock between notebooks (SQLite's writer must commit)
 
 
 def prepare_in_processes(course, job, entries: Iterable[intake.Entry], processes: int) -> Iterator[Outcome]:
     """Each entry prepared in one of ``processes`` new processes (spawned: the client runs Dask's threads), in
     order, as they are ready."""
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_preparer,
-                               initargs=(str(course.root), course.config, job))
+    pool = ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_start_preparer, initargs=(str(course.root), course.config, job)
+    )
     try:
         yield from pool.map(_prepare_here, entries, chunksize=4)
-    finally:   # a batch that stops early does not wait for the rest of the class to be prepared
+    finally:  # a batch that stops early does not wait for the rest of the class to be prepared
         pool.shutdown(wait=True, cancel_futures=True)

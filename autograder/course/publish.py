@@ -38,7 +38,7 @@ HELD_COLUMNS = ["student_id", "status", "reason"]
 @dataclass
 class Held:
     student: str
-    status: str      # the kit's status of the student ("grader error", "not graded", ...)
+    status: str  # the kit's status of the student ("grader error", "not graded", ...)
     reason: str
 
 
@@ -56,23 +56,31 @@ def held_back(course) -> dict[str, Held]:
     held: dict[str, Held] = {}
     for student, summary in summaries.items():
         if summary.status == Status.GRADER_ERROR:
-            held[student] = Held(student, str(Status.GRADER_ERROR),
-                                 "the grader failed on this submission (" + (summary.message or "no message")[:300]
-                                 + "); grade it again (spamkit grade --student ID --force)"
-                                 + ("; the gradebook's earlier grade is not sent" if student in in_gradebook else ""))
+            held[student] = Held(
+                student,
+                str(Status.GRADER_ERROR),
+                "the grader failed on this submission ("
+                + (summary.message or "no message")[:300]
+                + "); grade it again (spamkit grade --student ID --force)"
+                + ("; the gradebook's earlier grade is not sent" if student in in_gradebook else ""),
+            )
         elif summary.graded and student not in in_gradebook:
-            held[student] = Held(student, "not in the gradebook",
-                                 "graded, but nbgrader's autograde did not write the grade (autograde failed?); "
-                                 "run spamkit grade again")
+            held[student] = Held(
+                student,
+                "not in the gradebook",
+                "graded, but nbgrader's autograde did not write the grade (autograde failed?); run spamkit grade again",
+            )
     for entry in course.entries():
         if entry.status != Status.OK or entry.student in held:
             continue
         summary = summaries.get(entry.student)
         # no kit result but a gradebook grade: graded outside the kit's batch (formgrader, the gradebook's API)
         if (summary is None and entry.student not in in_gradebook) or (
-                summary is not None and not summary.graded and summary.status.kind == INTAKE):
-            held[entry.student] = Held(entry.student, "not graded",
-                                       "a notebook was submitted and is not graded yet (spamkit grade)")
+            summary is not None and not summary.graded and summary.status.kind == INTAKE
+        ):
+            held[entry.student] = Held(
+                entry.student, "not graded", "a notebook was submitted and is not graded yet (spamkit grade)"
+            )
     return held
 
 

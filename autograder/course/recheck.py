@@ -19,9 +19,9 @@ from ..errors import UnknownCheck
 from ..grading import engine
 from ..model import Status
 from . import intake
-from .progress import NoProgress, Progress
 from .gradebook import GradebookWriter, Row
 from .prepare import Sanitizer
+from .progress import NoProgress, Progress
 
 
 def known_checks(course) -> list[str]:
@@ -43,14 +43,16 @@ class Rechecker:
     def recheck(self, check_id: str, students: list[str] | None = None) -> list[Row]:
         known = known_checks(self.course)
         if check_id not in known:
-            raise UnknownCheck(f"there is no check {check_id!r} in the graded results; checks: "
-                               + (", ".join(known) or "none (nothing graded yet)"))
+            raise UnknownCheck(
+                f"there is no check {check_id!r} in the graded results; checks: "
+                + (", ".join(known) or "none (nothing graded yet)")
+            )
         with self.course.lock():
-            self.course.job()   # fails for the whole class, before anyone is listed as not rechecked
+            self.course.job()  # fails for the whole class, before anyone is listed as not rechecked
             entries = [e for e in self.course.entries(students) if e.status != Status.NO_SUBMISSION]
             self.progress.start(len(entries), f"Rechecking {check_id}")
             rows = []
-            with self.writer.session() as gradebook:   # one gradebook session, as in a batch
+            with self.writer.session() as gradebook:  # one gradebook session, as in a batch
                 sanitizer = Sanitizer(self.course, gradebook)
                 for entry in entries:
                     row = self._recheck_one(entry, sanitizer, check_id)
@@ -58,7 +60,7 @@ class Rechecker:
                         self.course.log_event("not_rechecked", student=row.student, check=check_id, why=row.message)
                     rows.append(row)
                     self.progress.advance()
-            for row in rows:   # a step after the commit failed: not marked done
+            for row in rows:  # a step after the commit failed: not marked done
                 if row.student in self.writer.failed:
                     row.status, row.message = Status.AUTOGRADE_FAILED, self.writer.failed[row.student]
             return rows
@@ -66,24 +68,34 @@ class Rechecker:
     def _recheck_one(self, entry: intake.Entry, sanitizer: Sanitizer, check_id: str) -> Row:
         course, student = self.course, entry.student
         if entry.status != Status.OK:
-            return Row(student, Status.NOT_RECHECKED,
-                       message=f"no gradable notebook ({entry.status}): {entry.message}")
+            return Row(student, Status.NOT_RECHECKED, message=f"no gradable notebook ({entry.status}): {entry.message}")
         try:
             p = sanitizer.prepare(entry)
         except Exception as exc:  # noqa: BLE001 - reported, the others go on
-            return Row(student, Status.NOT_RECHECKED,
-                       message=f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500])
+            return Row(
+                student, Status.NOT_RECHECKED, message=f"nbgrader cannot sanitize it: {type(exc).__name__}: {exc}"[:500]
+            )
         summary = course.store.summary(course.assignment, student)
         if not summary or not summary.key or summary.submission != p.submission.digest:
-            return Row(student, Status.NOT_RECHECKED, message=(
-                "the notebook submitted now is not the one graded: grade it in full with "
-                f"`spamkit grade --student {student}`"))
+            return Row(
+                student,
+                Status.NOT_RECHECKED,
+                message=(
+                    "the notebook submitted now is not the one graded: grade it in full with "
+                    f"`spamkit grade --student {student}`"
+                ),
+            )
         old = course.store.get(summary.key)
         evidence = course.store.evidence(summary.key)
         if old is None or evidence is None:
-            return Row(student, Status.NOT_RECHECKED, message=(
-                "its stored result kept no evidence (graded by an earlier kit): grade it in full with "
-                f"`spamkit grade --student {student} --force`"))
+            return Row(
+                student,
+                Status.NOT_RECHECKED,
+                message=(
+                    "its stored result kept no evidence (graded by an earlier kit): grade it in full with "
+                    f"`spamkit grade --student {student} --force`"
+                ),
+            )
         try:
             new = engine.recheck(old, evidence, course.job(), check_id)
         except Exception as exc:  # noqa: BLE001 - one failure must not stop the others

@@ -64,9 +64,14 @@ def figures(summaries: dict[str, Summary], checks: list[dict], grading: Grading)
         out.append({"title": "Pass rate per check", "png": _png(fig)})
         plt.close(fig)
 
-    series = {label: [s.metrics[key] for s in summaries.values() if key in s.metrics]
-              for label, key in (("val reported", "val_auc_reported"), ("val (grader)", "val_auc_regraded"),
-                                 ("hidden test", "hidden_auc"))}
+    series = {
+        label: [s.metrics[key] for s in summaries.values() if key in s.metrics]
+        for label, key in (
+            ("val reported", "val_auc_reported"),
+            ("val (grader)", "val_auc_regraded"),
+            ("hidden test", "hidden_auc"),
+        )
+    }
     if any(series.values()):
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
         labels = [k for k, v in series.items() if v]
@@ -74,11 +79,21 @@ def figures(summaries: dict[str, Summary], checks: list[dict], grading: Grading)
         for i, label in enumerate(labels, start=1):
             ax.scatter([i] * len(series[label]), series[label], s=12, alpha=0.6, color="#c44e52", zorder=3)
         ax.set_xticks(range(1, len(labels) + 1), labels)
-        ax.axhline(grading.val_auc_threshold, color="#888", linestyle="--", linewidth=1,
-                   label=f"val threshold {grading.val_auc_threshold:g}")
+        ax.axhline(
+            grading.val_auc_threshold,
+            color="#888",
+            linestyle="--",
+            linewidth=1,
+            label=f"val threshold {grading.val_auc_threshold:g}",
+        )
         if grading.hidden_auc_threshold != grading.val_auc_threshold:
-            ax.axhline(grading.hidden_auc_threshold, color="#555", linestyle=":", linewidth=1,
-                       label=f"hidden threshold {grading.hidden_auc_threshold:g}")
+            ax.axhline(
+                grading.hidden_auc_threshold,
+                color="#555",
+                linestyle=":",
+                linewidth=1,
+                label=f"hidden threshold {grading.hidden_auc_threshold:g}",
+            )
         ax.set_ylabel("AUC")
         ax.set_title("Validation and hidden-test AUC")
         ax.legend(fontsize=7, loc="lower left")
@@ -113,8 +128,17 @@ def check_table(summaries: dict[str, Summary]) -> list[dict]:
     table: dict[str, dict] = {}
     for summary in summaries.values():
         for check in summary.checks:
-            row = table.setdefault(check.id, {"id": check.id, "name": check.name, "cell": check.cell,
-                                              "points": check.points, "passed": 0, "total": 0})
+            row = table.setdefault(
+                check.id,
+                {
+                    "id": check.id,
+                    "name": check.name,
+                    "cell": check.cell,
+                    "points": check.points,
+                    "passed": 0,
+                    "total": 0,
+                },
+            )
             row["total"] += 1
             row["passed"] += bool(check.passed)
     for row in table.values():
@@ -129,8 +153,13 @@ def attention(summaries: dict[str, Summary]) -> list[dict]:
             reason = f"{s.status.instructor}, {PARTIAL_NOTE}" if s.partial else s.status.instructor
             rows.append({"student": student, "reason": reason, "detail": (s.message or "")[:300]})
         if limits_unenforced(s.sandboxed, s.limits_by):
-            rows.append({"student": student, "reason": UNENFORCED_NOTE,
-                         "detail": "memory and processes were only watched; grade with cgroup rights"})
+            rows.append(
+                {
+                    "student": student,
+                    "reason": UNENFORCED_NOTE,
+                    "detail": "memory and processes were only watched; grade with cgroup rights",
+                }
+            )
         crashed = [f"{e['cell']}: {e['ename']}" for e in s.cell_errors if not e["test"]]
         if crashed:
             rows.append({"student": student, "reason": "errors while running", "detail": "; ".join(crashed)})
@@ -155,8 +184,14 @@ def identical_groups(summaries: dict[str, Summary]) -> list[dict]:
         if len(students) < 2:
             continue
         ran = {summaries[s].reused_from or s for s in students}
-        out.append({"group": group[:8], "students": students, "ran": ", ".join(sorted(ran)),
-                    "score": summaries[students[0]].score})
+        out.append(
+            {
+                "group": group[:8],
+                "students": students,
+                "ran": ", ".join(sorted(ran)),
+                "score": summaries[students[0]].score,
+            }
+        )
     return sorted(out, key=lambda g: (-len(g["students"]), g["students"]))
 
 
@@ -172,12 +207,18 @@ def render(course_id: str, assignment: str, summaries: dict[str, Summary], gradi
     checks = check_table(summaries)
     graded = [s for s in summaries.values() if s.graded]
     return env.get_template("report.html.j2").render(
-        assignment=assignment, course_id=course_id, generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
-        n_students=len(summaries), n_graded=len(graded),
+        assignment=assignment,
+        course_id=course_id,
+        generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
+        n_students=len(summaries),
+        n_graded=len(graded),
         mean_score=sum(s.score for s in summaries.values()) / max(1, len(summaries)),
         max_score=max((s.max_score for s in summaries.values()), default=0),
-        figures=figures(summaries, checks, grading), checks=checks, attention=attention(summaries),
-        identical=identical_groups(summaries), partial_note=PARTIAL_NOTE,
+        figures=figures(summaries, checks, grading),
+        checks=checks,
+        attention=attention(summaries),
+        identical=identical_groups(summaries),
+        partial_note=PARTIAL_NOTE,
         students=[{"student": k, **v.to_dict()} for k, v in sorted(summaries.items())],
     )
 
@@ -188,6 +229,8 @@ def write_report(course, dest: Path | None = None) -> Path:
     summaries = ResultStore(course.root).summaries(course.assignment)
     dest = dest or course.root / Exports(config=course.config).directory / "report.html"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(render(course.coursedir.course_id, course.assignment, summaries, Grading(config=course.config)),
-                    encoding="utf-8")
+    dest.write_text(
+        render(course.coursedir.course_id, course.assignment, summaries, Grading(config=course.config)),
+        encoding="utf-8",
+    )
     return dest

@@ -40,20 +40,67 @@ import html
 import re
 
 import bleach
-from nbformat import from_dict
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import MarkdownWithMath
 from nbconvert.preprocessors import Preprocessor
+from nbformat import from_dict
 from traitlets import Bool, Unicode
 
-HTML_TAGS = frozenset({
-    "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "div", "dl", "dt", "em",
-    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "ol", "p", "pre", "q", "s", "samp",
-    "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
-    "var",
-})
-HTML_ATTRIBUTES = {"a": ["href", "title"], "abbr": ["title"], "td": ["colspan", "rowspan"],
-                   "th": ["colspan", "rowspan"]}
+HTML_TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "code",
+        "dd",
+        "del",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "ins",
+        "kbd",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
+        "var",
+    }
+)
+HTML_ATTRIBUTES = {
+    "a": ["href", "title"],
+    "abbr": ["title"],
+    "td": ["colspan", "rowspan"],
+    "th": ["colspan", "rowspan"],
+}
 LINK_PROTOCOLS = frozenset({"http", "https", "mailto"})
 IMAGE_MIMETYPES = frozenset({"image/png", "image/jpeg"})
 KEPT_MIMETYPES = frozenset({"text/plain", "text/html", "text/markdown", "text/latex", *IMAGE_MIMETYPES})
@@ -61,19 +108,51 @@ CELL_METADATA = ("nbgrader", "editable", "deletable")
 NOTEBOOK_METADATA = ("kernelspec", "language_info")
 
 # Markdown syntax nbconvert renders into escaped, inert HTML (raw HTML tokens are not among them).
-MARKDOWN_TOKENS = frozenset({
-    "paragraph", "text", "emphasis", "strong", "codespan", "linebreak", "softbreak", "blank_line", "heading",
-    "list", "list_item", "block_text", "block_quote", "thematic_break", "block_code", "link", "image",
-    "inline_math", "block_math", "multiline_math", "latex_environment", "strikethrough", "table", "table_head",
-    "table_body", "table_row", "table_cell", "task_list_item", "def_list", "def_list_head", "def_list_item",
-})
+MARKDOWN_TOKENS = frozenset(
+    {
+        "paragraph",
+        "text",
+        "emphasis",
+        "strong",
+        "codespan",
+        "linebreak",
+        "softbreak",
+        "blank_line",
+        "heading",
+        "list",
+        "list_item",
+        "block_text",
+        "block_quote",
+        "thematic_break",
+        "block_code",
+        "link",
+        "image",
+        "inline_math",
+        "block_math",
+        "multiline_math",
+        "latex_environment",
+        "strikethrough",
+        "table",
+        "table_head",
+        "table_body",
+        "table_row",
+        "table_cell",
+        "task_list_item",
+        "def_list",
+        "def_list_head",
+        "def_list_item",
+    }
+)
 # The feedback page runs no script of its own; MathJax comes from its CDN and evaluates its configuration.
-FEEDBACK_CSP = ("default-src 'none'; script-src https://cdnjs.cloudflare.com 'unsafe-eval'; "
-                "style-src 'unsafe-inline' https://cdnjs.cloudflare.com; img-src data:; "
-                "font-src data: https://cdnjs.cloudflare.com; base-uri 'none'; form-action 'none'; "
-                "frame-src 'none'; object-src 'none'")
-SHOWN_AS_TEXT = ("*The grader shows this text as it was written: it holds HTML or a link "
-                 "that could run in a reader's browser.*")
+FEEDBACK_CSP = (
+    "default-src 'none'; script-src https://cdnjs.cloudflare.com 'unsafe-eval'; "
+    "style-src 'unsafe-inline' https://cdnjs.cloudflare.com; img-src data:; "
+    "font-src data: https://cdnjs.cloudflare.com; base-uri 'none'; form-action 'none'; "
+    "frame-src 'none'; object-src 'none'"
+)
+SHOWN_AS_TEXT = (
+    "*The grader shows this text as it was written: it holds HTML or a link that could run in a reader's browser.*"
+)
 
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]+")
@@ -87,8 +166,9 @@ SAFE_ID = re.compile(r"[\w.@+-]+")  # student ids from an LMS download: no marku
 
 def clean_html(text: str) -> str:
     """HTML with only formatting left; anything else is escaped, so it shows as text."""
-    cleaner = bleach.sanitizer.Cleaner(tags=HTML_TAGS, attributes=HTML_ATTRIBUTES, protocols=LINK_PROTOCOLS,
-                                       strip=False, strip_comments=True)  # one per call: not thread-safe
+    cleaner = bleach.sanitizer.Cleaner(
+        tags=HTML_TAGS, attributes=HTML_ATTRIBUTES, protocols=LINK_PROTOCOLS, strip=False, strip_comments=True
+    )  # one per call: not thread-safe
     return cleaner.clean(text)
 
 
@@ -106,7 +186,7 @@ def _url_is_safe(url: str, image: bool, attachments) -> bool:
     if scheme is None or scheme.group(1) in LINK_PROTOCOLS:
         return True
     if image and scheme.group(1) == "attachment":
-        return url.strip()[len("attachment:"):] in attachments
+        return url.strip()[len("attachment:") :] in attachments
     return image and _IMAGE_DATA_URL.match(squeezed) is not None
 
 
@@ -118,7 +198,9 @@ def _markdown_problems(tokens, attachments) -> list[str]:
             problems.append(kind)
         elif kind == "block_code" and (token.get("attrs") or {}).get("info", "").strip().lower().startswith("mermaid"):
             problems.append("mermaid block")  # nbconvert puts its text in the page unescaped
-        elif kind in ("link", "image") and not _url_is_safe(token["attrs"].get("url", ""), kind == "image", attachments):
+        elif kind in ("link", "image") and not _url_is_safe(
+            token["attrs"].get("url", ""), kind == "image", attachments
+        ):
             problems.append(f"{kind} {token['attrs'].get('url', '')[:40]!r}")
         problems += _markdown_problems(token.get("children") or [], attachments)
     return problems
@@ -183,9 +265,15 @@ def _clean_output(output) -> bool:
     removed = sorted(set(data) - set(kept))
     if removed and "text/plain" not in kept:
         kept["text/plain"] = f"[output removed by the grader: {', '.join(removed)} can run in a browser]"
-    metadata = {mime: {k: v for k, v in (output.get("metadata", {}).get(mime) or {}).items()
-                       if k in ("width", "height") and isinstance(v, (int, float))}
-                for mime in IMAGE_MIMETYPES if mime in kept and mime in output.get("metadata", {})}
+    metadata = {
+        mime: {
+            k: v
+            for k, v in (output.get("metadata", {}).get(mime) or {}).items()
+            if k in ("width", "height") and isinstance(v, (int, float))
+        }
+        for mime in IMAGE_MIMETYPES
+        if mime in kept and mime in output.get("metadata", {})
+    }
     changed = kept != data or metadata != output.get("metadata", {})
     output["data"], output["metadata"] = from_dict(kept), from_dict(metadata)
     return changed
@@ -203,8 +291,11 @@ class SanitizeStudentContent(Preprocessor):
             del nb.metadata[key]
         nb, resources = super().preprocess(nb, resources)
         if self._changed or dropped:
-            self.log.info("Student content made safe to display: %d cell(s) changed%s", self._changed,
-                          f", notebook metadata {dropped} dropped" if dropped else "")
+            self.log.info(
+                "Student content made safe to display: %d cell(s) changed%s",
+                self._changed,
+                f", notebook metadata {dropped} dropped" if dropped else "",
+            )
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
@@ -212,9 +303,12 @@ class SanitizeStudentContent(Preprocessor):
         cell.metadata = from_dict({key: value for key, value in cell.metadata.items() if key in CELL_METADATA})
         changed = len(cell.metadata) != before
         if cell.cell_type == "markdown":
-            attachments = {name: {mime: data for mime, data in bundle.items()
-                                  if mime in IMAGE_MIMETYPES and _is_base64(_text(data))}
-                           for name, bundle in (cell.get("attachments") or {}).items()}
+            attachments = {
+                name: {
+                    mime: data for mime, data in bundle.items() if mime in IMAGE_MIMETYPES and _is_base64(_text(data))
+                }
+                for name, bundle in (cell.get("attachments") or {}).items()
+            }
             attachments = {name: bundle for name, bundle in attachments.items() if bundle}
             if "attachments" in cell and attachments != cell.attachments:
                 changed = True
@@ -278,8 +372,17 @@ def terminal_text(text: str) -> str:
         if category == "Cc":
             code = ord(char)
             shown.append(chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else "\ufffd")
-        elif category == "Cs" or unicodedata.bidirectional(char) in ("LRE", "RLE", "PDF", "LRO", "RLO",
-                                                                      "LRI", "RLI", "FSI", "PDI"):
+        elif category == "Cs" or unicodedata.bidirectional(char) in (
+            "LRE",
+            "RLE",
+            "PDF",
+            "LRO",
+            "RLO",
+            "LRI",
+            "RLI",
+            "FSI",
+            "PDI",
+        ):
             shown.append("\ufffd")
         else:
             shown.append(char)

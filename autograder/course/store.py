@@ -128,4 +128,6 @@ class ResultStore:
 
     def summaries(self, assignment: str) -> dict[str, Summary]:
         folder = self.root / "results" / assignment
-        return {p.stem: Summary.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))}
+        return {
+            p.stem: Summary.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))
+        }

@@ -45,10 +45,10 @@ KIT_ROOT = Path(__file__).resolve().parent.parent.parent
 CHECKS_DIR = Path(__file__).with_name("checks")
 PYTEST_ARGS = [str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR), "-W", "ignore"]
 START_TIMEOUT = 300
-OUT_OF_MEMORY = 75            # the child's exit status when it ran out of memory under its RLIMIT_DATA
-CGROUP_SLOTS = itertools.count(10_000)   # cgroup names of check processes, apart from the sandboxes' slots
-MAX_CHECK_TASKS = 1024        # processes and threads of one check process (its limit that matters is memory)
-_CGROUP_HOST: dict = {}       # "host" -> cgroups.Host or None (probed once per process)
+OUT_OF_MEMORY = 75  # the child's exit status when it ran out of memory under its RLIMIT_DATA
+CGROUP_SLOTS = itertools.count(10_000)  # cgroup names of check processes, apart from the sandboxes' slots
+MAX_CHECK_TASKS = 1024  # processes and threads of one check process (its limit that matters is memory)
+_CGROUP_HOST: dict = {}  # "host" -> cgroups.Host or None (probed once per process)
 
 
 def check_env(cpu_threads: int) -> dict:
@@ -61,15 +61,17 @@ def check_env(cpu_threads: int) -> dict:
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": str(Path.home()),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
-        **{name: os.environ[name] for name in ("TMPDIR",) if name in os.environ},   # where the kit's temp files go
+        **{name: os.environ[name] for name in ("TMPDIR",) if name in os.environ},  # where the kit's temp files go
         "PYTHONPATH": os.pathsep.join([str(KIT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "CUDA_VISIBLE_DEVICES": "",
         # the checks need no third-party pytest plugin: none is looked up (entry points) or loaded per session
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         # as many threads as the student's run gets: parallel workers must not oversubscribe the cores
-        **{name: str(cpu_threads) for name in
-           ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        **{
+            name: str(cpu_threads)
+            for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        },
     }
 
 
@@ -82,8 +84,9 @@ def memory_cgroup(memory_mb: int) -> cgroups.Cgroup | None:
         return None
     cpus = sorted(os.sched_getaffinity(0))
     try:
-        return host.create(next(CGROUP_SLOTS), cgroups.Limits(memory_mb, MAX_CHECK_TASKS,
-                                                              ",".join(map(str, cpus)), len(cpus)))
+        return host.create(
+            next(CGROUP_SLOTS), cgroups.Limits(memory_mb, MAX_CHECK_TASKS, ",".join(map(str, cpus)), len(cpus))
+        )
     except OSError:
         return None
 
@@ -113,7 +116,7 @@ class CheckProcess:
                 self._start()
 
     def _start(self) -> None:
-        self.close()   # a child that died leaves its cgroup
+        self.close()  # a child that died leaves its cgroup
         command = [sys.executable, "-m", "autograder.grading.check_process"]
         self._group, prlimit = memory_cgroup(self.memory_mb), shutil.which("prlimit")
         if self._group is not None:
@@ -123,8 +126,14 @@ class CheckProcess:
         else:
             raise CheckProcessFailed("the check process cannot get a memory limit here (no cgroup, no prlimit)")
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=check_env(self.cpu_threads), text=True, cwd=self.job_context["lab_dir"])
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=check_env(self.cpu_threads),
+            text=True,
+            cwd=self.job_context["lab_dir"],
+        )
         self._exchange(self.job_context, START_TIMEOUT)
 
     def _exchange(self, message: dict, timeout: float) -> dict:
@@ -147,7 +156,7 @@ class CheckProcess:
         proc, group = self._proc, self._group
         if exited:
             try:
-                proc.wait(timeout=5)   # its stdout closed: it is on its way out
+                proc.wait(timeout=5)  # its stdout closed: it is on its way out
             except subprocess.TimeoutExpired:
                 pass
         else:
@@ -156,8 +165,9 @@ class CheckProcess:
         out_of_memory = proc.returncode == OUT_OF_MEMORY or (group is not None and group.hit()[0])
         self.close()
         if out_of_memory:
-            return CheckProcessFailed(f"the check process ran out of memory (its limit: {self.memory_mb} MB, "
-                                      "Grading.check_memory_mb)")
+            return CheckProcessFailed(
+                f"the check process ran out of memory (its limit: {self.memory_mb} MB, Grading.check_memory_mb)"
+            )
         if exited:
             return CheckProcessFailed(f"the check process exited (status {proc.returncode})")
         return CheckProcessFailed(f"no answer in {timeout:.0f} s")
@@ -173,7 +183,7 @@ class CheckProcess:
             group.remove()
 
 
-_WARM: dict[str, CheckProcess] = {}   # job digest -> this process's warm child (one job at a time)
+_WARM: dict[str, CheckProcess] = {}  # job digest -> this process's warm child (one job at a time)
 _WARM_LOCK = threading.Lock()
 
 
@@ -197,8 +207,9 @@ def close_warm() -> None:
         _WARM.clear()
 
 
-def check_in_child(context: dict, scratch: Path, job_digest: str, job_context: dict, cpu_threads: int,
-                   timeout: float) -> list[dict]:
+def check_in_child(
+    context: dict, scratch: Path, job_digest: str, job_context: dict, cpu_threads: int, timeout: float
+) -> list[dict]:
     """Run the hidden checks of one submission: the check records (``conftest.py``) as dicts.
 
     ``context`` says where the evidence is and holds the settings the checks
@@ -217,16 +228,23 @@ def check_in_child(context: dict, scratch: Path, job_digest: str, job_context: d
         context_file.write_text(json.dumps(context), encoding="utf-8")
         results_file.unlink(missing_ok=True)
         env = {**check_env(cpu_threads), "KIT_CHECK_CONTEXT": str(context_file), "KIT_CHECK_RESULTS": str(results_file)}
-        proc = subprocess.run([sys.executable, "-m", "pytest", *PYTEST_ARGS], cwd=scratch, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", *PYTEST_ARGS],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if not results_file.is_file():
-            raise RuntimeError(f"the hidden checks did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise RuntimeError(f"the hidden checks did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}") from exc
     if not results_file.is_file():
         raise RuntimeError("the hidden checks did not run (no results from the check process)")
     return json.loads(results_file.read_text(encoding="utf-8"))
 
 
 # --- the child ----------------------------------------------------------------
+
 
 def regrade(evidence_dir: Path, job_context: dict, given: dict) -> dict:
     """The grader's own figures: AUCs of the saved weights (or why there are none)."""
@@ -237,7 +255,7 @@ def regrade(evidence_dir: Path, job_context: dict, given: dict) -> dict:
         weights = weights_file(evidence_dir, load_evidence(evidence_dir))
         return reevaluate_weights(job_context, weights, given)
     except MemoryError:
-        raise   # the process ends (OUT_OF_MEMORY): a fresh one takes the next submission
+        raise  # the process ends (OUT_OF_MEMORY): a fresh one takes the next submission
     except Exception as exc:  # noqa: BLE001 - raised again by the checks that need the figures
         return {"error": type(exc).__name__, "message": str(exc)}
 

@@ -33,8 +33,16 @@ from .. import sandbox
 from ..model import CheckResult, GradingResult, RunOutcome, Status
 from ..settings import Sandbox
 from . import check_process
-from .evidence import (CHECKPOINT_DIR, EVIDENCE_DIR, EVIDENCE_FILE, EVIDENCE_FILES, PLOT_HISTORY, capture_settings,
-                       checkpoint_evidence, sandbox_files)
+from .evidence import (
+    CHECKPOINT_DIR,
+    EVIDENCE_DIR,
+    EVIDENCE_FILE,
+    EVIDENCE_FILES,
+    PLOT_HISTORY,
+    capture_settings,
+    checkpoint_evidence,
+    sandbox_files,
+)
 from .job import GradingJob, job_context, job_dir
 
 
@@ -45,8 +53,8 @@ class SandboxRun:
     outcome: RunOutcome
     executed: str | None
     evidence: dict[str, bytes]
-    seconds: float          # preparing, running and collecting
-    checkpoint: dict[str, bytes] | None = None   # the guard's last checkpoint, if the sandbox brought one back
+    seconds: float  # preparing, running and collecting
+    checkpoint: dict[str, bytes] | None = None  # the guard's last checkpoint, if the sandbox brought one back
 
 
 def grade_notebook(nb_json: str, files: dict[str, bytes], job: GradingJob, notebook_name: str) -> GradingResult:
@@ -69,8 +77,9 @@ def run_in_sandbox(nb_json: str, files: dict[str, bytes], job: GradingJob, noteb
         notebook = scratch / f"{notebook_name}.ipynb"
         notebook.write_text(nb_json, encoding="utf-8")
         env = {"SPAM_LAB_SEED": job.lab["seed"], "SPAM_LAB_DATASET": job.lab["dataset"], **job.extra_env}
-        outcome = sandbox.run_notebook(notebook, scratch, data / "public.tsv", Sandbox(**job.sandbox), env,
-                                       capture_settings(), sandbox_files())
+        outcome = sandbox.run_notebook(
+            notebook, scratch, data / "public.tsv", Sandbox(**job.sandbox), env, capture_settings(), sandbox_files()
+        )
         executed = _read_executed(scratch / sandbox.collect.EXECUTED)
         evidence = kept_evidence(scratch / EVIDENCE_DIR)
         checkpoint = kept_evidence(scratch / CHECKPOINT_DIR)
@@ -88,8 +97,15 @@ def check_run(run: SandboxRun, job: GradingJob) -> GradingResult:
             (scratch / EVIDENCE_DIR / name).write_bytes(data)
         checks = check_evidence(scratch, job, run.outcome.status, run_message=run.outcome.message, partial=partial)
     check_seconds = round(time.monotonic() - started, 2)
-    return GradingResult.of_run(run.outcome, run.executed, checks, check_seconds=check_seconds,
-                                seconds=round(run.seconds + check_seconds, 2), evidence=evidence, partial=partial)
+    return GradingResult.of_run(
+        run.outcome,
+        run.executed,
+        checks,
+        check_seconds=check_seconds,
+        seconds=round(run.seconds + check_seconds, 2),
+        evidence=evidence,
+        partial=partial,
+    )
 
 
 # How a run may end and still be graded on its final evidence only: it ran to the end (a cell stopped at
@@ -138,8 +154,7 @@ def recheck(result: GradingResult, evidence: dict[str, bytes], job: GradingJob, 
         checked = {} if result.partial and not partial else evidence
         for name, data in checked.items():
             (scratch / EVIDENCE_DIR / name).write_bytes(data)
-        fresh = check_evidence(scratch, job, result.status, only=check_id, run_message=result.message,
-                               partial=partial)
+        fresh = check_evidence(scratch, job, result.status, only=check_id, run_message=result.message, partial=partial)
     if not fresh:
         raise ValueError(f"there is no check {check_id!r}")
     return result.with_check(fresh[0], job.digest, evidence)
@@ -157,25 +172,42 @@ def _read_executed(path: Path) -> str | None:
     return nbformat.writes(nb)
 
 
-def check_context(scratch: Path, job: GradingJob, run_status: Status, only: str | None = None,
-                  run_message: str = "", partial: bool = False) -> dict:
+def check_context(
+    scratch: Path,
+    job: GradingJob,
+    run_status: Status,
+    only: str | None = None,
+    run_message: str = "",
+    partial: bool = False,
+) -> dict:
     """What the hidden checks are told (the check process adds the grader's figures)."""
     return {
         "evidence_dir": str(scratch / EVIDENCE_DIR),
         "plot_history": PLOT_HISTORY,
         "run_status": str(run_status),
         "run_message": run_message,
-        "partial": partial,   # the evidence is a checkpoint of a run that ended early (conftest names the stop)
+        "partial": partial,  # the evidence is a checkpoint of a run that ended early (conftest names the stop)
         "only": only,
         **job.grading,
     }
 
 
-def check_evidence(scratch: Path, job: GradingJob, run_status: Status, only: str | None = None,
-                   run_message: str = "", partial: bool = False) -> list[CheckResult]:
+def check_evidence(
+    scratch: Path,
+    job: GradingJob,
+    run_status: Status,
+    only: str | None = None,
+    run_message: str = "",
+    partial: bool = False,
+) -> list[CheckResult]:
     """The hidden checks (or only the check named ``only``) on ``scratch``'s evidence: their records."""
     context = check_context(scratch, job, run_status, only, run_message, partial)
-    records = check_process.check_in_child(context, scratch, job.digest, job_context(job),
-                                           Sandbox(**job.sandbox).threads, timeout=job.sandbox["cell_timeout"])
+    records = check_process.check_in_child(
+        context,
+        scratch,
+        job.digest,
+        job_context(job),
+        Sandbox(**job.sandbox).threads,
+        timeout=job.sandbox["cell_timeout"],
+    )
     return [CheckResult.from_dict(record) for record in records]
-

@@ -25,17 +25,21 @@ import jsonschema
 
 from ..errors import EvidenceMissing
 
-EVIDENCE_DIR = "evidence"              # in the submission's scratch folder
+EVIDENCE_DIR = "evidence"  # in the submission's scratch folder
 EVIDENCE_FILE = "evidence.json"
 WEIGHTS_FILE = "model.weights.h5"
 MAX_EVIDENCE_BYTES = 5_000_000
 MAX_WEIGHTS_BYTES = 50_000_000
 EVIDENCE_FILES = {EVIDENCE_FILE: MAX_EVIDENCE_BYTES, WEIGHTS_FILE: MAX_WEIGHTS_BYTES}
 CHECKPOINT_DIR = "checkpoint/evidence"  # in the scratch folder: the runner's copy of the last checkpoint
-NOT_RECORDED = "not recorded before the run ended"   # a checkpoint's error for a part it has not recorded yet
+NOT_RECORDED = "not recorded before the run ended"  # a checkpoint's error for a part it has not recorded yet
 # What each part of the evidence stands for, in a check's message about a run that ended early.
-PART_NAMES = {"compile": "model.compile", "history": "history = model.fit(...)",
-              "weights": "a trained model (model.fit)", "plots": "plot_history"}
+PART_NAMES = {
+    "compile": "model.compile",
+    "history": "history = model.fit(...)",
+    "weights": "a trained model (model.fit)",
+    "plots": "plot_history",
+}
 
 # A history the grader knows: the capture calls the student's plot_history with it, so that plotted
 # values can be compared exactly (the plot checks read it from their context).
@@ -48,8 +52,12 @@ PLOT_HISTORY = {
 
 def capture_settings() -> dict:
     """What the capture cells are told (JSON): where the evidence goes and the history to plot."""
-    return {"evidence_dir": EVIDENCE_DIR, "evidence_file": EVIDENCE_FILE, "weights_file": WEIGHTS_FILE,
-            "plot_history": PLOT_HISTORY}
+    return {
+        "evidence_dir": EVIDENCE_DIR,
+        "evidence_file": EVIDENCE_FILE,
+        "weights_file": WEIGHTS_FILE,
+        "plot_history": PLOT_HISTORY,
+    }
 
 
 def sandbox_files() -> dict[str, int]:
@@ -61,9 +69,12 @@ def checkpoint_files() -> dict[str, int]:
     """The checkpoint files the sandbox brings back (path in scratch -> largest size accepted)."""
     return {f"{CHECKPOINT_DIR}/{name}": size for name, size in EVIDENCE_FILES.items()}
 
+
 _number_list = {"type": "array", "items": {"type": "number"}, "maxItems": 10_000}
-_described = {"type": ["object", "null"], "properties": {
-    "kind": {"enum": ["str", "object"]}, "path": {"type": "string"}, "verified": {"type": "boolean"}}}
+_described = {
+    "type": ["object", "null"],
+    "properties": {"kind": {"enum": ["str", "object"]}, "path": {"type": "string"}, "verified": {"type": "boolean"}},
+}
 _texts = {"type": ["array", "null"], "items": {"type": "string"}}
 SCHEMA = {
     "type": "object",
@@ -71,16 +82,23 @@ SCHEMA = {
     "properties": {
         "errors": {"type": "object", "additionalProperties": {"type": "string"}},
         "guard": {"type": "boolean"},
-        "checkpoint": {"type": "boolean"},   # written by the guard's checkpoint, not the final capture
+        "checkpoint": {"type": "boolean"},  # written by the guard's checkpoint, not the final capture
         "compile": {
             "type": ["object", "null"],
             "properties": {
                 "compiled": {"type": "boolean"},
                 "recorded": {"type": "boolean"},
                 "compile_calls": {"type": "integer"},
-                "optimizer": {"type": ["object", "null"], "properties": {
-                    "is_adam": {"type": "boolean"}, "learning_rate": {"type": "number"},
-                    "iterations": {"type": "integer"}, "path": {"type": "string"}, "verified": {"type": "boolean"}}},
+                "optimizer": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "is_adam": {"type": "boolean"},
+                        "learning_rate": {"type": "number"},
+                        "iterations": {"type": "integer"},
+                        "path": {"type": "string"},
+                        "verified": {"type": "boolean"},
+                    },
+                },
                 "loss": _described,
                 "metrics": {"type": "array", "items": _described, "maxItems": 100},
             },
@@ -99,23 +117,52 @@ SCHEMA = {
             },
         },
         "weights": {"type": ["string", "null"]},
-        "plots": {"type": ["object", "null"], "additionalProperties": {
-            "type": "object",
-            "properties": {
-                "error": {"type": ["string", "null"]},
-                "figures": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
-                    "reused": {"type": "boolean"},
-                    "legend": _texts,
-                    "axes": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
-                        "xlabel": {"type": "string"}, "ylabel": {"type": "string"}, "title": {"type": "string"},
-                        "legend": _texts,
-                        "lines": {"type": "array", "maxItems": 100, "items": {"type": "object", "properties": {
-                            "label": {"type": "string"}, "legend": {"type": ["string", "null"]},
-                            "x": _number_list, "y": _number_list}}},
-                    }}},
-                }}},
+        "plots": {
+            "type": ["object", "null"],
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "error": {"type": ["string", "null"]},
+                    "figures": {
+                        "type": "array",
+                        "maxItems": 100,
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "reused": {"type": "boolean"},
+                                "legend": _texts,
+                                "axes": {
+                                    "type": "array",
+                                    "maxItems": 100,
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "xlabel": {"type": "string"},
+                                            "ylabel": {"type": "string"},
+                                            "title": {"type": "string"},
+                                            "legend": _texts,
+                                            "lines": {
+                                                "type": "array",
+                                                "maxItems": 100,
+                                                "items": {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "label": {"type": "string"},
+                                                        "legend": {"type": ["string", "null"]},
+                                                        "x": _number_list,
+                                                        "y": _number_list,
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
             },
-        }},
+        },
     },
 }
 
@@ -182,5 +229,7 @@ def run_stop(run_status: str, run_message: str) -> str:
 
 def not_checked(run_status: str, run_message: str, part: str) -> str:
     """A check's message when the run ended before ``part`` was recorded."""
-    return (f"not checked: the run ended early ({run_stop(run_status, run_message)}) "
-            f"before {PART_NAMES.get(part, part)} was recorded")
+    return (
+        f"not checked: the run ended early ({run_stop(run_status, run_message)}) "
+        f"before {PART_NAMES.get(part, part)} was recorded"
+    )

@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 # Names through which code can read its own source, line numbers or the kernel's input history, or reach
 # them by a computed name. A cell that mentions one (as a name, an attribute or a string) is compared as
 # written. The list errs on the side of running again: a false alarm costs one run, a miss a wrong merge.
-SOURCE_AWARE = frozenset("""
+SOURCE_AWARE = frozenset(
+    """
     In Out _ih _oh _dh _i _ii _iii get_ipython IPython ipykernel history_manager __main__
     inspect linecache traceback tokenize dis ast sys faulthandler warnings logging pdb breakpoint
     _getframe f_lineno f_code f_back f_globals f_locals f_trace tb_lineno tb_frame tb_next tb_lasti
@@ -69,7 +70,8 @@ SOURCE_AWARE = frozenset("""
     builtins __import__ importlib gc ctypes operator attrgetter methodcaller marshal
     __class__ __subclasses__ __bases__ __base__ __mro__ __reduce__ __reduce_ex__ __self__ __func__ __wrapped__
     open os io pathlib Path shutil subprocess glob
-""".split())
+""".split()
+)
 # In a string or after a dot, a word counts when it names the input history or has an underscore
 # (f_lineno, __code__): expression evaluators (pandas.eval, DataFrame.query, numexpr) resolve names in
 # the caller's frame, and attributes reach frames and code objects; a bare name counts from the whole list.
@@ -110,8 +112,8 @@ def normal_code(source: str) -> str:
     if tokens is None:
         return source
     lines = text.splitlines(keepends=True)
-    cut: dict[int, int] = {}           # row -> column where its comment starts
-    inside: set[int] = set()           # rows within a multi-line token (kept verbatim, even if blank)
+    cut: dict[int, int] = {}  # row -> column where its comment starts
+    inside: set[int] = set()  # rows within a multi-line token (kept verbatim, even if blank)
     for tok in tokens:
         if tok.type == tokenize.COMMENT:
             cut[tok.start[0]] = tok.start[1]
@@ -121,7 +123,7 @@ def normal_code(source: str) -> str:
     for row, line in enumerate(lines, start=1):
         body = line.rstrip("\r\n")
         if row in cut:
-            body = body[:cut[row]].rstrip()
+            body = body[: cut[row]].rstrip()
         elif row not in inside:
             body = body.rstrip()
         if body or row in inside:
@@ -133,7 +135,7 @@ def sees_own_source(source: str) -> bool:
     """Whether a cell mentions a name through which code can read its own source (``SOURCE_AWARE``)."""
     text = transformed(source)
     tokens = _tokens(text)
-    if tokens is None:   # cannot tell: compared as written
+    if tokens is None:  # cannot tell: compared as written
         return True
     previous = None
     for tok in tokens:
@@ -143,7 +145,8 @@ def sees_own_source(source: str) -> bool:
             if (tok.string in (_IN_STRINGS if attribute else SOURCE_AWARE)) or _HISTORY_NAME.match(tok.string):
                 return True
         if tok.type == tokenize.STRING and any(
-                word in _IN_STRINGS or _HISTORY_NAME.match(word) for word in _WORD.findall(tok.string)):
+            word in _IN_STRINGS or _HISTORY_NAME.match(word) for word in _WORD.findall(tok.string)
+        ):
             return True
         if tok.type not in (tokenize.NL, tokenize.COMMENT):
             previous = tok
@@ -204,5 +207,8 @@ def matching_code_cells(nb_cells: list, ran_cells: list) -> list[tuple]:
     ran = [c for c in ran_cells if c.get("cell_type") == "code"]
     if len(mine) != len(ran):
         return []
-    return [(a, b) for a, b in zip(mine, ran)
-            if a.get("source") == b.get("source") or normal_code(a.get("source", "")) == normal_code(b.get("source", ""))]
+    return [
+        (a, b)
+        for a, b in zip(mine, ran)
+        if a.get("source") == b.get("source") or normal_code(a.get("source", "")) == normal_code(b.get("source", ""))
+    ]

@@ -36,7 +36,7 @@ KIT_PACKAGE = Path(__file__).resolve().parent.parent
 GRADING_CODE = ("__init__.py", "errors.py", "model.py", "settings.py", "grading", "sandbox")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def grading_code_digest() -> bytes:
     """The grading code, hashed once per process (the code this process runs)."""
     h = hashlib.sha256()
@@ -59,12 +59,24 @@ class GradingJob:
     public_splits: bytes
     hidden_test: bytes
     extra_env: dict = field(default_factory=dict)
-    locked_code: list = field(default_factory=list)   # sources of the lab's locked code cells (same for all)
+    locked_code: list = field(default_factory=list)  # sources of the lab's locked code cells (same for all)
 
     @property
     def digest(self) -> str:
-        h = hashlib.sha256(json.dumps([RESULT_VERSION, self.lab, self.grading, self.sandbox,
-                                       self.given_code, self.extra_env, self.locked_code], sort_keys=True).encode())
+        h = hashlib.sha256(
+            json.dumps(
+                [
+                    RESULT_VERSION,
+                    self.lab,
+                    self.grading,
+                    self.sandbox,
+                    self.given_code,
+                    self.extra_env,
+                    self.locked_code,
+                ],
+                sort_keys=True,
+            ).encode()
+        )
         h.update(grading_code_digest())
         for blob in (self.spam_data_py, self.public_splits, self.hidden_test):
             h.update(hashlib.sha256(blob).digest())
@@ -88,11 +100,12 @@ def locked_code(source_notebook: Path) -> list[str]:
     """The sources of the lab's locked code cells (given code, self-checks): nbgrader restores them in every
     submission, so they are the instructor's code, never the student's."""
     nb = nbformat.read(source_notebook, as_version=4)
-    return [cell.source for cell in nb.cells
-            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("locked")]
+    return [
+        cell.source for cell in nb.cells if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("locked")
+    ]
 
 
-_LOADERS: dict[Path, tuple[bytes, ModuleType]] = {}   # loader path -> (its source, the module made of it)
+_LOADERS: dict[Path, tuple[bytes, ModuleType]] = {}  # loader path -> (its source, the module made of it)
 _LOADERS_LOCK = threading.Lock()
 
 
@@ -112,7 +125,7 @@ def lab_loader(lab_dir: Path) -> ModuleType:
         name = "_spamkit_lab_" + hashlib.sha256(source + b"\0" + str(path).encode()).hexdigest()[:16]
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module   # dataclasses look their module up there while the loader runs
+        sys.modules[name] = module  # dataclasses look their module up there while the loader runs
         try:
             spec.loader.exec_module(module)
         except BaseException:
@@ -142,11 +155,14 @@ def make_job(config, course_root: Path, sandboxes_at_once: int | None = None) ->
     at_once = sandboxes_at_once or local_workers(Batch(config=config))
     sandbox["cpu_threads"] = threads_per_sandbox(sandbox["cpu_threads"], at_once)
     return GradingJob(
-        lab=_traits(lab), grading=_traits(Grading(config=config)), sandbox=sandbox,
+        lab=_traits(lab),
+        grading=_traits(Grading(config=config)),
+        sandbox=sandbox,
         given_code=given_code(lab_dir / f"{lab.notebook}.ipynb"),
         locked_code=locked_code(lab_dir / f"{lab.notebook}.ipynb"),
         spam_data_py=(lab_dir / "spam_data.py").read_bytes(),
-        public_splits=public, hidden_test=hidden,
+        public_splits=public,
+        hidden_test=hidden,
     )
 
 
@@ -154,9 +170,9 @@ def _traits(configurable) -> dict:
     return {name: getattr(configurable, name) for name in configurable.trait_names(config=True)}
 
 
-_JOB_DIRS: dict[str, Path] = {}   # job digest -> the folder this process made for it
+_JOB_DIRS: dict[str, Path] = {}  # job digest -> the folder this process made for it
 _JOB_DIRS_LOCK = threading.Lock()
-os.register_at_fork(after_in_child=lambda: _JOB_DIRS.clear())   # a forked child makes its own
+os.register_at_fork(after_in_child=lambda: _JOB_DIRS.clear())  # a forked child makes its own
 
 
 def job_dir(job: GradingJob) -> Path:

@@ -36,10 +36,10 @@ class Submission:
 
     nb_json: str
     files: dict[str, bytes]
-    key: str                # its code (normalised) and files under this job: the result store key
-    digest: str             # the submission alone (all cells and files), whatever the job
-    exact_key: str = ""     # its code as written and files under this job
-    code: str = ""          # digest of its code as written and files (what a stored result ran)
+    key: str  # its code (normalised) and files under this job: the result store key
+    digest: str  # the submission alone (all cells and files), whatever the job
+    exact_key: str = ""  # its code as written and files under this job
+    code: str = ""  # digest of its code as written and files (what a stored result ran)
 
 
 def student_files(folder: Path, notebook_name: str) -> dict[str, bytes]:
@@ -47,7 +47,11 @@ def student_files(folder: Path, notebook_name: str) -> dict[str, bytes]:
     files, total = {}, 0
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if not path.is_file() or path.is_symlink() or rel in (f"{notebook_name}.ipynb", "spam_data.py", *NBGRADER_FILES):
+        if (
+            not path.is_file()
+            or path.is_symlink()
+            or rel in (f"{notebook_name}.ipynb", "spam_data.py", *NBGRADER_FILES)
+        ):
             continue
         if rel.endswith(".ipynb") or "/." in f"/{rel}":
             continue
@@ -71,8 +75,11 @@ def submission_digest(nb: nbformat.NotebookNode, files: dict[str, bytes]) -> str
 def submission_keys(nb: nbformat.NotebookNode, files: dict[str, bytes], job: GradingJob) -> tuple[str, str, str]:
     """(key, exact key, exact code digest): what will run, under the job, normalised and as written."""
     normal, exact = code_key(nb.cells, files, frozenset(job.locked_code))
-    return (hashlib.sha256(f"{job.digest}\0{normal}".encode()).hexdigest(),
-            hashlib.sha256(f"{job.digest}\0exact\0{exact}".encode()).hexdigest(), exact)
+    return (
+        hashlib.sha256(f"{job.digest}\0{normal}".encode()).hexdigest(),
+        hashlib.sha256(f"{job.digest}\0exact\0{exact}".encode()).hexdigest(),
+        exact,
+    )
 
 
 def submission_key(nb: nbformat.NotebookNode, files: dict[str, bytes], job: GradingJob) -> str:

@@ -21,10 +21,10 @@ import numpy as np
 
 from .evidence import MAX_WEIGHTS_BYTES
 
-MAX_OBJECTS = 2_000            # groups and datasets (the lab's model, trained with Adam: ~130)
-MAX_ATTRIBUTES = 16            # per object (Keras writes a name)
-MAX_ATTRIBUTE_BYTES = 1_024    # each
-MAX_OPTIMIZER_SCALARS = 8      # Adam: iterations and learning rate
+MAX_OBJECTS = 2_000  # groups and datasets (the lab's model, trained with Adam: ~130)
+MAX_ATTRIBUTES = 16  # per object (Keras writes a name)
+MAX_ATTRIBUTE_BYTES = 1_024  # each
+MAX_OPTIMIZER_SCALARS = 8  # Adam: iterations and learning rate
 SLOTS_PER_WEIGHT = 3
 SAFE_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32}
 ADVICE = "save the weights of the model built by build_model() with model.save_weights"
@@ -50,16 +50,26 @@ def check_weights_file(path: Path, weights: list[tuple[tuple, str]]) -> None:
     found = Counter(model)
     if found != expected:
         extra, missing = found - expected, expected - found
-        raise refuse(", ".join([f"unexpected weights of shape {_shapes(extra)}"] * bool(extra)
-                               + [f"missing weights of shape {_shapes(missing)}"] * bool(missing)))
+        raise refuse(
+            ", ".join(
+                [f"unexpected weights of shape {_shapes(extra)}"] * bool(extra)
+                + [f"missing weights of shape {_shapes(missing)}"] * bool(missing)
+            )
+        )
     shapes = set(expected)
     scalars = [key for key in optimizer if key[0] == ()]
     slots = [key for key in optimizer if key[0] != ()]
-    if len(scalars) > MAX_OPTIMIZER_SCALARS or len(slots) > SLOTS_PER_WEIGHT * len(weights) \
-            or any(key not in shapes for key in slots):
+    if (
+        len(scalars) > MAX_OPTIMIZER_SCALARS
+        or len(slots) > SLOTS_PER_WEIGHT * len(weights)
+        or any(key not in shapes for key in slots)
+    ):
         raise refuse("optimizer state that does not belong to the model")
     model_bytes = sum(_bytes(key) for key in expected.elements())
-    if sum(_bytes(key) for key in model + optimizer) > (1 + SLOTS_PER_WEIGHT) * model_bytes + 64 * MAX_OPTIMIZER_SCALARS:
+    if (
+        sum(_bytes(key) for key in model + optimizer)
+        > (1 + SLOTS_PER_WEIGHT) * model_bytes + 64 * MAX_OPTIMIZER_SCALARS
+    ):
         raise refuse("more data than the model and its optimizer hold")
 
 
@@ -69,7 +79,7 @@ def _datasets(f: h5py.File) -> tuple[list, list]:
     stack = [f]
     while stack:
         group = stack.pop()
-        seen += len(group)   # counted before its links are listed: a group of a million links is refused at once
+        seen += len(group)  # counted before its links are listed: a group of a million links is refused at once
         if seen > MAX_OBJECTS:
             raise refuse(f"more than {MAX_OBJECTS} objects")
         _check_attributes(group)

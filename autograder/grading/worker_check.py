@@ -29,7 +29,7 @@ from ..settings import Sandbox
 from .job import grading_code_digest
 
 DISTRIBUTION = "spam-transformer-kit"
-_REPORTS: dict[str, dict] = {}    # gate name -> this worker's report (read back by ``gate_report``)
+_REPORTS: dict[str, dict] = {}  # gate name -> this worker's report (read back by ``gate_report``)
 
 
 def kit_version() -> str:
@@ -51,14 +51,24 @@ def inspect_worker(sandbox: dict, expected: dict, job_digest: str) -> dict:
     from ..sandbox.host import limit_cgroups
 
     settings = Sandbox(**sandbox)
-    report = {"host": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version(),
-              "executable": sys.executable, **identity(), "job": job_digest, "sandbox": "", "cgroups": "",
-              "refused": ""}
+    report = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        **identity(),
+        "job": job_digest,
+        "sandbox": "",
+        "cgroups": "",
+        "refused": "",
+    }
     problems = []
     if report["grading_code"] != expected["grading_code"]:
-        problems.append(f"its kit differs from the client's (version {report['kit_version']} vs "
-                        f"{expected['kit_version']}, grading code {report['grading_code'][:12]} vs "
-                        f"{expected['grading_code'][:12]}): install the client's version")
+        problems.append(
+            f"its kit differs from the client's (version {report['kit_version']} vs "
+            f"{expected['kit_version']}, grading code {report['grading_code'][:12]} vs "
+            f"{expected['grading_code'][:12]}): install the client's version"
+        )
     try:
         report["sandbox"] = sandbox_here(settings)
         cgroup_host = limit_cgroups(settings)
@@ -78,9 +88,10 @@ class GradingGate(WorkerPlugin):
 
     async def setup(self, worker) -> None:
         loop = asyncio.get_running_loop()
-        try:   # the sandbox probe starts processes: not on the worker's event loop
-            report = await loop.run_in_executor(None, inspect_worker, self.sandbox, self.expected,
-                                                self.resource.removeprefix(RESOURCE_PREFIX))
+        try:  # the sandbox probe starts processes: not on the worker's event loop
+            report = await loop.run_in_executor(
+                None, inspect_worker, self.sandbox, self.expected, self.resource.removeprefix(RESOURCE_PREFIX)
+            )
         except Exception as exc:  # noqa: BLE001 - a worker that cannot even be inspected must not grade
             report = {"refused": f"the worker check failed: {type(exc).__name__}: {exc}"}
         report["address"] = worker.address

@@ -29,7 +29,7 @@ def create(member: Member) -> bool:
     made = not exists(member.name)
     if made:
         subprocess.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash", member.name], check=True)
-    os.chmod(pwd.getpwnam(member.name).pw_dir, 0o700)   # Debian's useradd makes homes 0755: others could read in
+    os.chmod(pwd.getpwnam(member.name).pw_dir, 0o700)  # Debian's useradd makes homes 0755: others could read in
     subprocess.run(["chpasswd"], input=f"{member.name}:{member.password}\n", text=True, check=True)
     return made
 

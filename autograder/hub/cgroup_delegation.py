@@ -48,11 +48,11 @@ from pathlib import Path
 
 from autograder.sandbox.cgroups import V1_CONTROLLERS, Layout, _read, _write
 
-HANDED_OVER = ("cgroup.procs", "tasks")   # what the instructor writes its own pid into (v1)
-V2_HANDED_OVER = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")   # the kernel's delegation
+HANDED_OVER = ("cgroup.procs", "tasks")  # what the instructor writes its own pid into (v1)
+V2_HANDED_OVER = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")  # the kernel's delegation
 V2_CONTROLLERS = ("memory", "pids", "cpu", "cpuset")
 V2_REQUIRED = ("memory", "pids")
-LEAF = "server"   # the v2 leaf the instructor's server runs in
+LEAF = "server"  # the v2 leaf the instructor's server runs in
 
 
 def folders(name: str, user: str, layout: Layout | None = None) -> list[Path]:
@@ -77,7 +77,7 @@ def delegate(name: str, user: str) -> list[Path]:
     for folder in folders(name, user, _v1_only(Layout.read())):
         for level in (folder.parent, folder):
             level.mkdir(exist_ok=True)
-            if (level / "cpuset.cpus").exists():   # a new cpuset is empty: it takes its parent's CPUs and nodes
+            if (level / "cpuset.cpus").exists():  # a new cpuset is empty: it takes its parent's CPUs and nodes
                 for setting in ("cpuset.cpus", "cpuset.mems"):
                     (level / setting).write_text((level.parent / setting).read_text())
         for path in [folder, *(folder / f for f in HANDED_OVER if (folder / f).exists())]:
@@ -116,8 +116,11 @@ def delegate_v2(name: str, user: str, layout: Layout | None = None) -> Path | No
             for path in [directory, *(directory / f for f in V2_HANDED_OVER)]:
                 os.chown(path, account.pw_uid, account.pw_gid)
     except OSError as exc:
-        print(f"warning: cannot delegate a cgroup v2 subtree to {user} under {base / name}: {exc}",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: cannot delegate a cgroup v2 subtree to {user} under {base / name}: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
         undelegate(name, user, Layout(v2_mount=base))
         _rmdir(base / name)
         return None
@@ -131,7 +134,7 @@ def _enable(level: Path, wanted: list[str]) -> list[str]:
     if missing:
         try:
             _write(level / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
-        except OSError:   # cpu cannot be enabled while a realtime process is outside the root, for one
+        except OSError:  # cpu cannot be enabled while a realtime process is outside the root, for one
             required = [c for c in V2_REQUIRED if c not in enabled]
             if required:
                 _write(level / "cgroup.subtree_control", " ".join(f"+{c}" for c in required))
@@ -142,6 +145,7 @@ def _enable(level: Path, wanted: list[str]) -> list[str]:
 def enter_then(procs: str, then):
     """A Popen ``preexec_fn``: move the forked child (still root) into ``procs``, then run ``then``
     (the spawner's own: become the user). A failed move raises, and the server does not start."""
+
     def preexec():
         fd = os.open(procs, os.O_WRONLY)
         try:
@@ -161,7 +165,7 @@ def undelegate(name: str, user: str, layout: Layout | None = None) -> None:
         for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
             _rmdir(sub)
         _rmdir(folder)
-        _rmdir(folder.parent)   # fails while another instructor's folder is in it: kept then
+        _rmdir(folder.parent)  # fails while another instructor's folder is in it: kept then
 
 
 def _rmdir(path: Path) -> None:

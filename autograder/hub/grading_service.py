@@ -37,7 +37,7 @@ import stat
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nbgrader.exchange.default.collect import ExchangeCollect
@@ -59,7 +59,7 @@ class CollectChosen(ExchangeCollect):
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _write_json(path: Path, data, mode: int = 0o600) -> None:
@@ -134,7 +134,7 @@ class GradingService:
         self.poll = settings.poll_seconds
         ledger = self.load_ledger(course)
         if settings.enabled:
-            try:   # the ledger is saved after each step: what was seen and collected is never seen as new again
+            try:  # the ledger is saved after each step: what was seen and collected is never seen as new again
                 self.take_in(course, settings, ledger, inbound, feedback_dir, started)
                 self.write_statuses(course, ledger, inbound, feedback_dir)
                 self.save_ledger(course, ledger)
@@ -143,13 +143,17 @@ class GradingService:
             finally:
                 self.write_statuses(course, ledger, inbound, feedback_dir)
                 self.save_ledger(course, ledger)
-        ledger["last_pass"] = {"started": started.isoformat(), "ended": now_utc().isoformat(),
-                               "settings": settings.public()}
+        ledger["last_pass"] = {
+            "started": started.isoformat(),
+            "ended": now_utc().isoformat(),
+            "settings": settings.public(),
+        }
         self.save_ledger(course, ledger)
         return ledger
 
-    def take_in(self, course, settings: OnSubmit, ledger: dict, inbound: Path, feedback_dir: Path,
-                started: datetime) -> None:
+    def take_in(
+        self, course, settings: OnSubmit, ledger: dict, inbound: Path, feedback_dir: Path, started: datetime
+    ) -> None:
         entries = ledger["entries"]
         new: dict[str, list[dict]] = {}
         for path in sorted(inbound.iterdir()):
@@ -158,16 +162,22 @@ class GradingService:
             if name in entries or len(parts) < 3 or parts[1] != course.assignment:
                 continue
             student = parts[0]
-            record = {"student": student, "timestamp": parts[2], "seen": started.isoformat(),
-                      "day": day_of(started, settings.cap_timezone), "state": "", "released": False}
-            try:   # the entry itself (not where a symlink points) is a folder of the account it names
+            record = {
+                "student": student,
+                "timestamp": parts[2],
+                "seen": started.isoformat(),
+                "day": day_of(started, settings.cap_timezone),
+                "state": "",
+                "released": False,
+            }
+            try:  # the entry itself (not where a symlink points) is a folder of the account it names
                 entry = path.lstat()
                 owner_ok = stat.S_ISDIR(entry.st_mode) and entry.st_uid == pwd.getpwnam(student).pw_uid
                 submitted_at = parse_utc(parts[2])
             except (KeyError, ValueError, OverflowError):
                 owner_ok, submitted_at = False, None
             if not owner_ok:
-                record["state"] = "not_theirs"   # named after another account, or no such account
+                record["state"] = "not_theirs"  # named after another account, or no such account
                 self.log(f"ignored {name!r}: not owned by the student it names")
                 entries[name] = record
                 continue
@@ -179,7 +189,7 @@ class GradingService:
             fresh = []
             for record in records:
                 if collected is not None and parse_utc(record["timestamp"]) <= collected:
-                    entries[record["name"]]["state"] = "earlier"   # collected before the service saw it
+                    entries[record["name"]]["state"] = "earlier"  # collected before the service saw it
                 else:
                     fresh.append(record)
             fresh.sort(key=lambda r: parse_utc(r["timestamp"]))
@@ -188,14 +198,25 @@ class GradingService:
             if not fresh:
                 continue
             chosen = fresh[-1]["name"]
-            counted = sum(1 for e in entries.values() if e["student"] == student and e["state"] in COUNTED
-                          and e["day"] == entries[chosen]["day"])
+            counted = sum(
+                1
+                for e in entries.values()
+                if e["student"] == student and e["state"] in COUNTED and e["day"] == entries[chosen]["day"]
+            )
             if settings.daily_cap and counted >= settings.daily_cap:
                 entries[chosen]["state"] = "over_cap"
-                entries[chosen]["message"] = cap_message(course.coursedir.course_id, settings.daily_cap,
-                                                         settings.cap_timezone, counted)
-                self.notice(course, inbound / chosen, feedback_dir, student, entries[chosen]["timestamp"],
-                            "Not graded", entries[chosen]["message"])
+                entries[chosen]["message"] = cap_message(
+                    course.coursedir.course_id, settings.daily_cap, settings.cap_timezone, counted
+                )
+                self.notice(
+                    course,
+                    inbound / chosen,
+                    feedback_dir,
+                    student,
+                    entries[chosen]["timestamp"],
+                    "Not graded",
+                    entries[chosen]["message"],
+                )
                 self.log(f"{student}: over the daily cap ({counted}/{settings.daily_cap}), not graded")
             else:
                 entries[chosen]["state"] = "accepted"
@@ -213,13 +234,17 @@ class GradingService:
         # as NbGraderAPI.collect runs nbgrader's collect app, with update (a newer submission replaces the last)
         coursedir = CourseDirectory(config=course.config)
         coursedir.assignment_id = course.assignment
-        app = CollectChosen(coursedir=coursedir, authenticator=Authenticator(config=course.config),
-                            config=course.config, chosen=list(names))
+        app = CollectChosen(
+            coursedir=coursedir,
+            authenticator=Authenticator(config=course.config),
+            config=course.config,
+            chosen=list(names),
+        )
         app.update = True
         outcome = capture_log(app)
         if not outcome.get("success"):
             raise RuntimeError(f"nbgrader collect failed: {outcome.get('error', '')}{outcome.get('log', '')}")
-        with course.gradebook() as gb:   # a student new to the gradebook is graded like the others
+        with course.gradebook() as gb:  # a student new to the gradebook is graded like the others
             for name in names:
                 gb.update_or_create_student(name.split("+", 1)[0])
         self.log(f"collected {len(names)} submission(s)")
@@ -249,13 +274,19 @@ class GradingService:
                 continue
             if e["student"] in held:
                 e["state"], e["message"] = "held", held[e["student"]].reason
-                self.notice(course, inbound / name, feedback_dir, e["student"], e["timestamp"], "Not graded yet",
-                            "Your submission was received, but the grader could not grade it (the grader failed, "
-                            "not your notebook). Your instructor can see it; no grade has been given.")
+                self.notice(
+                    course,
+                    inbound / name,
+                    feedback_dir,
+                    e["student"],
+                    e["timestamp"],
+                    "Not graded yet",
+                    "Your submission was received, but the grader could not grade it (the grader failed, "
+                    "not your notebook). Your instructor can see it; no grade has been given.",
+                )
             else:
                 e["state"], e["graded"] = "graded", now_utc().isoformat()
-        self.log(f"graded {', '.join(r.student + ': ' + str(r.status) for r in rows)} "
-                 f"in {time.monotonic() - t0:.1f} s")
+        self.log(f"graded {', '.join(r.student + ': ' + str(r.status) for r in rows)} in {time.monotonic() - t0:.1f} s")
 
     def release(self, course, settings: OnSubmit, ledger: dict) -> None:
         from autograder import api
@@ -292,16 +323,22 @@ class GradingService:
         self.log(f"feedback released to {', '.join(students)} ({settings.feedback}{', due ' + due if due else ''})")
 
     # --- what students read -----------------------------------------------------------------------
-    def notice(self, course, entry: Path, feedback_dir: Path, student: str, timestamp: str, title: str,
-               message: str) -> None:
+    def notice(
+        self, course, entry: Path, feedback_dir: Path, student: str, timestamp: str, title: str, message: str
+    ) -> None:
         """A page in place of feedback for one submission: its notebooks' feedback names (nbgrader's hash of
         the submission's secret), so that the student's Fetch Feedback brings it."""
         try:
             secret = (entry / "submission_secret.txt").read_text(encoding="utf-8")
         except OSError:
             return
-        page = NOTICE.format(title=html.escape(title), message=html.escape(message), student=html.escape(student),
-                             assignment=html.escape(course.assignment), timestamp=html.escape(timestamp))
+        page = NOTICE.format(
+            title=html.escape(title),
+            message=html.escape(message),
+            student=html.escape(student),
+            assignment=html.escape(course.assignment),
+            timestamp=html.escape(timestamp),
+        )
         for notebook in entry.glob("*.ipynb"):
             _write_public(feedback_dir / f"{notebook_hash(secret=secret, notebook_id=notebook.stem)}.html", page)
 
@@ -313,8 +350,10 @@ class GradingService:
                 secret = (inbound / name / "submission_secret.txt").read_text(encoding="utf-8")
             except OSError:
                 continue
-            _write_public(feedback_dir / status_name(secret),
-                          json.dumps({"state": e["state"], "day": e["day"], "message": e.get("message", "")}))
+            _write_public(
+                feedback_dir / status_name(secret),
+                json.dumps({"state": e["state"], "day": e["day"], "message": e.get("message", "")}),
+            )
             e["status_written"] = e["state"]
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -329,7 +368,9 @@ class GradingService:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.hub.grading_service", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder.hub.grading_service", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--course-dir", type=Path, required=True, help="the instructor's course root")
     parser.add_argument("--exchange-root", required=True, help="nbgrader's exchange (CourseHub.exchange_root)")
     parser.add_argument("--once", action="store_true", help="one pass, then exit")

@@ -27,7 +27,7 @@ c.ConfigurableHTTPProxy.command = [plan["proxy"]]
 c.ConfigurableHTTPProxy.pid_file = f"{state}/proxy.pid"
 c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
-c.JupyterHub.cleanup_servers = True       # the users' servers stop with the hub
+c.JupyterHub.cleanup_servers = True  # the users' servers stop with the hub
 
 # --- who logs in: the roster's Unix accounts, by PAM (README: LTI 1.3 through jupyterhub-ltiauthenticator) ---
 c.JupyterHub.authenticator_class = "pam"
@@ -39,22 +39,34 @@ c.JupyterHub.load_groups = {
     f"nbgrader-{course}": {"users": students},
     f"formgrade-{course}": {"users": [instructor]},
 }
-c.JupyterHub.load_roles = [{
-    # formgrader adds students to the course group (nbgrader's JupyterHubAuthPlugin), and asks which
-    # course a submitter is in; nothing else about other users, and no access to their servers.
-    "name": f"formgrade-{course}",
-    "description": f"grader of {course}: manages the membership of nbgrader-{course}",
-    "groups": [f"formgrade-{course}"],
-    "scopes": ["list:groups", f"groups!group=nbgrader-{course}", f"read:users:groups!group=nbgrader-{course}",
-               f"read:users:name!group=nbgrader-{course}"],
-}]
+c.JupyterHub.load_roles = [
+    {
+        # formgrader adds students to the course group (nbgrader's JupyterHubAuthPlugin), and asks which
+        # course a submitter is in; nothing else about other users, and no access to their servers.
+        "name": f"formgrade-{course}",
+        "description": f"grader of {course}: manages the membership of nbgrader-{course}",
+        "groups": [f"formgrade-{course}"],
+        "scopes": [
+            "list:groups",
+            f"groups!group=nbgrader-{course}",
+            f"read:users:groups!group=nbgrader-{course}",
+            f"read:users:name!group=nbgrader-{course}",
+        ],
+    }
+]
 # A server's own API token: the hub's default (activity, access to itself), plus reading its user's groups
 # (nbgrader's course list) and, for the grader, the group scopes above. A token gets only what its user holds.
 c.Spawner.server_token_scopes = [
-    "users:activity!user", "access:servers!server", "read:users:groups!user", "read:users:name!user", "list:groups",
-    f"groups!group=nbgrader-{course}", f"read:users:groups!group=nbgrader-{course}",
+    "users:activity!user",
+    "access:servers!server",
+    "read:users:groups!user",
+    "read:users:name!user",
+    "list:groups",
+    f"groups!group=nbgrader-{course}",
+    f"read:users:groups!group=nbgrader-{course}",
     f"read:users:name!group=nbgrader-{course}",
 ]
+
 
 # --- each user's server: a process of their own Unix account (LocalProcessSpawner) ---------------
 class CourseSpawner(LocalProcessSpawner):
@@ -85,7 +97,7 @@ def per_role(spawner):
         spawner.cmd = [plan["cgroup_wrapper"], plan["singleuser"]]
         spawner.environment["SPAMKIT_CGROUP_PROCS"] = ":".join(plan["cgroup_procs"])
         spawner.environment["SPAMKIT_CGROUP_V2_LEAF"] = plan.get("cgroup_v2_leaf", "")
-        spawner.environment["TMPDIR"] = plan["instructor_tmp"]   # not the shared /tmp (README: who grades)
+        spawner.environment["TMPDIR"] = plan["instructor_tmp"]  # not the shared /tmp (README: who grades)
 
 
 c.Spawner.pre_spawn_hook = per_role
@@ -95,12 +107,22 @@ c.Spawner.pre_spawn_hook = per_role
 # which it reads again on every pass. It runs as the instructor, inside the instructor's delegated
 # cgroups (the same wrapper as the instructor's server) with the instructor's private TMPDIR: the sandbox
 # it grades in is formgrader's, out of every student's reach. JupyterHub restarts it if it ends.
-_grading = [plan["cgroup_wrapper"], f"{plan['users_bin']}/python", "-m", "autograder.hub.grading_service",
-            "--course-dir", plan["course_root"], "--exchange-root", plan["exchange_root"]]
+_grading = [
+    plan["cgroup_wrapper"],
+    f"{plan['users_bin']}/python",
+    "-m",
+    "autograder.hub.grading_service",
+    "--course-dir",
+    plan["course_root"],
+    "--exchange-root",
+    plan["exchange_root"],
+]
 _grading_env = {
     "SPAMKIT_CGROUP_PROCS": ":".join(plan["cgroup_procs"]),
     "SPAMKIT_CGROUP_V2_LEAF": plan.get("cgroup_v2_leaf", ""),
-    "TMPDIR": plan["instructor_tmp"], "TF_CPP_MIN_LOG_LEVEL": "3", "SPAM_LAB_DATA_DIR": plan["data_dir"],
+    "TMPDIR": plan["instructor_tmp"],
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "SPAM_LAB_DATA_DIR": plan["data_dir"],
 }
 _service = {"name": "spamkit-grading", "command": _grading, "cwd": plan["course_root"], "environment": _grading_env}
 if plan.get("cgroup_v2_procs"):
@@ -109,8 +131,14 @@ if plan.get("cgroup_v2_procs"):
     import pwd as _pwd
 
     _home = _pwd.getpwnam(instructor).pw_dir
-    _service["command"] = ["/bin/sh", "-c", 'echo $$ > "$0" && u="$1" && shift && exec setpriv --reuid="$u" '
-                           '--regid="$u" --init-groups -- "$@"', plan["cgroup_v2_procs"], instructor, *_grading]
+    _service["command"] = [
+        "/bin/sh",
+        "-c",
+        'echo $$ > "$0" && u="$1" && shift && exec setpriv --reuid="$u" --regid="$u" --init-groups -- "$@"',
+        plan["cgroup_v2_procs"],
+        instructor,
+        *_grading,
+    ]
     _service["environment"] = {**_grading_env, "HOME": _home, "USER": instructor}
 else:
     _service["user"] = instructor

@@ -31,17 +31,23 @@ from .settings import CourseHub
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-PROXY = REPO_ROOT / ".venv" / "hub-proxy" / "node_modules" / ".bin" / "configurable-http-proxy"   # kit.sh installs it
+PROXY = REPO_ROOT / ".venv" / "hub-proxy" / "node_modules" / ".bin" / "configurable-http-proxy"  # kit.sh installs it
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="./kit.sh hub", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--course-dir", type=Path, default=Path.cwd(),
-                        help="the course root whose course_config.py is read (default: here)")
+    parser.add_argument(
+        "--course-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="the course root whose course_config.py is read (default: here)",
+    )
     parser.add_argument("--roster", type=Path, help="CSV user,role,password (default: CourseHub.roster)")
-    parser.add_argument("--throwaway", action="store_true",
-                        help="on exit, also remove the accounts made, their homes, the exchange's course folder "
-                             "and the state folder")
+    parser.add_argument(
+        "--throwaway",
+        action="store_true",
+        help="on exit, also remove the accounts made, their homes, the exchange's course folder and the state folder",
+    )
     parser.add_argument("settings", nargs="*", help="--CourseHub.port=8443 style overrides")
     args, extra = parser.parse_known_args(argv)
     args.settings += extra
@@ -57,6 +63,7 @@ def free_port() -> int:
 def course_settings(course_dir: Path, overrides: list[str]) -> tuple[Config, CourseHub]:
     config = load_course_config(course_dir)
     from traitlets.config.loader import KVArgParseConfigLoader
+
     config.merge(KVArgParseConfigLoader(overrides).load_config())
     return config, CourseHub(config=config)
 
@@ -71,7 +78,7 @@ def prepare(args: argparse.Namespace) -> dict:
         print(f"warning: {roster_file} holds passwords and other accounts may read it: chmod 600 it", flush=True)
     state = Path(hub.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    state.chmod(0o755)   # users' servers read their role's configuration in it; the secrets in it are 0600
+    state.chmod(0o755)  # users' servers read their role's configuration in it; the secrets in it are 0600
     made_file = state / "accounts_made.json"
     made = set(json.loads(made_file.read_text())) if made_file.exists() else set()
     for member in roster:
@@ -95,21 +102,32 @@ def prepare(args: argparse.Namespace) -> dict:
     exchange.make(Path(hub.exchange_root), course_id, instructor)
     users_bin = user_python.users_bin(Path(sys.prefix))
     config_dirs = user_config.write(state / "jupyter", course_id, hub.exchange_root, course_root)
-    v2_procs = cgroup_delegation.delegate_v2(hub.cgroup_name, instructor)   # None on a v1 or hybrid host
+    v2_procs = cgroup_delegation.delegate_v2(hub.cgroup_name, instructor)  # None on a v1 or hybrid host
     proxy = PROXY if PROXY.exists() else shutil.which("configurable-http-proxy")
     plan = {
-        "course_id": course_id, "instructor": instructor, "course_root": str(course_root),
+        "course_id": course_id,
+        "instructor": instructor,
+        "course_root": str(course_root),
         "students": [m.name for m in roster if m.role == "student"],
-        "state_dir": str(state), "exchange_root": hub.exchange_root, "ip": hub.ip, "port": hub.port,
-        "hub_port": free_port(), "proxy_api_port": free_port(), "proxy": str(proxy),
-        "users_bin": str(users_bin), "singleuser": str(users_bin / "jupyterhub-singleuser"),
-        "cgroup_wrapper": str(HERE / "singleuser_in_cgroup.sh"), "cgroup_name": hub.cgroup_name,
+        "state_dir": str(state),
+        "exchange_root": hub.exchange_root,
+        "ip": hub.ip,
+        "port": hub.port,
+        "hub_port": free_port(),
+        "proxy_api_port": free_port(),
+        "proxy": str(proxy),
+        "users_bin": str(users_bin),
+        "singleuser": str(users_bin / "jupyterhub-singleuser"),
+        "cgroup_wrapper": str(HERE / "singleuser_in_cgroup.sh"),
+        "cgroup_name": hub.cgroup_name,
         "cgroup_procs": [str(p) for p in cgroup_delegation.delegate(hub.cgroup_name, instructor)],
         "cgroup_v2_procs": str(v2_procs) if v2_procs else "",
         "cgroup_v2_leaf": f"/{hub.cgroup_name}/{instructor}/{cgroup_delegation.LEAF}" if v2_procs else "",
-        "instructor_tmp": str(tmp), "data_dir": os.environ.get("SPAM_LAB_DATA_DIR", ""),
+        "instructor_tmp": str(tmp),
+        "data_dir": os.environ.get("SPAM_LAB_DATA_DIR", ""),
         "config_dirs": {role: str(path) for role, path in config_dirs.items()},
-        "throwaway": args.throwaway, "accounts_made": sorted(made),
+        "throwaway": args.throwaway,
+        "accounts_made": sorted(made),
     }
     plan_file = state / "plan.json"
     plan_file.write_text(json.dumps(plan, indent=1))
@@ -119,14 +137,18 @@ def prepare(args: argparse.Namespace) -> dict:
 
 def run_hub(plan: dict) -> int:
     """JupyterHub in the foreground until it ends or this process is asked to stop."""
-    env = {**os.environ, "SPAMKIT_HUB_PLAN": str(Path(plan["state_dir"]) / "plan.json"),
-           "PATH": os.pathsep.join([plan["users_bin"], os.environ.get("PATH", "")])}
-    hub = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(HERE / "jupyterhub_config.py")],
-                           cwd=plan["state_dir"], env=env)
+    env = {
+        **os.environ,
+        "SPAMKIT_HUB_PLAN": str(Path(plan["state_dir"]) / "plan.json"),
+        "PATH": os.pathsep.join([plan["users_bin"], os.environ.get("PATH", "")]),
+    }
+    hub = subprocess.Popen(
+        [str(BIN / "jupyterhub"), "-f", str(HERE / "jupyterhub_config.py")], cwd=plan["state_dir"], env=env
+    )
     print(f"The course hub: http://{plan['ip']}:{plan['port']}/  (stop with Ctrl-C)", flush=True)
 
     def stop(signum, frame):
-        hub.send_signal(signal.SIGTERM)   # JupyterHub stops the users' servers and its proxy
+        hub.send_signal(signal.SIGTERM)  # JupyterHub stops the users' servers and its proxy
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -142,7 +164,7 @@ def clean_up(plan: dict) -> None:
     """The cgroups always (a server the hub lost is ended first); with --throwaway, what was made."""
     cgroup_delegation.undelegate(plan["cgroup_name"], plan["instructor"])
     for folder in cgroup_delegation.folders(plan["cgroup_name"], plan["instructor"]):
-        if folder.exists():   # processes still inside: the instructor's, ended by uid
+        if folder.exists():  # processes still inside: the instructor's, ended by uid
             accounts.stop_processes(plan["instructor"])
             cgroup_delegation.undelegate(plan["cgroup_name"], plan["instructor"])
             break
@@ -161,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = prepare(args)
     except BaseException:
-        if args.throwaway:   # the accounts made before the failure
+        if args.throwaway:  # the accounts made before the failure
             config, hub = course_settings(args.course_dir.resolve(), args.settings)
             made = Path(hub.state_dir) / "accounts_made.json"
             for name in json.loads(made.read_text()) if made.exists() else []:

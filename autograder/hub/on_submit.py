@@ -20,7 +20,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nbgrader.exchange.default.submit import ExchangeSubmit
@@ -28,25 +28,36 @@ from nbgrader.utils import notebook_hash, parse_utc
 from traitlets import Bool, Enum, Float, Int, Unicode, validate
 from traitlets.config import Configurable
 
-PUBLIC_FILE = "on_submit.json"       # in <exchange>/<course>/: the cap and the policy, readable by all
+PUBLIC_FILE = "on_submit.json"  # in <exchange>/<course>/: the cap and the policy, readable by all
 STATUS_ID = "spamkit-on-submit-status"
-COUNTED = ("accepted", "graded")     # states that use one of the day's graded submissions
+COUNTED = ("accepted", "graded")  # states that use one of the day's graded submissions
 
 
 class OnSubmit(Configurable):
     """Graded on submit on the course's JupyterHub (README: Run the course on JupyterHub)."""
 
-    enabled = Bool(False, help="grade each submission as it arrives in nbgrader's exchange (the hub's "
-                               "grading service; read again on every pass, no restart needed)").tag(config=True)
-    feedback = Enum(("now", "after_due", "never"), default_value="now",
-                    help="when a graded submission's feedback goes to the student: 'now' (as soon as it is "
-                         "graded), 'after_due' (once LateWork.due_date, or the gradebook's due date, has "
-                         "passed; nothing without a due date), 'never' (the instructor releases it from "
-                         "formgrader)").tag(config=True)
-    daily_cap = Int(3, min=0, help="graded submissions per student per day (0: no cap); a submission over it "
-                                   "is not graded, and its feedback says why").tag(config=True)
-    cap_timezone = Unicode("UTC", help="the time zone whose calendar day the cap counts (IANA name, e.g. "
-                                       "Europe/Berlin)").tag(config=True)
+    enabled = Bool(
+        False,
+        help="grade each submission as it arrives in nbgrader's exchange (the hub's "
+        "grading service; read again on every pass, no restart needed)",
+    ).tag(config=True)
+    feedback = Enum(
+        ("now", "after_due", "never"),
+        default_value="now",
+        help="when a graded submission's feedback goes to the student: 'now' (as soon as it is "
+        "graded), 'after_due' (once LateWork.due_date, or the gradebook's due date, has "
+        "passed; nothing without a due date), 'never' (the instructor releases it from "
+        "formgrader)",
+    ).tag(config=True)
+    daily_cap = Int(
+        3,
+        min=0,
+        help="graded submissions per student per day (0: no cap); a submission over it "
+        "is not graded, and its feedback says why",
+    ).tag(config=True)
+    cap_timezone = Unicode(
+        "UTC", help="the time zone whose calendar day the cap counts (IANA name, e.g. Europe/Berlin)"
+    ).tag(config=True)
     poll_seconds = Float(5.0, min=0.5, help="seconds between two looks at the exchange").tag(config=True)
 
     @validate("cap_timezone")
@@ -58,8 +69,12 @@ class OnSubmit(Configurable):
         return proposal["value"]
 
     def public(self) -> dict:
-        return {"enabled": self.enabled, "feedback": self.feedback, "daily_cap": self.daily_cap,
-                "cap_timezone": self.cap_timezone}
+        return {
+            "enabled": self.enabled,
+            "feedback": self.feedback,
+            "daily_cap": self.daily_cap,
+            "cap_timezone": self.cap_timezone,
+        }
 
 
 def day_of(moment: datetime, zone: str) -> str:
@@ -74,9 +89,11 @@ def status_name(secret: str) -> str:
 
 
 def cap_message(course_id: str, cap: int, zone: str, counted: int) -> str:
-    return (f"Not graded: {course_id} grades at most {cap} submission{'s' if cap != 1 else ''} per student per "
-            f"day, and {counted} of yours from today ({zone}) are graded or waiting to be graded. "
-            "Submit again tomorrow; your last graded submission keeps its grade.")
+    return (
+        f"Not graded: {course_id} grades at most {cap} submission{'s' if cap != 1 else ''} per student per "
+        f"day, and {counted} of yours from today ({zone}) are graded or waiting to be graded. "
+        "Submit again tomorrow; your last graded submission keeps its grade."
+    )
 
 
 class CappedSubmit(ExchangeSubmit):
@@ -93,12 +110,12 @@ class CappedSubmit(ExchangeSubmit):
             with open(os.path.join(course_path, PUBLIC_FILE), encoding="utf-8") as fh:
                 settings = json.load(fh)
         except (OSError, ValueError):
-            return   # no grading service: nbgrader's submit as it is
+            return  # no grading service: nbgrader's submit as it is
         cap = int(settings.get("daily_cap") or 0)
         if not settings.get("enabled") or cap <= 0:
             return
         zone = settings.get("cap_timezone") or "UTC"
-        today = day_of(datetime.now(timezone.utc), zone)
+        today = day_of(datetime.now(UTC), zone)
         counted = 0
         pattern = os.path.join(self.cache, self.coursedir.course_id, f"*+{self.coursedir.assignment_id}+*")
         for entry in glob.glob(pattern):
@@ -109,8 +126,8 @@ class CappedSubmit(ExchangeSubmit):
             except (OSError, ValueError, IndexError):
                 continue
             status = _read_status(os.path.join(course_path, "feedback", status_name(secret)))
-            if status is None:   # not seen by the service yet: it will count if graded
-                if day_of(stamp.replace(tzinfo=timezone.utc), zone) == today:
+            if status is None:  # not seen by the service yet: it will count if graded
+                if day_of(stamp.replace(tzinfo=UTC), zone) == today:
                     counted += 1
             elif status.get("state") in COUNTED and status.get("day") == today:
                 counted += 1

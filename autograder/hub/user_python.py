@@ -36,8 +36,12 @@ def _copy_interpreter(target: Path) -> Path:
     binary = Path(os.path.realpath(sys.executable))
     if (target / "bin" / VERSION).exists():
         return target / "bin" / VERSION
-    shutil.copytree(base / "lib" / VERSION, target / "lib" / VERSION, symlinks=True,
-                    ignore=shutil.ignore_patterns("site-packages", "test", "__pycache__"))
+    shutil.copytree(
+        base / "lib" / VERSION,
+        target / "lib" / VERSION,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("site-packages", "test", "__pycache__"),
+    )
     (target / "lib" / VERSION / "site-packages").mkdir()
     for library in (base / "lib").glob("libpython*.so*"):
         shutil.copy2(library, target / "lib", follow_symlinks=False)
@@ -45,7 +49,7 @@ def _copy_interpreter(target: Path) -> Path:
     shutil.copy2(binary, target / "bin" / VERSION)
     copy = target / "bin" / VERSION
     runpath = subprocess.run(["patchelf", "--print-rpath", str(copy)], capture_output=True, text=True).stdout.strip()
-    if runpath:   # libpython from the copy, not from the closed folder
+    if runpath:  # libpython from the copy, not from the closed folder
         subprocess.run(["patchelf", "--set-rpath", "$ORIGIN/../lib", str(copy)], check=True)
     for folder in [target, *(p for p in target.rglob("*") if p.is_dir())]:
         folder.chmod(0o755)
@@ -57,15 +61,20 @@ def users_bin(venv_root: Path) -> Path:
     if reachable(Path(sys.executable)):
         return BIN
     if shutil.which("patchelf") is None:
-        raise RuntimeError(f"{sys.executable} is in a folder other accounts cannot enter: install patchelf "
-                           "(apt-get install patchelf) to let the hub copy it, or make the kit's venv from a Python "
-                           "every account can run")
+        raise RuntimeError(
+            f"{sys.executable} is in a folder other accounts cannot enter: install patchelf "
+            "(apt-get install patchelf) to let the hub copy it, or make the kit's venv from a Python "
+            "every account can run"
+        )
     python = _copy_interpreter(venv_root / "hub-python-base")
     target = venv_root / "hub-python"
     if not (target / "pyvenv.cfg").exists():
         subprocess.run([str(python), "-m", "venv", "--without-pip", str(target)], check=True)
-    for link, real in ((target / "lib" / VERSION / "site-packages", Path(sysconfig.get_paths()["purelib"])),
-                       (target / "etc", Path(sys.prefix) / "etc"), (target / "share", Path(sys.prefix) / "share")):
+    for link, real in (
+        (target / "lib" / VERSION / "site-packages", Path(sysconfig.get_paths()["purelib"])),
+        (target / "etc", Path(sys.prefix) / "etc"),
+        (target / "share", Path(sys.prefix) / "share"),
+    ):
         if not link.is_symlink() and real.exists():
             shutil.rmtree(link, ignore_errors=True)
             link.symlink_to(real)
@@ -76,7 +85,7 @@ def users_bin(venv_root: Path) -> Path:
             continue
         with open(script, "rb") as fh:
             head = fh.readline()
-        if head.decode(errors="replace").rstrip().startswith(python_line):   # a console script of the kit's venv
-            copy.write_bytes(f"#!{target}/bin/python\n".encode() + script.read_bytes()[len(head):])
+        if head.decode(errors="replace").rstrip().startswith(python_line):  # a console script of the kit's venv
+            copy.write_bytes(f"#!{target}/bin/python\n".encode() + script.read_bytes()[len(head) :])
             copy.chmod(0o755)
     return target / "bin"

@@ -31,8 +31,8 @@ FENCED = (
     # same dict serialized (new dicts, not the objects, so identity with the genuine classes cannot be
     # judged), ``model.metrics`` the wrappers Keras built, not the metrics given, and ``model.loss`` keeps a
     # loss of an earlier compile when the last one had none.
-    "keras.src.trainers.trainer:Trainer._compile_config",           # set by Trainer.compile (instance attribute)
-    "keras.src.saving.serialization_lib:SerializableDict.config",   # the kwargs it holds (instance attribute)
+    "keras.src.trainers.trainer:Trainer._compile_config",  # set by Trainer.compile (instance attribute)
+    "keras.src.saving.serialization_lib:SerializableDict.config",  # the kwargs it holds (instance attribute)
 )
 
 

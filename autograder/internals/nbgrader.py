@@ -25,8 +25,14 @@ FENCED = (
     "nbgrader.apps.zipcollectapp:ZipCollectApp._format_collect_path",
 )
 
-_STAND_INS = ("nbgrader", "nbgrader.preprocessors", "nbconvert", "nbconvert.utils", "nbconvert.preprocessors",
-              "nbconvert.exporters")
+_STAND_INS = (
+    "nbgrader",
+    "nbgrader.preprocessors",
+    "nbconvert",
+    "nbconvert.utils",
+    "nbconvert.preprocessors",
+    "nbconvert.exporters",
+)
 
 
 def execute_preprocessor():
@@ -40,19 +46,24 @@ def execute_preprocessor():
     """
     if "nbgrader" in sys.modules or "nbconvert" in sys.modules:
         from nbgrader.preprocessors import Execute
+
         return Execute
     try:
         for name in _STAND_INS:
             package = types.ModuleType(name)
             parent, _, child = name.rpartition(".")
-            package.__path__ = ([os.path.join(sys.modules[parent].__path__[0], child)] if parent
-                                else importlib.util.find_spec(name).submodule_search_locations)
+            package.__path__ = (
+                [os.path.join(sys.modules[parent].__path__[0], child)]
+                if parent
+                else importlib.util.find_spec(name).submodule_search_locations
+            )
             sys.modules[name] = package
         # each module gets what it imports from a package's __init__ before it runs
         from nbconvert.preprocessors.execute import CellExecutionError, ExecutePreprocessor, Preprocessor
 
         vars(sys.modules["nbconvert.preprocessors"]).update(
-            Preprocessor=Preprocessor, ExecutePreprocessor=ExecutePreprocessor, CellExecutionError=CellExecutionError)
+            Preprocessor=Preprocessor, ExecutePreprocessor=ExecutePreprocessor, CellExecutionError=CellExecutionError
+        )
         from nbgrader.preprocessors.base import NbGraderPreprocessor
 
         sys.modules["nbgrader.preprocessors"].NbGraderPreprocessor = NbGraderPreprocessor

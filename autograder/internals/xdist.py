@@ -13,7 +13,7 @@ def scheduler_by_unit(config, log, unit_of):
     """xdist's LoadScopeScheduling with ``unit_of(nodeid) -> str`` as the unit of work, in collection order."""
     from xdist.scheduler import LoadScopeScheduling
 
-    config.option.loadscopereorder = False   # keep the collection's order, not the test counts
+    config.option.loadscopereorder = False  # keep the collection's order, not the test counts
 
     class ByUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:

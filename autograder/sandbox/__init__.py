@@ -110,7 +110,7 @@ from .limits import Disk, OutputTail, Slot, size_setting, slot_cpus, watch
 from .spec import CAPTURE, INSIDE_KIT, PAYLOAD, RUNNER, RunSpec
 
 __all__ = ["check_available", "run_notebook", "sandbox_here"]
-CHECKPOINT = "checkpoint"   # the evidence the runner sends after each cell arrives under checkpoint/<its name>
+CHECKPOINT = "checkpoint"  # the evidence the runner sends after each cell arrives under checkpoint/<its name>
 
 
 def sandbox_here(settings: Sandbox) -> str:
@@ -127,22 +127,35 @@ def _cgroup(settings: Sandbox, slot: int):
     if cgroup_host is None:
         return None
     try:
-        return cgroup_host.create(slot, Limits(settings.memory_mb, settings.max_processes,
-                                               slot_cpus(slot, settings.threads), settings.threads))
+        return cgroup_host.create(
+            slot,
+            Limits(settings.memory_mb, settings.max_processes, slot_cpus(slot, settings.threads), settings.threads),
+        )
     except OSError as exc:
         logging.getLogger(__name__).warning("no cgroup for this run: %s", exc)
-        raise SandboxUnavailable(f"the run's cgroup could not be made ({exc}), so its limits cannot be enforced; "
-                                 "the notebook was not run") from None
+        raise SandboxUnavailable(
+            f"the run's cgroup could not be made ({exc}), so its limits cannot be enforced; the notebook was not run"
+        ) from None
 
 
 def _inputs(scratch: Path) -> dict[str, Path]:
     """The submission's files (the notebook, spam_data.py, the student's own), by their path in the home."""
-    return {path.relative_to(scratch).as_posix(): path for path in sorted(scratch.rglob("*"))
-            if path.is_file() and not path.is_symlink()}
+    return {
+        path.relative_to(scratch).as_posix(): path
+        for path in sorted(scratch.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
 
 
-def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandbox, env: dict, capture: dict,
-                 evidence_files: dict[str, int]) -> RunOutcome:
+def run_notebook(
+    notebook: Path,
+    scratch: Path,
+    data_file: Path,
+    settings: Sandbox,
+    env: dict,
+    capture: dict,
+    evidence_files: dict[str, int],
+) -> RunOutcome:
     """Execute ``scratch/notebook`` (already copied there with the submission's files) and capture evidence.
 
     ``capture`` goes to the capture cells as is (where they write, what they
@@ -156,20 +169,32 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
     sandboxed = strategy != "none"
     labels = cell_labels(notebook)
     max_notebook_bytes = notebook.stat().st_size + settings.max_output_bytes + 1_000_000
-    accepted = {RUN_REPORT: RUN_REPORT_BYTES, PROGRESS: PROGRESS_BYTES, EXECUTED: max_notebook_bytes, **evidence_files,
-                **{f"{CHECKPOINT}/{name}": size for name, size in evidence_files.items()}}
+    accepted = {
+        RUN_REPORT: RUN_REPORT_BYTES,
+        PROGRESS: PROGRESS_BYTES,
+        EXECUTED: max_notebook_bytes,
+        **evidence_files,
+        **{f"{CHECKPOINT}/{name}": size for name, size in evidence_files.items()},
+    }
     with Slot() as slot:
         spec = RunSpec.make(settings, strategy, slot, _inputs(scratch), data_file, env, home=scratch)
         kit = INSIDE_KIT if sandboxed else str(PAYLOAD)
         read_end, write_end = os.pipe()
         receiver = Receiver(read_end, accepted)
-        runner_spec = {"notebook": f"{spec.home}/{notebook.name}", "channel": write_end,
-                       "cell_timeout": settings.cell_timeout, "max_output_bytes": settings.max_output_bytes,
-                       "capture": f"{kit}/{CAPTURE.name}", "capture_settings": capture,
-                       "evidence_files": evidence_files, "checkpoint": CHECKPOINT,
-                       "filesystems": [{"path": path, "mb": mb, "setting": size_setting(mb, settings)}
-                                       for path, mb in spec.writable_mb.items()],
-                       "names": {"report": RUN_REPORT, "progress": PROGRESS, "executed": EXECUTED}}
+        runner_spec = {
+            "notebook": f"{spec.home}/{notebook.name}",
+            "channel": write_end,
+            "cell_timeout": settings.cell_timeout,
+            "max_output_bytes": settings.max_output_bytes,
+            "capture": f"{kit}/{CAPTURE.name}",
+            "capture_settings": capture,
+            "evidence_files": evidence_files,
+            "checkpoint": CHECKPOINT,
+            "filesystems": [
+                {"path": path, "mb": mb, "setting": size_setting(mb, settings)} for path, mb in spec.writable_mb.items()
+            ],
+            "names": {"report": RUN_REPORT, "progress": PROGRESS, "executed": EXECUTED},
+        }
         group = None
         try:
             group = _cgroup(settings, slot)
@@ -177,10 +202,16 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
             command = [*launch.argv, sys.executable, f"{kit}/{RUNNER.name}", json.dumps(runner_spec)]
             start = time.monotonic()
             try:
-                popen = subprocess.Popen(group.wrap(command) if group else command, cwd=scratch,
-                                         env=None if sandboxed else {**spec.env, "PATH": os.environ.get("PATH", "")},
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, pass_fds=[*launch.fds, write_end])
+                popen = subprocess.Popen(
+                    group.wrap(command) if group else command,
+                    cwd=scratch,
+                    env=None if sandboxed else {**spec.env, "PATH": os.environ.get("PATH", "")},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    pass_fds=[*launch.fds, write_end],
+                )
             finally:
                 launch.close()
                 os.close(write_end)
@@ -195,13 +226,13 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
         finally:
             if write_end is not None:
                 os.close(write_end)
-            if receiver.ident is None:   # never started: the pipe is still ours to close
+            if receiver.ident is None:  # never started: the pipe is still ours to close
                 os.close(read_end)
             if group is not None:
                 group.remove()
         status, message = watched.status, watched.message
 
-    untrusted = scratch.with_name("untrusted")   # what a run without a sandbox left in its folder
+    untrusted = scratch.with_name("untrusted")  # what a run without a sandbox left in its folder
     os.rename(scratch, untrusted)
     scratch.mkdir(mode=0o700)
     problems = receiver.write_to(scratch)
@@ -219,7 +250,14 @@ def run_notebook(notebook: Path, scratch: Path, data_file: Path, settings: Sandb
     status, message = describe(status, message, progress, labels, settings)
     if log:
         message += f": {log}"
-    return RunOutcome(status=status, message=message, sandboxed=sandboxed, seconds=round(seconds, 2),
-                      peak_rss_mb=round(watched.peak_mb, 1), capture_errors=capture_errors,
-                      cpu_seconds=None if watched.cpu_seconds is None else round(watched.cpu_seconds, 2),
-                      cpu_threads=settings.threads, limits_by=group.version if group is not None else "watchdog")
+    return RunOutcome(
+        status=status,
+        message=message,
+        sandboxed=sandboxed,
+        seconds=round(seconds, 2),
+        peak_rss_mb=round(watched.peak_mb, 1),
+        capture_errors=capture_errors,
+        cpu_seconds=None if watched.cpu_seconds is None else round(watched.cpu_seconds, 2),
+        cpu_threads=settings.threads,
+        limits_by=group.version if group is not None else "watchdog",
+    )

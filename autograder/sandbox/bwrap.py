@@ -60,20 +60,44 @@ def view(spec: RunSpec, launch: Launch, python_roots: list[str] | None = None) -
     for root in roots:  # never show the kit's checks, even when it is installed into site-packages
         if is_within(str(KIT_PACKAGE), root):
             args += ["--tmpfs", str(KIT_PACKAGE)]
-    args += ["--perms", "0555", "--ro-bind-data", launch.open(RUNNER), f"{INSIDE_KIT}/runner.py",
-             "--perms", "0555", "--ro-bind-data", launch.open(CAPTURE), f"{INSIDE_KIT}/capture.py"]
+    args += [
+        "--perms",
+        "0555",
+        "--ro-bind-data",
+        launch.open(RUNNER),
+        f"{INSIDE_KIT}/runner.py",
+        "--perms",
+        "0555",
+        "--ro-bind-data",
+        launch.open(CAPTURE),
+        f"{INSIDE_KIT}/capture.py",
+    ]
     for library in PAYLOAD_INTERNALS:
-        args += ["--perms", "0555", "--ro-bind-data", launch.open(INTERNALS / f"{library}.py"),
-                 f"{INSIDE_KIT}/internals/{library}.py"]
+        args += [
+            "--perms",
+            "0555",
+            "--ro-bind-data",
+            launch.open(INTERNALS / f"{library}.py"),
+            f"{INSIDE_KIT}/internals/{library}.py",
+        ]
     if spec.data_file is not None:
         args += ["--perms", "0444", "--ro-bind-data", launch.open(spec.data_file), INSIDE_DATA]
-    for name, source in spec.inputs.items():   # the submission, into the home
+    for name, source in spec.inputs.items():  # the submission, into the home
         args += ["--perms", "0666", "--file", launch.open(source), f"{INSIDE_HOME}/{name}"]
     return traversable_parents(args) + ["--chdir", INSIDE_HOME, "--hostname", "sandbox"]
 
 
-_MOUNTS = {"--bind": 2, "--ro-bind": 2, "--symlink": 2, "--tmpfs": 1, "--proc": 1, "--dev": 1, "--dir": 1,
-           "--ro-bind-data": 2, "--file": 2}
+_MOUNTS = {
+    "--bind": 2,
+    "--ro-bind": 2,
+    "--symlink": 2,
+    "--tmpfs": 1,
+    "--proc": 1,
+    "--dev": 1,
+    "--dir": 1,
+    "--ro-bind-data": 2,
+    "--file": 2,
+}
 
 
 def traversable_parents(args: list[str]) -> list[str]:
@@ -90,7 +114,7 @@ def traversable_parents(args: list[str]) -> list[str]:
     while i < len(args):
         arg = args[i]
         if arg in ("--perms", "--size"):
-            pending += args[i:i + 2]
+            pending += args[i : i + 2]
             i += 2
             continue
         if arg in _MOUNTS:
@@ -102,8 +126,8 @@ def traversable_parents(args: list[str]) -> list[str]:
                 if str(parent) not in made:
                     made.add(str(parent))
                     out += ["--perms", "0755", "--dir", str(parent)]
-            out += pending + args[i:i + width + 1]
-            made.add(target)   # never made again below it (a --dir would not change a tmpfs' mode, but say so)
+            out += pending + args[i : i + width + 1]
+            made.add(target)  # never made again below it (a --dir would not change a tmpfs' mode, but say so)
             pending = []
             i += width + 1
             continue
@@ -137,16 +161,31 @@ class Launch:
 
 def command(spec: RunSpec, python_roots: list[str] | None = None) -> Launch:
     """Everything before the program to run: rlimits and CPUs, then bwrap with the spec's view, the uid drop."""
-    if not spec.sandboxed:   # opted out: the rlimits and CPUs where the tools exist
+    if not spec.sandboxed:  # opted out: the rlimits and CPUs where the tools exist
         prlimit, taskset = shutil.which("prlimit"), shutil.which("taskset")
-        return Launch([*([prlimit, *_rlimit_options(spec), "--"] if prlimit else []),
-                       *([taskset, "--cpu-list", spec.cpus] if taskset else [])])
+        return Launch(
+            [
+                *([prlimit, *_rlimit_options(spec), "--"] if prlimit else []),
+                *([taskset, "--cpu-list", spec.cpus] if taskset else []),
+            ]
+        )
     prefix = [tool("prlimit"), *_rlimit_options(spec), "--", tool("taskset"), "--cpu-list", spec.cpus]
     launch = Launch([])
     try:
-        drop = [] if spec.uid is None else [
-            tool("setpriv"), f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups", "--no-new-privs",
-            "--inh-caps=-all", "--bounding-set=-all", "--"]
+        drop = (
+            []
+            if spec.uid is None
+            else [
+                tool("setpriv"),
+                f"--reuid={spec.uid}",
+                f"--regid={spec.uid}",
+                "--clear-groups",
+                "--no-new-privs",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ]
+        )
         namespaces = ["--die-with-parent", "--new-session"]
         if spec.strategy == "privileged":
             namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]

@@ -46,8 +46,9 @@ def _label(labels: list[str], index: int | None) -> str | None:
     return labels[index] if 0 <= index < len(labels) else None
 
 
-def describe(status: Status, message: str, progress: RunProgress, labels: list[str],
-             settings: Sandbox) -> tuple[Status, str]:
+def describe(
+    status: Status, message: str, progress: RunProgress, labels: list[str], settings: Sandbox
+) -> tuple[Status, str]:
     """The run's status and message with the cells named: the cell running when it ended early, the cells timed out.
 
     A run that went on after a cell was interrupted at the cell timeout is not

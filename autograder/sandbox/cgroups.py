@@ -57,7 +57,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PREFIX = "spamkit-"          # name of every cgroup the kit makes: spamkit-<pid>-<slot>-<random>
+PREFIX = "spamkit-"  # name of every cgroup the kit makes: spamkit-<pid>-<slot>-<random>
 CFS_PERIOD_US = 100_000
 V1_CONTROLLERS = ("memory", "pids", "cpuacct", "cpu", "cpuset")
 
@@ -68,8 +68,8 @@ class Layout:
 
     v2_mount: Path | None = None
     v2_path: str = "/"
-    v1_mounts: dict[str, Path] = field(default_factory=dict)   # controller -> mount point
-    v1_paths: dict[str, str] = field(default_factory=dict)     # controller -> this process's cgroup
+    v1_mounts: dict[str, Path] = field(default_factory=dict)  # controller -> mount point
+    v1_paths: dict[str, str] = field(default_factory=dict)  # controller -> this process's cgroup
 
     @classmethod
     def read(cls, mountinfo: Path = Path("/proc/self/mountinfo"), cgroup: Path = Path("/proc/self/cgroup")) -> Layout:
@@ -154,7 +154,7 @@ def clean_stale(base: Path) -> None:
     except OSError:
         return
     for entry in entries:
-        if entry.name.startswith(PREFIX) and entry.is_dir() and _dead(entry.name[len(PREFIX):].split("-")[0]):
+        if entry.name.startswith(PREFIX) and entry.is_dir() and _dead(entry.name[len(PREFIX) :].split("-")[0]):
             try:
                 entry.rmdir()
             except OSError:
@@ -165,8 +165,8 @@ def clean_stale(base: Path) -> None:
 class Limits:
     memory_mb: int
     max_processes: int
-    cpus: str           # the slot's CPU list, e.g. "0" or "0,1"
-    threads: int        # CPU time: at most this many cores
+    cpus: str  # the slot's CPU list, e.g. "0" or "0,1"
+    threads: int  # CPU time: at most this many cores
 
 
 @dataclass
@@ -186,8 +186,8 @@ class Cgroup:
     version = ""
 
     def __init__(self, dirs: dict[str, Path]):
-        self.dirs = dirs          # role -> folder: "memory", "pids", "cpu", "cpuacct", "cpuset" (v2: all one)
-        self.event_fds: list[tuple[int, int]] = []   # (fd, poll mask) that wake the watchdog
+        self.dirs = dirs  # role -> folder: "memory", "pids", "cpu", "cpuacct", "cpuset" (v2: all one)
+        self.event_fds: list[tuple[int, int]] = []  # (fd, poll mask) that wake the watchdog
         self._open: list[int] = []
 
     # --- entering ---------------------------------------------------------------------------
@@ -227,7 +227,7 @@ class Cgroup:
                 try:
                     os.kill(pid, signal.SIGKILL)
                     alive += 1
-                except ProcessLookupError:   # gone (the kernel drops it from cgroup.procs as it exits)
+                except ProcessLookupError:  # gone (the kernel drops it from cgroup.procs as it exits)
                     pass
                 except PermissionError:
                     alive += 1
@@ -244,7 +244,7 @@ class Cgroup:
         self._open.clear()
         self.event_fds.clear()
         for folder in sorted(set(self.dirs.values()), key=lambda p: -len(p.parts)):
-            for _ in range(50):   # busy while the last exits are on their way
+            for _ in range(50):  # busy while the last exits are on their way
                 try:
                     folder.rmdir()
                 except OSError as exc:
@@ -274,8 +274,8 @@ class V2(Cgroup):
         group = cls({"memory": folder, "pids": folder, "cpu": folder, "cpuacct": folder, "cpuset": folder})
         try:
             _write(folder / "memory.max", limits.memory_mb << 20)
-            _write_if_there(folder / "memory.swap.max", 0)       # no way around the limit through swap
-            _write_if_there(folder / "memory.oom.group", 1)      # the OOM killer ends the whole run
+            _write_if_there(folder / "memory.swap.max", 0)  # no way around the limit through swap
+            _write_if_there(folder / "memory.oom.group", 1)  # the OOM killer ends the whole run
             _write(folder / "pids.max", limits.max_processes)
             enabled = _read(parent / "cgroup.subtree_control").split()
             if "cpu" in enabled:
@@ -293,8 +293,10 @@ class V2(Cgroup):
 
     def hit(self) -> tuple[bool, int]:
         folder = self.dirs["memory"]
-        return (_keyed(_read(folder / "memory.events")).get("oom_kill", 0) > 0,
-                _keyed(_read(folder / "pids.events")).get("max", 0))
+        return (
+            _keyed(_read(folder / "memory.events")).get("oom_kill", 0) > 0,
+            _keyed(_read(folder / "pids.events")).get("max", 0),
+        )
 
     def rearm(self) -> None:
         for fd, _ in self.event_fds:
@@ -309,9 +311,13 @@ class V2(Cgroup):
         oom, refused = self.hit()
         micro = _keyed(_read(folder / "cpu.stat")).get("usage_usec")
         peak = _number(_read(folder / "memory.peak"))
-        return Usage(cpu_seconds=None if micro is None else micro / 1e6,
-                     peak_mb=None if peak is None else peak / 2**20, oom_kills=int(oom),
-                     refused_forks=refused, peak_tasks=_number(_read(folder / "pids.peak")))
+        return Usage(
+            cpu_seconds=None if micro is None else micro / 1e6,
+            peak_mb=None if peak is None else peak / 2**20,
+            oom_kills=int(oom),
+            refused_forks=refused,
+            peak_tasks=_number(_read(folder / "pids.peak")),
+        )
 
     def kill(self) -> None:
         try:
@@ -336,16 +342,18 @@ class V1(Cgroup):
                 dirs[controller] = folder
             memory = dirs["memory"]
             _write(memory / "memory.limit_in_bytes", limits.memory_mb << 20)
-            if (memory / "memory.memsw.limit_in_bytes").exists():   # swap accounted: no way around the limit
+            if (memory / "memory.memsw.limit_in_bytes").exists():  # swap accounted: no way around the limit
                 _write_if_there(memory / "memory.memsw.limit_in_bytes", limits.memory_mb << 20)
             _write(dirs["pids"] / "pids.max", limits.max_processes)
             if "cpu" in dirs and (dirs["cpu"] / "cpu.cfs_quota_us").exists():
                 _write(dirs["cpu"] / "cpu.cfs_period_us", CFS_PERIOD_US)
                 _write(dirs["cpu"] / "cpu.cfs_quota_us", limits.threads * CFS_PERIOD_US)
-            if "cpuset" in dirs:   # a v1 cpuset takes no task before it has CPUs and memory nodes
+            if "cpuset" in dirs:  # a v1 cpuset takes no task before it has CPUs and memory nodes
                 parent = parents["cpuset"]
-                _write(dirs["cpuset"] / "cpuset.mems", _read(parent / "cpuset.effective_mems").strip()
-                       or _read(parent / "cpuset.mems").strip())
+                _write(
+                    dirs["cpuset"] / "cpuset.mems",
+                    _read(parent / "cpuset.effective_mems").strip() or _read(parent / "cpuset.mems").strip(),
+                )
                 _write(dirs["cpuset"] / "cpuset.cpus", limits.cpus)
             group._register_oom(memory)
         except OSError:
@@ -374,7 +382,7 @@ class V1(Cgroup):
             pass
 
     def needs_polling(self) -> float | None:
-        return 1.0   # pids.events of v1 is not announced
+        return 1.0  # pids.events of v1 is not announced
 
     def hit(self) -> tuple[bool, int]:
         self.rearm()
@@ -386,9 +394,13 @@ class V1(Cgroup):
         oom, refused = self.hit()
         nanos = _number(_read(self.dirs["cpuacct"] / "cpuacct.usage")) if "cpuacct" in self.dirs else None
         peak = _number(_read(self.dirs["memory"] / "memory.max_usage_in_bytes"))
-        return Usage(cpu_seconds=None if nanos is None else nanos / 1e9,
-                     peak_mb=None if peak is None else peak / 2**20, oom_kills=int(oom), refused_forks=refused,
-                     peak_tasks=_number(_read(self.dirs["pids"] / "pids.peak")))
+        return Usage(
+            cpu_seconds=None if nanos is None else nanos / 1e9,
+            peak_mb=None if peak is None else peak / 2**20,
+            oom_kills=int(oom),
+            refused_forks=refused,
+            peak_tasks=_number(_read(self.dirs["pids"] / "pids.peak")),
+        )
 
 
 class Host:
@@ -421,7 +433,7 @@ def _v2_parent(layout: Layout) -> Path | None:
     if not {"memory", "pids"} <= available:
         return None
     wanted = [c for c in ("memory", "pids", "cpu", "cpuset") if c in available and c not in enabled]
-    try:   # works at the root, or where this process's cgroup holds no process (delegated subtree)
+    try:  # works at the root, or where this process's cgroup holds no process (delegated subtree)
         _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
     except OSError:
         try:
@@ -447,8 +459,11 @@ def _v2_delegated_leaf_parent(own: Path, mount: Path) -> Path | None:
 def _v1_parents(layout: Layout) -> dict[str, Path] | None:
     if not {"memory", "pids"} <= set(layout.v1_mounts):
         return None
-    return {c: layout.v1_mounts[c] / layout.v1_paths.get(c, "/").lstrip("/") for c in V1_CONTROLLERS
-            if c in layout.v1_mounts}
+    return {
+        c: layout.v1_mounts[c] / layout.v1_paths.get(c, "/").lstrip("/")
+        for c in V1_CONTROLLERS
+        if c in layout.v1_mounts
+    }
 
 
 def probe(layout: Layout | None = None) -> Host | None:

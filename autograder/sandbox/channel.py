@@ -55,12 +55,13 @@ class Receiver(threading.Thread):
                     return
                 if name not in self.accepted or size > self.accepted[name]:
                     self.problems[name if name in self.accepted else "channel"] = (
-                        "too big" if name in self.accepted else f"unexpected file {name[:100]!r}")
+                        "too big" if name in self.accepted else f"unexpected file {name[:100]!r}"
+                    )
                     if not _skip(stream, size):
                         return
                     continue
                 data = stream.read(size)
-                if len(data) < size:   # the run ended in the middle of a frame: nothing half-sent is kept
+                if len(data) < size:  # the run ended in the middle of a frame: nothing half-sent is kept
                     return
                 self.files[name] = data
                 self.problems.pop(name, None)

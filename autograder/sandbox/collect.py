@@ -28,12 +28,13 @@ MAX_CELLS_NAMED = 50
 class RunProgress:
     """Where a run was, by cell index in the submitted notebook (-1: the runner's guard cell)."""
 
-    running: int | None = None       # the cell running when the run ended early; None: it ran to its end
-    timed_out: list[int] = field(default_factory=list)   # cells interrupted at the cell timeout
+    running: int | None = None  # the cell running when the run ended early; None: it ran to its end
+    timed_out: list[int] = field(default_factory=list)  # cells interrupted at the cell timeout
 
     @classmethod
     def of(cls, data) -> RunProgress:
         """From the runner's JSON, as data: anything but small whole numbers is left out."""
+
         def index(value):
             return value if type(value) is int and -1 <= value <= 100_000 else None
 
@@ -49,8 +50,12 @@ def read_report(scratch: Path) -> tuple[Status, str, list, RunProgress]:
     try:
         run = json.loads((scratch / RUN_REPORT).read_text(encoding="utf-8"))
         errors = run.get("capture_errors", [])
-        return (Status.of_run(run.get("status", "error")), str(run.get("message", ""))[:2000],
-                [str(e)[:500] for e in (errors if isinstance(errors, list) else [])][:10], RunProgress.of(run))
+        return (
+            Status.of_run(run.get("status", "error")),
+            str(run.get("message", ""))[:2000],
+            [str(e)[:500] for e in (errors if isinstance(errors, list) else [])][:10],
+            RunProgress.of(run),
+        )
     except (OSError, ValueError, AttributeError, RecursionError):  # deep nesting too
         return Status.ERROR, "the runner's report was not valid", [], RunProgress()
 

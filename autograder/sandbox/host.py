@@ -33,8 +33,8 @@ from .bwrap import KIT_PACKAGE, bwrap_path, command, host_python_roots, is_withi
 from .limits import Slot, tool
 from .spec import RunSpec
 
-_STRATEGY: dict = {}   # mode -> strategy, or the SandboxUnavailable raised (checked once per process)
-_CGROUPS: dict = {}    # "host" -> cgroups.Host or None (probed once per process)
+_STRATEGY: dict = {}  # mode -> strategy, or the SandboxUnavailable raised (checked once per process)
+_CGROUPS: dict = {}  # "host" -> cgroups.Host or None (probed once per process)
 
 
 def strategies() -> list[str]:
@@ -121,14 +121,21 @@ def find_strategy(settings: Sandbox) -> str:
         data.write_text("probe\n", encoding="utf-8")
         data.chmod(0o644)
         # the runner's packages must be visible in the sandbox (found, not imported: importing costs seconds)
-        probe = ("import importlib.util as u; missing = [m for m in ('ipykernel', 'nbclient', 'nbgrader') "
-                 "if u.find_spec(m) is None]; assert not missing, missing; open('probe', 'w').write('ok'); print('ok')")
+        probe = (
+            "import importlib.util as u; missing = [m for m in ('ipykernel', 'nbclient', 'nbgrader') "
+            "if u.find_spec(m) is None]; assert not missing, missing; open('probe', 'w').write('ok'); print('ok')"
+        )
         for strategy in strategies():
             with Slot() as slot:
                 launch = command(RunSpec.make(settings, strategy, slot, {}, data, {}))
                 try:
-                    proc = subprocess.run([*launch.argv, sys.executable, "-c", probe], capture_output=True,
-                                          text=True, timeout=120, pass_fds=launch.fds)
+                    proc = subprocess.run(
+                        [*launch.argv, sys.executable, "-c", probe],
+                        capture_output=True,
+                        text=True,
+                        timeout=120,
+                        pass_fds=launch.fds,
+                    )
                 finally:
                     launch.close()
             if proc.returncode == 0 and proc.stdout.strip() == "ok":

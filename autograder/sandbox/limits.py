@@ -36,10 +36,10 @@ from ..settings import Sandbox
 
 SANDBOX_UID_BASE = 3_900_000  # + slot: one uid per concurrent sandbox, no account uses these
 MAX_SLOTS = 256
-POLL_SECONDS = (0.1, 0.5)      # watchdog without a cgroup: shortest and longest wait between looks at /proc
+POLL_SECONDS = (0.1, 0.5)  # watchdog without a cgroup: shortest and longest wait between looks at /proc
 DISK_POLL_SECONDS = 1.0
-FAST_GROWTH_MB_PER_S = 2000    # memory a run may add per second: how soon the next look must come
-MAX_SCRATCH_ENTRIES = 20_000   # more files than this in scratch counts as too much disk
+FAST_GROWTH_MB_PER_S = 2000  # memory a run may add per second: how soon the next look must come
+MAX_SCRATCH_ENTRIES = 20_000  # more files than this in scratch counts as too much disk
 LOG_TAIL_BYTES = 8_000
 
 
@@ -63,7 +63,8 @@ def private_folder(path: Path) -> Path:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise SandboxUnavailable(
             f"{path} is not a private folder of this user (owner uid {info.st_uid}, mode {stat.filemode(info.st_mode)}): "
-            "someone else made it: remove it (as root), or give the grader a private TMPDIR, and grade again")
+            "someone else made it: remove it (as root), or give the grader a private TMPDIR, and grade again"
+        )
     return path
 
 
@@ -102,6 +103,7 @@ def slot_cpus(slot: int, threads: int) -> str:
 
 
 # --- watching the run -------------------------------------------------------------------------------
+
 
 def tree_pids(pid: int) -> list[int]:
     """``pid`` and its descendants, from /proc/<pid>/task/<tid>/children (no scan of all of /proc)."""
@@ -145,7 +147,7 @@ class TreeSampler:
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-                tasks += int(fields[17])          # num_threads
+                tasks += int(fields[17])  # num_threads
                 rss += int(fields[21]) * self.PAGE  # rss in pages
             except (OSError, ValueError, IndexError):
                 continue
@@ -199,7 +201,7 @@ def _disk_mb(folder: Path, max_entries: int) -> float:
     return used / 2**20
 
 
-FULL_BYTES = 1 << 20           # a filesystem of the run with less free than this is full
+FULL_BYTES = 1 << 20  # a filesystem of the run with less free than this is full
 
 
 def size_setting(mb: int, settings: Sandbox) -> str:
@@ -223,7 +225,7 @@ class Disk:
 
     def __init__(self, pid: int, writable_mb: dict[str, int], scratch: Path, settings: Sandbox):
         self.pid, self.writable_mb, self.scratch, self.settings = pid, writable_mb, scratch, settings
-        self.inside: int | None = None   # a process in the sandbox's mount namespace
+        self.inside: int | None = None  # a process in the sandbox's mount namespace
 
     def over(self) -> str | None:
         """Why the run wrote too much, or None."""
@@ -242,15 +244,15 @@ class Disk:
         return None
 
     def _statvfs(self, path: str):
-        for attempt in range(2):
+        for _ in range(2):
             if self.inside is None:
                 self.inside = _in_other_mount_namespace(self.pid)
                 if self.inside is None:
-                    return None   # still starting, or already gone
+                    return None  # still starting, or already gone
             try:
                 return os.statvfs(f"/proc/{self.inside}/root{path}")
             except OSError:
-                self.inside = None   # that process ended: find another
+                self.inside = None  # that process ended: find another
         return None
 
 
@@ -306,7 +308,7 @@ def _stop(popen: subprocess.Popen, proc: psutil.Process | None, group) -> None:
         pass
     popen.wait()
     if group is not None:
-        group.kill()   # what was still starting when the first round came
+        group.kill()  # what was still starting when the first round came
     psutil.wait_procs(procs, timeout=10)
 
 
@@ -320,7 +322,7 @@ class Watched:
 def _pidfd(pid: int) -> int | None:
     try:
         return os.pidfd_open(pid)
-    except (OSError, AttributeError):   # kernel before 5.3: the watchdog then wakes at its own rate
+    except (OSError, AttributeError):  # kernel before 5.3: the watchdog then wakes at its own rate
         return None
 
 
@@ -357,10 +359,10 @@ def watch(popen: subprocess.Popen, disk: Disk, settings: Sandbox, group=None) ->
     pidfd = _pidfd(popen.pid)
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)
-    for fd, mask in (group.event_fds if group is not None else []):
+    for fd, mask in group.event_fds if group is not None else []:
         poller.register(fd, mask)
     sampler = TreeSampler(popen.pid) if group is None else None
-    proc = _process(popen.pid) if group is None else None   # taken now: psutil then never kills a reused pid
+    proc = _process(popen.pid) if group is None else None  # taken now: psutil then never kills a reused pid
     events_every = group.needs_polling() if group is not None else None
     peak = 0.0
     next_disk, next_sample = start + DISK_POLL_SECONDS, start
@@ -379,7 +381,10 @@ def watch(popen: subprocess.Popen, disk: Disk, settings: Sandbox, group=None) ->
                 elif memory > settings.memory_mb:
                     status, message = _too_much_memory(settings)
             if status is None and now >= deadline:
-                status, message = Status.TIMEOUT, f"stopped after {settings.notebook_timeout} s (Sandbox.notebook_timeout)"
+                status, message = (
+                    Status.TIMEOUT,
+                    f"stopped after {settings.notebook_timeout} s (Sandbox.notebook_timeout)",
+                )
             if status is None and now >= next_disk:
                 next_disk = now + DISK_POLL_SECONDS
                 wrote = disk.over()
@@ -387,15 +392,19 @@ def watch(popen: subprocess.Popen, disk: Disk, settings: Sandbox, group=None) ->
                     status, message = Status.TOO_MUCH_DISK, wrote
             if status:
                 break
-            wake = min(deadline, next_disk, next_sample if group is None else math.inf,
-                       now + events_every if events_every else math.inf)
+            wake = min(
+                deadline,
+                next_disk,
+                next_sample if group is None else math.inf,
+                now + events_every if events_every else math.inf,
+            )
             timeout = max(0.0, wake - time.monotonic())
             if pidfd is None:
                 timeout = min(timeout, POLL_SECONDS[1])
             poller.poll(math.ceil(timeout * 1000))
             if group is not None:
                 group.rearm()
-        if group is not None and status is None:   # ended by itself: did the kernel stop it at a limit?
+        if group is not None and status is None:  # ended by itself: did the kernel stop it at a limit?
             status, message = _kernel_stopped(group, settings)
         _stop(popen, proc, group)
     finally:

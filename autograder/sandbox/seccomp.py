@@ -47,20 +47,66 @@ import fcntl
 import functools
 import os
 
-_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000,  # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC
-                    0x10000000, 0x20000000, 0x40000000)                # CLONE_NEWUSER, NEWPID, NEWNET
+_NAMESPACE_FLAGS = (
+    0x00020000,
+    0x02000000,
+    0x04000000,
+    0x08000000,  # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC
+    0x10000000,
+    0x20000000,
+    0x40000000,
+)  # CLONE_NEWUSER, NEWPID, NEWNET
 _ALWAYS = (
-    "unshare", "setns",
-    "mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
-    "open_tree", "mount_setattr",
-    "keyctl", "add_key", "request_key", "bpf", "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "userfaultfd", "perf_event_open",
-    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "open_by_handle_at", "name_to_handle_at",
-    "swapon", "swapoff", "reboot", "acct", "quotactl", "syslog", "lookup_dcookie",
-    "iopl", "ioperm", "settimeofday", "clock_settime", "clock_adjtime", "vm86", "vm86old",
-    "nfsservctl", "uselib",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "bpf",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "userfaultfd",
+    "perf_event_open",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "pidfd_getfd",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "quotactl",
+    "syslog",
+    "lookup_dcookie",
+    "iopl",
+    "ioperm",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "vm86",
+    "vm86old",
+    "nfsservctl",
+    "uselib",
 )
 DENIED: tuple[str, ...] = ("clone", "clone3", *_ALWAYS)  # clone: only with a CLONE_NEW* flag; clone3: ENOSYS
 
@@ -105,8 +151,9 @@ def filter_fd() -> int:
     try:
         os.write(fd, program)
         os.lseek(fd, 0, os.SEEK_SET)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
-                    | fcntl.F_SEAL_WRITE)
+        fcntl.fcntl(
+            fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        )
     except BaseException:
         os.close(fd)
         raise

@@ -36,7 +36,7 @@ from .limits import slot_cpus, slot_uid
 INSIDE_HOME = "/home/student"
 INSIDE_KIT = "/opt/kit"
 INSIDE_DATA = "/opt/data/public_splits.tsv"
-TMPFS_MB = 256                 # size of the sandbox's private /tmp and /dev/shm each
+TMPFS_MB = 256  # size of the sandbox's private /tmp and /dev/shm each
 PAYLOAD = Path(__file__).resolve().parent / "payload"
 RUNNER = PAYLOAD / "runner.py"
 CAPTURE = PAYLOAD / "capture.py"
@@ -50,26 +50,35 @@ PAYLOAD_INTERNALS = ("jupyter_client", "keras", "matplotlib", "nbclient", "nbgra
 class RunSpec:
     """Everything one run is made of; ``bwrap.command`` makes it a command line."""
 
-    strategy: str                  # privileged, drop-then-userns, userns, or none (no sandbox)
+    strategy: str  # privileged, drop-then-userns, userns, or none (no sandbox)
     slot: int
-    cpus: str                      # the slot's CPUs, e.g. "0" or "0,1"
+    cpus: str  # the slot's CPUs, e.g. "0" or "0,1"
     threads: int
-    uid: int | None                # the uid student code runs as, None: the grader's own
-    rlimits: dict[str, int]        # prlimit's options: nproc, data, fsize, nofile, core
+    uid: int | None  # the uid student code runs as, None: the grader's own
+    rlimits: dict[str, int]  # prlimit's options: nproc, data, fsize, nofile, core
     env: dict[str, str]
-    home: str                      # the run's home as student code sees it
-    inputs: dict[str, Path] = field(default_factory=dict)   # name in the home -> host file, copied in
+    home: str  # the run's home as student code sees it
+    inputs: dict[str, Path] = field(default_factory=dict)  # name in the home -> host file, copied in
     data_file: Path | None = None  # the public splits, copied to INSIDE_DATA
-    writable_mb: dict[str, int] = field(default_factory=dict)   # each filesystem the run writes -> its size
-    seccomp: bool = False          # the seccomp filter applies (every sandboxed run)
+    writable_mb: dict[str, int] = field(default_factory=dict)  # each filesystem the run writes -> its size
+    seccomp: bool = False  # the seccomp filter applies (every sandboxed run)
 
     @property
     def sandboxed(self) -> bool:
         return self.strategy != "none"
 
     @classmethod
-    def make(cls, settings: Sandbox, strategy: str, slot: int, inputs: dict[str, Path], data_file: Path | None,
-             extra_env: dict, home: Path | None = None, grader_uid: int | None = None) -> RunSpec:
+    def make(
+        cls,
+        settings: Sandbox,
+        strategy: str,
+        slot: int,
+        inputs: dict[str, Path],
+        data_file: Path | None,
+        extra_env: dict,
+        home: Path | None = None,
+        grader_uid: int | None = None,
+    ) -> RunSpec:
         """The spec of one run. ``home``: the host folder a run without a sandbox works in;
         ``grader_uid``: who starts the run (default: this process), for RLIMIT_NPROC's count."""
         sandboxed = strategy != "none"
@@ -77,11 +86,18 @@ class RunSpec:
         data_inside = INSIDE_DATA if sandboxed else str(data_file)
         uid = slot_uid(slot) if strategy in ("privileged", "drop-then-userns") else None
         return cls(
-            strategy=strategy, slot=slot, cpus=slot_cpus(slot, settings.threads), threads=settings.threads, uid=uid,
-            rlimits=rlimits(settings, counted_uid=uid if uid is not None else
-                            (os.getuid() if grader_uid is None else grader_uid)),
+            strategy=strategy,
+            slot=slot,
+            cpus=slot_cpus(slot, settings.threads),
+            threads=settings.threads,
+            uid=uid,
+            rlimits=rlimits(
+                settings, counted_uid=uid if uid is not None else (os.getuid() if grader_uid is None else grader_uid)
+            ),
             env=environment(settings, home_inside, data_inside, extra_env),
-            home=home_inside, inputs=dict(inputs) if sandboxed else {}, data_file=data_file,
+            home=home_inside,
+            inputs=dict(inputs) if sandboxed else {},
+            data_file=data_file,
             writable_mb={INSIDE_HOME: settings.disk_mb, "/tmp": TMPFS_MB, "/dev/shm": TMPFS_MB} if sandboxed else {},
             seccomp=sandboxed,
         )
@@ -94,10 +110,18 @@ def rlimits(settings: Sandbox, counted_uid: int) -> dict[str, int]:
     if counted_uid < slot_uid(0) and counted_uid != 0:
         import psutil
 
-        nproc += sum(p.info["num_threads"] or 0 for p in psutil.process_iter(["uids", "num_threads"])
-                     if p.info["uids"] and p.info["uids"].real == counted_uid)
-    return {"nproc": nproc, "data": int(settings.memory_mb * 1.5) << 20, "fsize": settings.disk_mb << 20,
-            "nofile": settings.max_open_files, "core": 0}
+        nproc += sum(
+            p.info["num_threads"] or 0
+            for p in psutil.process_iter(["uids", "num_threads"])
+            if p.info["uids"] and p.info["uids"].real == counted_uid
+        )
+    return {
+        "nproc": nproc,
+        "data": int(settings.memory_mb * 1.5) << 20,
+        "fsize": settings.disk_mb << 20,
+        "nofile": settings.max_open_files,
+        "core": 0,
+    }
 
 
 def environment(settings: Sandbox, home: str, data_file: str, extra: dict) -> dict:

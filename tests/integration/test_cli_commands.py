@@ -50,18 +50,25 @@ def statuses(root: Path) -> dict[str, intake.Entry]:
 def test_collect_canvas_download(released, tmp_path):
     root = released
     nb = nbformat.writes(release_notebook(root)).encode()
-    download = make_zip(tmp_path / "submissions.zip", {
-        "doejane_12345_900001_spam_transformer-1.ipynb": nb,     # Canvas resubmission suffix
-        "roejim_late_23456_900002_My Lab.ipynb": nb,            # late, renamed by the student, only notebook
-        "leeann_34567_900003_a.ipynb": nb,                      # two notebooks, neither the lab's name
-        "leeann_34567_900004_b.ipynb": nb,
-        "kimbo_45678_900005_spam_transformer.ipynb": nb[:100],  # cut-off upload
-    })
+    download = make_zip(
+        tmp_path / "submissions.zip",
+        {
+            "doejane_12345_900001_spam_transformer-1.ipynb": nb,  # Canvas resubmission suffix
+            "roejim_late_23456_900002_My Lab.ipynb": nb,  # late, renamed by the student, only notebook
+            "leeann_34567_900003_a.ipynb": nb,  # two notebooks, neither the lab's name
+            "leeann_34567_900004_b.ipynb": nb,
+            "kimbo_45678_900005_spam_transformer.ipynb": nb[:100],  # cut-off upload
+        },
+    )
     proc = run([sys.executable, "-m", "autograder", "collect", "--zip", str(download), "--lms", "canvas"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = statuses(root)
     assert {s: e.status for s, e in found.items() if s.isdigit()} == {
-        "12345": Status.OK, "23456": Status.OK, "34567": Status.WRONG_NAME, "45678": Status.UNREADABLE}
+        "12345": Status.OK,
+        "23456": Status.OK,
+        "34567": Status.WRONG_NAME,
+        "45678": Status.UNREADABLE,
+    }
     assert (root / "submitted" / "12345" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes() == nb
     assert sorted(p.name for p in (root / "submitted" / "34567" / ASSIGNMENT).iterdir()) == ["a.ipynb", "b.ipynb"]
     assert "wrong file name" in proc.stdout and "corrupt notebook" in proc.stdout
@@ -70,10 +77,13 @@ def test_collect_canvas_download(released, tmp_path):
 def test_collect_moodle_download(released, tmp_path):
     root = released
     nb = nbformat.writes(release_notebook(root)).encode()
-    download = make_zip(tmp_path / "moodle.zip", {
-        "Jane Doe_111_assignsubmission_file_spam_transformer.ipynb": nb,
-        "Jim Roe_222_assignsubmission_file_/spam_transformer (1).ipynb": nb,  # "download in folders"
-    })
+    download = make_zip(
+        tmp_path / "moodle.zip",
+        {
+            "Jane Doe_111_assignsubmission_file_spam_transformer.ipynb": nb,
+            "Jim Roe_222_assignsubmission_file_/spam_transformer (1).ipynb": nb,  # "download in folders"
+        },
+    )
     proc = run([sys.executable, "-m", "autograder", "collect", "--zip", str(download), "--lms", "moodle"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = statuses(root)
@@ -96,9 +106,14 @@ def test_grade_without_the_data_grades_nobody(released, tmp_path):
     nbformat.write(release_notebook(root), submitted / f"{ASSIGNMENT}.ipynb")
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", "--no-progress"], cwd=root,
-                          env=course_env({"SPAM_LAB_DATA_DIR": str(empty), "SPAM_LAB_CACHE": str(empty)}),
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "--no-progress"],
+        cwd=root,
+        env=course_env({"SPAM_LAB_DATA_DIR": str(empty), "SPAM_LAB_CACHE": str(empty)}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = " ".join(proc.stdout.split())
     assert "no student was graded" in out and "DataNotFound" in out and "SPAM_LAB_DATA_DIR" in out
@@ -116,14 +131,20 @@ def test_grade_without_a_sandbox_grades_nobody(released, tmp_path):
     submitted = root / "submitted" / "jane" / ASSIGNMENT
     submitted.mkdir(parents=True)
     nbformat.write(release_notebook(root), submitted / f"{ASSIGNMENT}.ipynb")
-    tools = tmp_path / "bin"   # the venv's tools and util-linux, no bwrap
+    tools = tmp_path / "bin"  # the venv's tools and util-linux, no bwrap
     tools.mkdir()
     for tool in ("prlimit", "taskset", "setpriv", "alembic", "jupyter"):
         found = shutil.which(tool, path=course_env()["PATH"])
         if found:
             (tools / tool).symlink_to(found)
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", "--no-progress"], cwd=root,
-                          env=course_env({"PATH": str(tools)}), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "--no-progress"],
+        cwd=root,
+        env=course_env({"PATH": str(tools)}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = " ".join(proc.stdout.split())
     assert "bubblewrap (bwrap) is not installed" in out and "jane" not in out

@@ -19,15 +19,27 @@ from pathlib import Path
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-
 from corpus import by_name
-from kit_testing import (ASSIGNMENT, DATA_DIR, REPO, data_env, fill, make_course, nbgrader, release_notebook,
-                         source_answers, submit, summary)
+from kit_testing import (
+    ASSIGNMENT,
+    DATA_DIR,
+    REPO,
+    data_env,
+    fill,
+    make_course,
+    nbgrader,
+    release_notebook,
+    source_answers,
+    submit,
+    summary,
+)
 
 STUDENTS = ("reference", "no_auc", "fabricated_val_auc", "plot_wrong_labels", "fit_exception")
 CANARY = "kit_hidden_canary_5d1e"
-HIDDEN_BLOCK = (f"\n### BEGIN HIDDEN TESTS\n{CANARY} = 'hidden tests must never reach students'\n"
-                f"assert {CANARY}\n### END HIDDEN TESTS\n")
+HIDDEN_BLOCK = (
+    f"\n### BEGIN HIDDEN TESTS\n{CANARY} = 'hidden tests must never reach students'\n"
+    f"assert {CANARY}\n### END HIDDEN TESTS\n"
+)
 NBGRADER_DEFAULT_FEEDBACK = "['nbgrader.preprocessors.GetGrades','nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']"
 GRADER_PATHS = (".kit/", "autograder", "/opt/kit", "spamkit-job", "check_context", "evidence.json")
 
@@ -71,6 +83,7 @@ def _released_text(root: Path) -> str:
 
 def test_course_config_feeds_generate_feedback_through_a_real_trait():
     from nbgrader.converters import GenerateFeedback
+
     from autograder.settings import load_course_config
 
     assert "preprocessors" in GenerateFeedback.class_trait_names(config=True)
@@ -85,8 +98,13 @@ def test_hidden_test_code_is_graded_but_never_shown(feedback_course):
     autograded = (root / "autograded" / "reference" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
     assert CANARY in autograded, "autograde restores hidden tests: the canary must be in the graded notebook"
     # Control: nbgrader's own feedback pipeline shows hidden tests (issues #917, #1363) ...
-    nbgrader(root, "generate_feedback", ASSIGNMENT, "--force",
-             f"--GenerateFeedback.preprocessors={NBGRADER_DEFAULT_FEEDBACK}")
+    nbgrader(
+        root,
+        "generate_feedback",
+        ASSIGNMENT,
+        "--force",
+        f"--GenerateFeedback.preprocessors={NBGRADER_DEFAULT_FEEDBACK}",
+    )
     assert CANARY in _feedback(root, "reference"), "control failed: the canary is not in plain nbgrader feedback"
     # ... the course's pipeline, read from course_config.py, does not.
     nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
@@ -160,6 +178,7 @@ def test_feedback_holds_no_hidden_test_messages(feedback_course, feedback_pages)
 
 
 # --- the public self-checks -----------------------------------------------------------------
+
 
 def _validate(folder: Path, nb: nbformat.NotebookNode, monkeypatch) -> dict:
     from nbgrader.validator import Validator

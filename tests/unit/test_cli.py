@@ -22,11 +22,13 @@ from autograder.settings import Batch, Grading
 COMMANDS = ("release", "collect", "grade", "feedback", "export", "report", "calibrate", "demo")
 
 
-@pytest.mark.parametrize("program", [[str(Path(sys.executable).with_name("spamkit"))],
-                                     [sys.executable, "-m", "autograder"]])
+@pytest.mark.parametrize(
+    "program", [[str(Path(sys.executable).with_name("spamkit"))], [sys.executable, "-m", "autograder"]]
+)
 def test_both_entry_points_list_the_commands(program, tmp_path):
-    proc = subprocess.run([*program, "--help"], cwd=tmp_path, env=course_env(), capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [*program, "--help"], cwd=tmp_path, env=course_env(), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     for command in COMMANDS:
         assert command in proc.stdout
@@ -70,27 +72,65 @@ def test_calibrate_is_an_ordinary_subcommand(tmp_path, monkeypatch, capsys):
     seen = {}
 
     def fake_calibrate(course, runs, first_seed, margin, tolerance_floor, on_run):
-        seen.update(root=course.root, runs=runs, first_seed=first_seed, margin=margin, floor=tolerance_floor,
-                    threshold=Grading(config=course.config).val_auc_threshold)
+        seen.update(
+            root=course.root,
+            runs=runs,
+            first_seed=first_seed,
+            margin=margin,
+            floor=tolerance_floor,
+            threshold=Grading(config=course.config).val_auc_threshold,
+        )
         found = Calibration(seeds=[7, 8], margin=margin, current={"val_auc_threshold": 0.91})
         for seed, auc in ((7, 0.95), (8, 0.97)):
-            run = {"seed": seed, "status": Status.OK, "seconds": 9.0, "failed": [], "reported_val_auc": auc,
-                   "val_auc": auc, "hidden_auc": auc, "honesty_gap": 0.0}
+            run = {
+                "seed": seed,
+                "status": Status.OK,
+                "seconds": 9.0,
+                "failed": [],
+                "reported_val_auc": auc,
+                "val_auc": auc,
+                "hidden_auc": auc,
+                "honesty_gap": 0.0,
+            }
             found.runs.append(run)
             on_run(run)
-        found.stats = {"val_auc": {"n": 2, "min": 0.95, "p5": 0.951, "median": 0.96, "max": 0.97},
-                       "reported_val_auc": None, "hidden_auc": None, "honesty_gap": None}
+        found.stats = {
+            "val_auc": {"n": 2, "min": 0.95, "p5": 0.951, "median": 0.96, "max": 0.97},
+            "reported_val_auc": None,
+            "hidden_auc": None,
+            "honesty_gap": None,
+        }
         found.recommended = {"val_auc_threshold": 0.93}
         return found
 
     monkeypatch.setattr(api, "calibrate", fake_calibrate)
     out = tmp_path / "calibration.json"
-    code = cli.main(["calibrate", "--course-dir", str(root), "--runs", "2", "--first-seed", "7", "--margin", "0.02",
-                     "--json", str(out), "--Grading.val_auc_threshold=0.96"])
+    code = cli.main(
+        [
+            "calibrate",
+            "--course-dir",
+            str(root),
+            "--runs",
+            "2",
+            "--first-seed",
+            "7",
+            "--margin",
+            "0.02",
+            "--json",
+            str(out),
+            "--Grading.val_auc_threshold=0.96",
+        ]
+    )
     shown = capsys.readouterr().out
     assert code == 0
-    assert seen == {"root": root.resolve(), "runs": 2, "first_seed": 7, "margin": 0.02, "floor": 0.005,
-                    "threshold": 0.96}
+    assert seen == {
+        "root": root.resolve(),
+        "runs": 2,
+        "first_seed": 7,
+        "margin": 0.02,
+        "floor": 0.005,
+        "threshold": 0.96,
+    }
     assert "seed    7: ok" in shown and "c.Grading.val_auc_threshold = 0.93" in shown
     assert "fails with seeds [7]" in shown  # 0.95 < the threshold given on the command line
     assert json.loads(out.read_text())["recommended"] == {"val_auc_threshold": 0.93}
@@ -100,9 +140,11 @@ def test_grade_renders_rows_and_exit_codes(tmp_path, monkeypatch, capsys):
     from autograder.course.gradebook import Row
 
     root = open_course(tmp_path / "course", create=True).root
-    rows = [Row("ann", Status.GRADED, 20.0, 20.0, Status.OK, 9.5, executed=True),
-            Row("ben", Status.UNREADABLE, 0.0, 20.0, message="spam_transformer.ipynb is not a readable notebook"),
-            Row("cid", Status.GRADER_ERROR, message="KilledWorker")]
+    rows = [
+        Row("ann", Status.GRADED, 20.0, 20.0, Status.OK, 9.5, executed=True),
+        Row("ben", Status.UNREADABLE, 0.0, 20.0, message="spam_transformer.ipynb is not a readable notebook"),
+        Row("cid", Status.GRADER_ERROR, message="KilledWorker"),
+    ]
     monkeypatch.setattr(api, "grade_class", lambda course, *args: rows)
     assert cli.main(["grade", "--course-dir", str(root), "--no-progress"]) == 1  # a grader error
     shown = capsys.readouterr().out
@@ -117,22 +159,56 @@ def test_the_grade_table_names_the_cell_that_stopped_and_the_limit():
 
     from autograder.course.gradebook import Row
 
-    rows = [Row("ann", Status.GRADED, 11.0, 20.0, Status.CELL_TIMEOUT, 612.0,
-                "cell `compile` stopped after 600 s (Sandbox.cell_timeout)"),
-            Row("ben", Status.GRADED, 0.0, 20.0, Status.KERNEL_DIED, 40.0,
-                "the Python kernel died while cell `fit` was running"),
-            Row("cid", Status.UP_TO_DATE, 5.0, 20.0, Status.TIMEOUT, 901.0,
-                "stopped after 900 s (Sandbox.notebook_timeout) while cell `[red]x[/red]` was running"),
-            Row("dan", Status.GRADED, 20.0, 20.0, Status.OK, 300.0, "")]
+    rows = [
+        Row(
+            "ann",
+            Status.GRADED,
+            11.0,
+            20.0,
+            Status.CELL_TIMEOUT,
+            612.0,
+            "cell `compile` stopped after 600 s (Sandbox.cell_timeout)",
+        ),
+        Row(
+            "ben",
+            Status.GRADED,
+            0.0,
+            20.0,
+            Status.KERNEL_DIED,
+            40.0,
+            "the Python kernel died while cell `fit` was running",
+        ),
+        Row(
+            "cid",
+            Status.UP_TO_DATE,
+            5.0,
+            20.0,
+            Status.TIMEOUT,
+            901.0,
+            "stopped after 900 s (Sandbox.notebook_timeout) while cell `[red]x[/red]` was running",
+        ),
+        Row("dan", Status.GRADED, 20.0, 20.0, Status.OK, 300.0, ""),
+    ]
     console = Console(record=True, width=250, color_system="standard")
     console.print(cli.grades_table(rows, "t"))
-    lines = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-             for line in console.export_text(clear=False).splitlines() if line.count("│") == 7}
-    assert lines["ann"] == ["graded", "11 / 20", "cell_timeout", "612.0",
-                            "cell `compile` stopped after 600 s (Sandbox.cell_timeout)"]
+    lines = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in console.export_text(clear=False).splitlines()
+        if line.count("│") == 7
+    }
+    assert lines["ann"] == [
+        "graded",
+        "11 / 20",
+        "cell_timeout",
+        "612.0",
+        "cell `compile` stopped after 600 s (Sandbox.cell_timeout)",
+    ]
     assert lines["ben"][2:] == ["kernel_died", "40.0", "the Python kernel died while cell `fit` was running"]
-    assert lines["cid"][2:] == ["timeout", "901.0",  # a cell label is data, never rich markup
-                                "stopped after 900 s (Sandbox.notebook_timeout) while cell `[red]x[/red]` was running"]
+    assert lines["cid"][2:] == [
+        "timeout",
+        "901.0",  # a cell label is data, never rich markup
+        "stopped after 900 s (Sandbox.notebook_timeout) while cell `[red]x[/red]` was running",
+    ]
     assert lines["dan"][2:] == ["ok", "300.0", ""]
     # graded, but the run did not end well: the status is yellow, not green
     colored = console.export_text(styles=True).splitlines()
@@ -188,14 +264,19 @@ def test_tables_show_student_text_without_control_characters():
     from autograder.course.intake import Entry
     from autograder.course.lms_export import Unlisted
 
-    rows = [Row(HOSTILE_ID, Status.GRADED, 1.0, 2.0, Status.ERROR, 3.0, HOSTILE_TEXT, notes=["[red]x[/red]"]),
-            Row(NORMAL.split()[2], Status.GRADED, 2.0, 2.0, Status.OK, 3.0, "")]
+    rows = [
+        Row(HOSTILE_ID, Status.GRADED, 1.0, 2.0, Status.ERROR, 3.0, HOSTILE_TEXT, notes=["[red]x[/red]"]),
+        Row(NORMAL.split()[2], Status.GRADED, 2.0, 2.0, Status.OK, 3.0, ""),
+    ]
     entries = [Entry(HOSTILE_ID, Status.UNREADABLE, message=HOSTILE_TEXT), Entry("山田", Status.OK)]
     unlisted = [Unlisted("canvas", HOSTILE_ID, "\x1b[31m42", HOSTILE_TEXT, 1.0, "not in the roster\r!")]
     # the grade table shows a message's first line: Python's splitlines() ends it at the CR
     shown = {"grades": "` failed", "entries": "` failed\u240dall fine", "unlisted": "` failed\u240dall fine"}
-    tables = {"grades": cli.grades_table(rows, "t"), "entries": cli.entries_table(entries, "t"),
-              "unlisted": cli.unlisted_table(unlisted)}
+    tables = {
+        "grades": cli.grades_table(rows, "t"),
+        "entries": cli.entries_table(entries, "t"),
+        "unlisted": cli.unlisted_table(unlisted),
+    }
     for name, table in tables.items():
         for console_class in (None, cli.TerminalConsole):  # the tables are clean for any Console
             console = terminal_capture(console_class)
@@ -221,14 +302,19 @@ def test_every_print_of_the_cli_goes_through_the_clean_console(monkeypatch):
     assert isinstance(cli.console, cli.TerminalConsole)
     console = terminal_capture(cli.TerminalConsole)
     monkeypatch.setattr(cli, "console", console)
-    found = api.Collected(entries=[Entry(HOSTILE_ID, Status.WRONG_NAME, message=HOSTILE_TEXT)],
-                          renamed=[f"{HOSTILE_ID}/{HOSTILE_TEXT}.ipynb -> {HOSTILE_ID}/spam_transformer.ipynb"],
-                          warnings=[f"[ZipCollectApp | WARNING] {HOSTILE_TEXT}"], late_untimed=[HOSTILE_ID])
+    found = api.Collected(
+        entries=[Entry(HOSTILE_ID, Status.WRONG_NAME, message=HOSTILE_TEXT)],
+        renamed=[f"{HOSTILE_ID}/{HOSTILE_TEXT}.ipynb -> {HOSTILE_ID}/spam_transformer.ipynb"],
+        warnings=[f"[ZipCollectApp | WARNING] {HOSTILE_TEXT}"],
+        late_untimed=[HOSTILE_ID],
+    )
     from autograder.course.publish import Held
 
-    fake_api = SimpleNamespace(collect=lambda *args, **kwargs: found,
-                               feedback=lambda course, students: ("feedback", {HOSTILE_ID: f"log: {HOSTILE_TEXT}"}),
-                               held_back=lambda course: {HOSTILE_ID: Held(HOSTILE_ID, "grader error", HOSTILE_TEXT)})
+    fake_api = SimpleNamespace(
+        collect=lambda *args, **kwargs: found,
+        feedback=lambda course, students: ("feedback", {HOSTILE_ID: f"log: {HOSTILE_TEXT}"}),
+        held_back=lambda course: {HOSTILE_ID: Held(HOSTILE_ID, "grader error", HOSTILE_TEXT)},
+    )
     course = SimpleNamespace(assignment="spam_transformer")
     args = SimpleNamespace(zip=[], lms="canvas", regexp="", fix_names=True, student=[])
     assert cli.cmd_collect(fake_api, course, args) == 0

@@ -86,16 +86,22 @@ def test_every_fenced_name_resolves_at_the_installed_versions(name):
     malformed = [e for e in entries if not isinstance(e, str) or not ENTRY.fullmatch(e)]
     assert not malformed, f"not 'module:attr.path': {malformed}"
     env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", RESOLVE, json.dumps(list(entries))], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", RESOLVE, json.dumps(list(entries))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     moved = [f"{library_of(entry)}: {entry} ({why})" for entry, why in found.items() if why is not None]
-    assert not moved, (f"private names that autograder/internals/{name}.py fences have moved:\n  "
-                       + "\n  ".join(moved))
+    assert not moved, f"private names that autograder/internals/{name}.py fences have moved:\n  " + "\n  ".join(moved)
 
 
 # --- no private name outside the fences -------------------------------------------------------------------
+
 
 def fenced_private_names() -> set[str]:
     """The private parts (``_x``, not dunders) of every fenced name, e.g. ``_compile_config``, ``_pylab_helpers``."""
@@ -109,17 +115,27 @@ def fenced_private_names() -> set[str]:
 def private_uses(source: str, private: set[str]) -> list[str]:
     """Where ``source`` imports a private module of a library or uses one of ``private`` (``line: what``)."""
     tree = ast.parse(source)
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr)
-                  and isinstance(node.body[0].value, ast.Constant)}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     stdlib = set(sys.stdlib_module_names)
 
     def private_module(module: str) -> bool:
         parts = module.split(".")
-        return parts[0] not in stdlib and parts[0] != "autograder" and (
-            module == "keras.src" or module.startswith("keras.src.")
-            or any(p.startswith("_") and not p.startswith("__") for p in parts[1:]))
+        return (
+            parts[0] not in stdlib
+            and parts[0] != "autograder"
+            and (
+                module == "keras.src"
+                or module.startswith("keras.src.")
+                or any(p.startswith("_") and not p.startswith("__") for p in parts[1:])
+            )
+        )
 
     found = []
     for node in ast.walk(tree):
@@ -136,7 +152,9 @@ def private_uses(source: str, private: set[str]) -> list[str]:
             found.append(f"{line}: def {node.name} (an override)")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             words = set(re.findall(r"[\w.]+", node.value))
-            if "keras.src" in node.value or any(w in private or private_module(w) for w in words if "." in w or w in private):
+            if "keras.src" in node.value or any(
+                w in private or private_module(w) for w in words if "." in w or w in private
+            ):
                 found.append(f"{line}: {node.value[:60]!r}")
     return sorted(found, key=lambda f: int(f.split(":", 1)[0]))
 
@@ -161,20 +179,27 @@ def test_no_private_name_is_used_outside_the_fences():
     private = fenced_private_names()
     files = [p for p in sorted((REPO / "autograder").rglob("*.py")) if INTERNALS not in p.parents]
     files.append(REPO / "tests" / "conftest.py")
-    uses = {str(p.relative_to(REPO)): found for p in files
-            if (found := private_uses(p.read_text(encoding="utf-8"), private))}
+    uses = {
+        str(p.relative_to(REPO)): found
+        for p in files
+        if (found := private_uses(p.read_text(encoding="utf-8"), private))
+    }
     assert not uses, f"library internals used outside autograder/internals/ (fence them there): {uses}"
 
 
 # --- the payload's fences ----------------------------------------------------------------------------------
 
+
 def test_the_sandbox_gets_every_fence_the_payload_loads():
     runner = (PAYLOAD / "runner.py").read_text(encoding="utf-8")
     capture = ast.parse((PAYLOAD / "capture.py").read_text(encoding="utf-8"))
     loaded = set(re.findall(r'_internals\("(\w+)"\)', runner))
-    loaded |= {library for node in ast.walk(capture) if isinstance(node, ast.Assign)
-               and any(getattr(t, "id", None) == "CAPTURE_INTERNALS" for t in node.targets)
-               for library in ast.literal_eval(node.value)}
+    loaded |= {
+        library
+        for node in ast.walk(capture)
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CAPTURE_INTERNALS" for t in node.targets)
+        for library in ast.literal_eval(node.value)
+    }
     assert {"nbgrader", "nbclient", "jupyter_client", "keras", "matplotlib"} <= loaded
     assert loaded == set(PAYLOAD_INTERNALS)
 
@@ -183,9 +208,12 @@ def test_the_sandbox_gets_every_fence_the_payload_loads():
 def test_a_payload_fence_imports_nothing_of_the_kit(name):
     """The sandbox has one file of each (internals/<name>.py next to runner.py), not the kit's package."""
     tree = ast.parse((INTERNALS / f"{name}.py").read_text(encoding="utf-8"))
-    kit = [node.lineno for node in ast.walk(tree)
-           if (isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("autograder")))
-           or (isinstance(node, ast.Import) and any(a.name.startswith("autograder") for a in node.names))]
+    kit = [
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("autograder")))
+        or (isinstance(node, ast.Import) and any(a.name.startswith("autograder") for a in node.names))
+    ]
     assert not kit, f"autograder/internals/{name}.py imports the kit at lines {kit}"
 
 
@@ -208,10 +236,14 @@ def test_nbgrader_s_execute_comes_without_the_packages_init():
 
 # --- declared dependencies --------------------------------------------------------------------------------
 
+
 def declared() -> list[Requirement]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [Requirement(r) for r in project["dependencies"]
-            + [r for extra in project.get("optional-dependencies", {}).values() for r in extra]]
+    return [
+        Requirement(r)
+        for r in project["dependencies"]
+        + [r for extra in project.get("optional-dependencies", {}).values() for r in extra]
+    ]
 
 
 def pins() -> dict[str, str]:
@@ -226,8 +258,11 @@ def pins() -> dict[str, str]:
 
 def test_every_declared_range_holds_the_pin_of_requirements_txt():
     pinned = pins()
-    outside = [f"{r} (pinned {pinned.get(canonicalize_name(r.name))})" for r in declared()
-               if canonicalize_name(r.name) not in pinned or pinned[canonicalize_name(r.name)] not in r.specifier]
+    outside = [
+        f"{r} (pinned {pinned.get(canonicalize_name(r.name))})"
+        for r in declared()
+        if canonicalize_name(r.name) not in pinned or pinned[canonicalize_name(r.name)] not in r.specifier
+    ]
     assert not outside, f"pyproject.toml ranges that miss requirements.txt's pin: {outside}"
 
 

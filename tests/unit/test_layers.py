@@ -30,7 +30,7 @@ from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[2] / "autograder"
 LAYERS = {
-    "autograder": 0,   # the package's __init__ only (longer names match first)
+    "autograder": 0,  # the package's __init__ only (longer names match first)
     "autograder.internals": 0,
     "autograder.errors": 1,
     "autograder.settings": 1,
@@ -65,11 +65,11 @@ def imports_of(name: str, source: str) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            for alias in node.names:   # ``from . import seccomp``: the module, where it is one
+            for alias in node.names:  # ``from . import seccomp``: the module, where it is one
                 submodule = f"{target}.{alias.name}"
                 found.append((node.lineno, submodule if submodule in MODULES else target))
     return [(line, target) for line, target in found if target == "autograder" or target.startswith("autograder.")]
@@ -85,8 +85,11 @@ def layer(name: str) -> int:
 
 
 def edges() -> list[tuple[str, int, str]]:
-    return [(name, line, target) for name, path in MODULES.items()
-            for line, target in imports_of(name, path.read_text(encoding="utf-8"))]
+    return [
+        (name, line, target)
+        for name, path in MODULES.items()
+        for line, target in imports_of(name, path.read_text(encoding="utf-8"))
+    ]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -126,12 +129,19 @@ def where(name: str, line: int) -> str:
 
 
 def test_the_reader_sees_every_kind_of_import():
-    source = ("import autograder.model\nfrom . import seccomp, nothing\nfrom ..errors import KitError\n"
-              "def later():\n    from autograder.grading import job\n    import json\n"
-              "if TYPE_CHECKING:\n    from ..course.store import ResultStore\n")
+    source = (
+        "import autograder.model\nfrom . import seccomp, nothing\nfrom ..errors import KitError\n"
+        "def later():\n    from autograder.grading import job\n    import json\n"
+        "if TYPE_CHECKING:\n    from ..course.store import ResultStore\n"
+    )
     assert sorted(imports_of("autograder.sandbox.bwrap", source)) == [
-        (1, "autograder.model"), (2, "autograder.sandbox"), (2, "autograder.sandbox.seccomp"),
-        (3, "autograder.errors"), (5, "autograder.grading.job"), (8, "autograder.course.store")]
+        (1, "autograder.model"),
+        (2, "autograder.sandbox"),
+        (2, "autograder.sandbox.seccomp"),
+        (3, "autograder.errors"),
+        (5, "autograder.grading.job"),
+        (8, "autograder.course.store"),
+    ]
 
 
 def test_every_module_of_the_kit_has_a_layer():
@@ -141,17 +151,26 @@ def test_every_module_of_the_kit_has_a_layer():
 
 
 def test_imports_point_down_the_layers():
-    upward = [f"{where(name, line)}: {unit(name)} (layer {layer(name)}) imports {target} (layer {layer(target)})"
-              for name, line, target in edges() if layer(target) > layer(name)]
+    upward = [
+        f"{where(name, line)}: {unit(name)} (layer {layer(name)}) imports {target} (layer {layer(target)})"
+        for name, line, target in edges()
+        if layer(target) > layer(name)
+    ]
     assert not upward, "imports that point up:\n" + "\n".join(dict.fromkeys(upward))
 
 
 def test_the_internals_are_a_leaf_and_the_payload_imports_nothing_of_the_kit():
-    leaf = [f"{where(name, line)}: {target}" for name, line, target in edges()
-            if unit(name) == "autograder.internals" and unit(target) != "autograder.internals"]
+    leaf = [
+        f"{where(name, line)}: {target}"
+        for name, line, target in edges()
+        if unit(name) == "autograder.internals" and unit(target) != "autograder.internals"
+    ]
     assert not leaf, "autograder.internals imports the kit:\n" + "\n".join(leaf)
-    payload = [f"{where(name, line)}: {target}" for name, line, target in edges()
-               if name.startswith(PAYLOAD) and not target.startswith((PAYLOAD, "autograder.internals"))]
+    payload = [
+        f"{where(name, line)}: {target}"
+        for name, line, target in edges()
+        if name.startswith(PAYLOAD) and not target.startswith((PAYLOAD, "autograder.internals"))
+    ]
     assert not payload, "the sandbox's payload imports the kit:\n" + "\n".join(payload)
 
 
@@ -161,8 +180,11 @@ def test_no_import_cycle_between_the_kit_s_packages():
         if unit(name) != unit(target):
             graph.setdefault(unit(name), set()).add(unit(target))
     found = cycles(graph)
-    detail = [f"{where(name, line)}: {name} imports {target}" for name, line, target in edges()
-              if any(unit(name) in c and unit(target) in c and unit(name) != unit(target) for c in found)]
+    detail = [
+        f"{where(name, line)}: {name} imports {target}"
+        for name, line, target in edges()
+        if any(unit(name) in c and unit(target) in c and unit(name) != unit(target) for c in found)
+    ]
     assert not found, f"cycles {found}:\n" + "\n".join(dict.fromkeys(detail))
 
 

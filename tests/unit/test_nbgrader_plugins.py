@@ -9,27 +9,45 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from nbgrader.utils import determine_grade
 
-from autograder.model import CheckResult, GradingResult, Status
 from autograder.course.autograde import MAX_FRAME_CHARS, MAX_TRACEBACK_FRAMES, merge_outputs, report_text, write_reports
+from autograder.model import CheckResult, GradingResult, Status
 
 
 def graded_notebook():
     """A sanitized submission: a solution cell, two test cells, a markdown cell."""
-    nb = new_notebook(cells=[new_code_cell("x = 1\nprint(x)"), new_code_cell("assert x == 1"),
-                             new_code_cell("assert True"), new_markdown_cell("An answer.")])
+    nb = new_notebook(
+        cells=[
+            new_code_cell("x = 1\nprint(x)"),
+            new_code_cell("assert x == 1"),
+            new_code_cell("assert True"),
+            new_markdown_cell("An answer."),
+        ]
+    )
     nb.cells[0].metadata["nbgrader"] = {"grade_id": "compile", "solution": True, "grade": False}
     for cell, grade_id, points in ((nb.cells[1], "test_compile", 5), (nb.cells[2], "test_fit", 9)):
-        cell.metadata["nbgrader"] = {"grade_id": grade_id, "grade": True, "solution": False, "points": points,
-                                     "locked": True}
+        cell.metadata["nbgrader"] = {
+            "grade_id": grade_id,
+            "grade": True,
+            "solution": False,
+            "points": points,
+            "locked": True,
+        }
     return nb
 
 
 def checks() -> list[CheckResult]:
     return [
         CheckResult("test_optimizer_is_adam", "test_compile", "Optimizer is Adam", 1.0, True, 1.0),
-        CheckResult("test_loss", "test_compile", "Loss is binary cross-entropy", 4.0, False, 0.0,
-                    "the loss is 'mse'; a single sigmoid output for two classes needs loss=\"binary_crossentropy\""
-                    " (or keras.losses.BinaryCrossentropy()), which is what the lab asks for in exercise one"),
+        CheckResult(
+            "test_loss",
+            "test_compile",
+            "Loss is binary cross-entropy",
+            4.0,
+            False,
+            0.0,
+            "the loss is 'mse'; a single sigmoid output for two classes needs loss=\"binary_crossentropy\""
+            " (or keras.losses.BinaryCrossentropy()), which is what the lab asks for in exercise one",
+        ),
         CheckResult("test_hidden_auc", "test_fit", "Trained model passes on hidden test data", 9.0, True, 9.0),
     ]
 
@@ -49,8 +67,9 @@ def test_report_text_lists_every_check_with_its_message_wrapped():
 
 
 def test_report_text_says_how_the_run_ended_and_when_unsandboxed():
-    text = report_text(checks()[2:], 9.0, result(Status.OUT_OF_MEMORY, "used more than 4096 MB of memory",
-                                                  sandboxed=False))
+    text = report_text(
+        checks()[2:], 9.0, result(Status.OUT_OF_MEMORY, "used more than 4096 MB of memory", sandboxed=False)
+    )
     assert "  ! Your notebook used too much memory: used more than 4096 MB of memory" in text
     assert "  ! graded without the sandbox (course opted out)" in text
 
@@ -105,16 +124,28 @@ def test_merge_outputs_keeps_errors_trimmed_and_skips_changed_cells():
     assert nbformat.writes(nb) == before
 
 
-@pytest.mark.parametrize("status, message, said", [
-    (Status.CELL_TIMEOUT, "cell `compile` stopped after 600 s (Sandbox.cell_timeout)",
-     "! A cell of your notebook was stopped at its time limit: cell `compile` stopped after 600 s "
-     "(Sandbox.cell_timeout)"),
-    (Status.KERNEL_DIED, "the Python kernel died while cell `fit` was running",
-     "! Your notebook's Python kernel died: the Python kernel died while cell `fit` was running"),
-    (Status.TIMEOUT, "stopped after 900 s (Sandbox.notebook_timeout) while cell `fit` was running",
-     "! Your notebook did not finish in time: stopped after 900 s (Sandbox.notebook_timeout) while cell `fit` "
-     "was running"),
-])
+@pytest.mark.parametrize(
+    "status, message, said",
+    [
+        (
+            Status.CELL_TIMEOUT,
+            "cell `compile` stopped after 600 s (Sandbox.cell_timeout)",
+            "! A cell of your notebook was stopped at its time limit: cell `compile` stopped after 600 s "
+            "(Sandbox.cell_timeout)",
+        ),
+        (
+            Status.KERNEL_DIED,
+            "the Python kernel died while cell `fit` was running",
+            "! Your notebook's Python kernel died: the Python kernel died while cell `fit` was running",
+        ),
+        (
+            Status.TIMEOUT,
+            "stopped after 900 s (Sandbox.notebook_timeout) while cell `fit` was running",
+            "! Your notebook did not finish in time: stopped after 900 s (Sandbox.notebook_timeout) while cell `fit` "
+            "was running",
+        ),
+    ],
+)
 def test_the_student_reads_which_cell_stopped_and_why_under_every_test_cell(status, message, said):
     nb = graded_notebook()
     write_reports(nb, result(status, message))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,7 +23,7 @@ FMT = "%Y-%m-%d %H:%M:%S.%f UTC"
 
 
 def stamp(offset: float = 0) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=offset)).strftime(FMT)
+    return (datetime.now(UTC) + timedelta(seconds=offset)).strftime(FMT)
 
 
 def make_entry(folder: Path, name: str, secret: str, body: str = "{}") -> Path:
@@ -55,8 +55,9 @@ def exchange(tmp_path, monkeypatch):
     feedback.mkdir()
     me = os.getuid()
     # ann and ben are this test's own uid; 'eve' exists under another uid
-    monkeypatch.setattr(grading_service.pwd, "getpwnam",
-                        lambda name: SimpleNamespace(pw_uid=me if name in ("ann", "ben") else me + 1))
+    monkeypatch.setattr(
+        grading_service.pwd, "getpwnam", lambda name: SimpleNamespace(pw_uid=me if name in ("ann", "ben") else me + 1)
+    )
     return inbound, feedback
 
 
@@ -64,12 +65,12 @@ def test_intake_decides_each_new_entry(tmp_path, exchange):
     inbound, feedback = exchange
     earlier = stamp(-3600)
     names = {
-        "old": f"ann+{ASSIGNMENT}+{earlier}+r0",        # collected by the instructor before
-        "first": f"ann+{ASSIGNMENT}+{stamp(-20)}+r1",    # superseded by ann's newer one
+        "old": f"ann+{ASSIGNMENT}+{earlier}+r0",  # collected by the instructor before
+        "first": f"ann+{ASSIGNMENT}+{stamp(-20)}+r1",  # superseded by ann's newer one
         "newest": f"ann+{ASSIGNMENT}+{stamp(-10)}+r2",
-        "ben": f"ben+{ASSIGNMENT}+{stamp(-5)}+r3",       # over ben's cap
-        "forged": f"eve+{ASSIGNMENT}+{stamp(-1)}+r4",    # named after an account that does not own it
-        "other": f"ann+other_lab+{stamp(-1)}+r5",        # another assignment: not this service's
+        "ben": f"ben+{ASSIGNMENT}+{stamp(-5)}+r3",  # over ben's cap
+        "forged": f"eve+{ASSIGNMENT}+{stamp(-1)}+r4",  # named after an account that does not own it
+        "other": f"ann+other_lab+{stamp(-1)}+r5",  # another assignment: not this service's
     }
     for key, name in names.items():
         make_entry(inbound, name, secret=f"secret-{key}")
@@ -81,15 +82,22 @@ def test_intake_decides_each_new_entry(tmp_path, exchange):
     collected = []
     service.collect = lambda course, chosen: collected.extend(chosen)
     settings = OnSubmit(config=Config({"OnSubmit": {"enabled": True, "daily_cap": 1}}))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     today = day_of(now, "UTC")
     ledger = {"entries": {f"ben+{ASSIGNMENT}+x+y": {"student": "ben", "state": "graded", "day": today}}}
 
     service.take_in(course, settings, ledger, inbound, feedback, now)
 
     state = {key: ledger["entries"].get(name, {}).get("state") for key, name in names.items()}
-    assert state == {"old": "earlier", "first": "superseded", "newest": "accepted", "ben": "over_cap",
-                     "forged": "not_theirs", "other": None, "link": "not_theirs"}
+    assert state == {
+        "old": "earlier",
+        "first": "superseded",
+        "newest": "accepted",
+        "ben": "over_cap",
+        "forged": "not_theirs",
+        "other": None,
+        "link": "not_theirs",
+    }
     assert collected == [names["newest"]]
     assert ledger["entries"][names["newest"]]["collected"] is True
     # ben's notice is his feedback for that submission (nbgrader's name), with the reason, as HTML text
@@ -107,8 +115,15 @@ def test_the_notice_escapes_what_students_control(tmp_path, exchange):
     inbound, feedback = exchange
     entry = make_entry(inbound, f"ann+{ASSIGNMENT}+{stamp()}+r", secret="s")
     service = grading_service.GradingService(tmp_path, str(tmp_path / "exchange"), log=lambda text: None)
-    service.notice(FakeCourse(tmp_path, {}), entry, feedback, "<script>alert(1)</script>", "<b>ts</b>", "Not graded",
-                   "why <img src=x onerror=alert(1)>")
+    service.notice(
+        FakeCourse(tmp_path, {}),
+        entry,
+        feedback,
+        "<script>alert(1)</script>",
+        "<b>ts</b>",
+        "Not graded",
+        "why <img src=x onerror=alert(1)>",
+    )
     page = (feedback / f"{notebook_hash(secret='s', notebook_id=ASSIGNMENT)}.html").read_text()
     assert "<script>alert" not in page and "<img" not in page and "<b>ts" not in page
     assert "&lt;script&gt;" in page
@@ -117,7 +132,7 @@ def test_the_notice_escapes_what_students_control(tmp_path, exchange):
 def test_settings_refuse_an_unknown_time_zone():
     with pytest.raises(Exception, match="not a time zone"):
         OnSubmit(config=Config({"OnSubmit": {"cap_timezone": "Mars/Olympus"}}))
-    assert day_of(datetime(2026, 12, 2, 23, 30, tzinfo=timezone.utc), "Europe/Berlin") == "2026-12-03"
+    assert day_of(datetime(2026, 12, 2, 23, 30, tzinfo=UTC), "Europe/Berlin") == "2026-12-03"
 
 
 def capped_submit(tmp_path: Path, settings: dict | None) -> CappedSubmit:
@@ -125,8 +140,12 @@ def capped_submit(tmp_path: Path, settings: dict | None) -> CappedSubmit:
     (root / COURSE / "feedback").mkdir(parents=True, exist_ok=True)
     if settings is not None:
         (root / COURSE / "on_submit.json").write_text(json.dumps(settings))
-    config = Config({"Exchange": {"root": str(root), "cache": str(tmp_path / "cache")},
-                     "CourseDirectory": {"course_id": COURSE, "assignment_id": ASSIGNMENT}})
+    config = Config(
+        {
+            "Exchange": {"root": str(root), "cache": str(tmp_path / "cache")},
+            "CourseDirectory": {"course_id": COURSE, "assignment_id": ASSIGNMENT},
+        }
+    )
     return CappedSubmit(coursedir=CourseDirectory(config=config), config=config)
 
 
@@ -134,18 +153,19 @@ def cached(tmp_path: Path, name: str, secret: str, state: str | None, day: str |
     make_entry(tmp_path / "cache" / COURSE, name, secret)
     if state is not None:
         (tmp_path / "exchange" / COURSE / "feedback" / status_name(secret)).write_text(
-            json.dumps({"state": state, "day": day or day_of(datetime.now(timezone.utc), "UTC")}))
+            json.dumps({"state": state, "day": day or day_of(datetime.now(UTC), "UTC")})
+        )
 
 
 def test_the_students_submit_counts_what_the_service_says(tmp_path):
     settings = {"enabled": True, "daily_cap": 2, "cap_timezone": "UTC", "feedback": "now"}
     submit = capped_submit(tmp_path, settings)
     cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-30)}", "a", "graded")
-    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-20)}", "b", "earlier")        # the instructor's, not counted
-    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-15)}", "c", "over_cap")       # refused, not counted
-    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-12)}", "d", "graded", day="2001-01-01")   # another day
-    submit._check_cap()   # one counted: may submit
-    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-5)}", "e", None)              # not seen yet: will count
+    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-20)}", "b", "earlier")  # the instructor's, not counted
+    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-15)}", "c", "over_cap")  # refused, not counted
+    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-12)}", "d", "graded", day="2001-01-01")  # another day
+    submit._check_cap()  # one counted: may submit
+    cached(tmp_path, f"ann+{ASSIGNMENT}+{stamp(-5)}", "e", None)  # not seen yet: will count
     with pytest.raises(ExchangeError, match="grades at most 2 submissions per student per day, and 2 of yours"):
         submit._check_cap()
 
@@ -177,8 +197,9 @@ class GradingCourse(FakeCourse):
         super().__init__(root, {})
         self.released: list[str] = []
         self.store.summary = lambda assignment, student: None
-        self.api = SimpleNamespace(release_feedback=lambda assignment, student_id: (
-            self.released.append(student_id) or {"success": True}))
+        self.api = SimpleNamespace(
+            release_feedback=lambda assignment, student_id: self.released.append(student_id) or {"success": True}
+        )
 
 
 @pytest.fixture
@@ -191,17 +212,29 @@ def after_grading(tmp_path, exchange, monkeypatch):
     names = {s: f"{s}+{ASSIGNMENT}+{stamp(-i)}+r" for i, s in enumerate(("ann", "ben"))}
     for student, name in names.items():
         make_entry(inbound, name, secret=f"secret-{student}")
-    monkeypatch.setattr(api, "grade_class", lambda course, students: [
-        SimpleNamespace(student=s, status="graded" if s == "ann" else "grader error") for s in students])
-    monkeypatch.setattr(publish, "held_back", lambda course: {
-        "ben": publish.Held("ben", "grader error", "the grader failed on this submission")})
+    monkeypatch.setattr(
+        api,
+        "grade_class",
+        lambda course, students: [
+            SimpleNamespace(student=s, status="graded" if s == "ann" else "grader error") for s in students
+        ],
+    )
+    monkeypatch.setattr(
+        publish,
+        "held_back",
+        lambda course: {"ben": publish.Held("ben", "grader error", "the grader failed on this submission")},
+    )
     monkeypatch.setattr(api, "feedback", lambda course, students: (tmp_path / "feedback", {}))
     due = {"value": ""}
     monkeypatch.setattr(late, "sync_due_date", lambda course: due["value"])
     course = GradingCourse(tmp_path)
     service = grading_service.GradingService(tmp_path, str(tmp_path / "exchange"), log=lambda text: None)
-    ledger = {"entries": {name: {"student": s, "state": "accepted", "day": "d", "timestamp": name.split("+")[2],
-                                 "released": False} for s, name in names.items()}}
+    ledger = {
+        "entries": {
+            name: {"student": s, "state": "accepted", "day": "d", "timestamp": name.split("+")[2], "released": False}
+            for s, name in names.items()
+        }
+    }
     service.grade(course, ledger)
     return SimpleNamespace(service=service, course=course, ledger=ledger, names=names, due=due, feedback=feedback)
 
@@ -225,10 +258,10 @@ def test_a_grader_error_is_held_never_released(after_grading):
 def test_never_and_before_the_due_date_release_nothing(after_grading):
     g = after_grading
     g.service.release(g.course, policy("never"), g.ledger)
-    g.service.release(g.course, policy("after_due"), g.ledger)                       # no due date: nothing
-    g.due["value"] = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    g.service.release(g.course, policy("after_due"), g.ledger)  # no due date: nothing
+    g.due["value"] = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
     g.service.release(g.course, policy("after_due"), g.ledger)
     assert g.course.released == []
-    g.due["value"] = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    g.due["value"] = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
     g.service.release(g.course, policy("after_due"), g.ledger)
     assert g.course.released == ["ann"]

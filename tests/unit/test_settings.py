@@ -12,26 +12,26 @@ import json
 from pathlib import Path
 
 import pytest
-
 import sample_data
+from evidence_samples import TRAIN_STEPS, reference_evidence, run_hidden_checks
+from kit_testing import ASSIGNMENT, REPO
+
 from autograder import cli
 from autograder.grading import engine
 from autograder.grading.evidence import EVIDENCE_DIR, EVIDENCE_FILE, WEIGHTS_FILE
 from autograder.grading.job import lab_loader, make_job
 from autograder.model import Status
 from autograder.settings import load_course_config
-from evidence_samples import TRAIN_STEPS, reference_evidence, run_hidden_checks
-from kit_testing import ASSIGNMENT, REPO
 
 KIT = REPO / "autograder"
 
 # A course that changes nothing the kit decides: its id, and where its data is.
-MINIMAL_COURSE_CONFIG = '''\
+MINIMAL_COURSE_CONFIG = """\
 import os
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "spam-transformer-lab"
 c.Lab.data_dir = os.environ.get("SPAM_LAB_DATA_DIR", "")
-'''
+"""
 
 
 def configurable_classes_in_the_kit() -> dict[str, str]:
@@ -40,8 +40,12 @@ def configurable_classes_in_the_kit() -> dict[str, str]:
     for path in sorted(KIT.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef) and any(
-                    isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "tag"
-                    and any(k.arg == "config" for k in call.keywords) for call in ast.walk(node)):
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "tag"
+                and any(k.arg == "config" for k in call.keywords)
+                for call in ast.walk(node)
+            ):
                 found[node.name] = path.relative_to(REPO).as_posix()
     return found
 
@@ -62,20 +66,23 @@ def test_course_config_sets_only_what_the_course_changes(monkeypatch, tmp_path):
     monkeypatch.setenv("SPAM_LAB_DATA_DIR", str(tmp_path))
     config = load_course_config(REPO)
     classes = {cls.__name__: cls for cls in cli.setting_classes()}
-    set_here = {(section, name): value for section in config if section in classes
-                for name, value in config[section].items()}
+    set_here = {
+        (section, name): value for section in config if section in classes for name, value in config[section].items()
+    }
     assert set_here, "course_config.py sets no kit setting at all"
     for (section, name), value in set_here.items():
         traits = classes[section].class_traits(config=True)
         assert name in traits, f"course_config.py sets {section}.{name}, which is no setting (a typo?)"
-        assert value != traits[name].default(), (f"course_config.py sets {section}.{name} = {value!r}, the kit's "
-                                                 "default: leave it out (one place for each default)")
+        assert value != traits[name].default(), (
+            f"course_config.py sets {section}.{name} = {value!r}, the kit's "
+            "default: leave it out (one place for each default)"
+        )
 
 
 @pytest.fixture
 def generated_data(monkeypatch, tmp_path) -> Path:
     """SPAM_LAB_DATA_DIR = a folder of generated data that the lab's loader accepts."""
-    spam_data = lab_loader(REPO / "source" / ASSIGNMENT)   # the module make_job loads for this course
+    spam_data = lab_loader(REPO / "source" / ASSIGNMENT)  # the module make_job loads for this course
     folder = tmp_path / "data"
     sample_data.install(monkeypatch, spam_data, folder)
     monkeypatch.setenv("SPAM_LAB_DATA_DIR", str(folder))
@@ -96,7 +103,7 @@ def test_a_course_config_with_only_the_id_and_the_data_gets_the_shipped_job(gene
     assert minimal.lab == shipped.lab
     assert minimal.grading == shipped.grading
     assert minimal.sandbox == shipped.sandbox
-    assert minimal.digest == shipped.digest   # so a stored result of either is the other's
+    assert minimal.digest == shipped.digest  # so a stored result of either is the other's
 
 
 def grade(job, tmp_path: Path, name: str, evidence: dict, regraded: dict) -> dict:
@@ -116,13 +123,15 @@ def test_both_course_configs_grade_the_same(generated_data, tmp_path):
     would pass its hidden AUC and its honesty)."""
     shipped, minimal = jobs(tmp_path)
     evidence = reference_evidence()
-    evidence["history"]["history"]["val_auc"] = [0.92]          # reported
-    regraded = {"val_auc": 0.93, "hidden_auc": 0.94}            # the grader's own, on the weights
+    evidence["history"]["history"]["val_auc"] = [0.92]  # reported
+    regraded = {"val_auc": 0.93, "hidden_auc": 0.94}  # the grader's own, on the weights
     by_shipped = grade(shipped, tmp_path, "shipped", evidence, regraded)
     by_minimal = grade(minimal, tmp_path, "minimal", evidence, regraded)
     assert by_minimal == by_shipped
-    assert by_shipped["test_val_auc_threshold"][0]              # 0.93 >= 0.91
+    assert by_shipped["test_val_auc_threshold"][0]  # 0.93 >= 0.91
     assert len(by_shipped) > 10
     # hidden AUC 0.94 < 0.95, and |0.92 - 0.93| > 0.005: nothing else fails
     assert {check for check, (passed, _) in by_shipped.items() if not passed} == {
-        "test_hidden_auc", "test_reported_val_auc_is_honest"}
+        "test_hidden_auc",
+        "test_reported_val_auc_is_honest",
+    }

@@ -23,19 +23,22 @@ from pathlib import Path
 import pytest
 
 _RESULTS = []
-_CHECKPOINT = {}   # the checkpoint evidence of this session, read once (partial runs only)
+_CHECKPOINT = {}  # the checkpoint evidence of this session, read once (partial runs only)
 
 # The part of the evidence the checks of each test cell read (a check's marker may say ``needs=(...)``).
 NEEDS = {"test_compile": ("compile",), "test_fit": ("history",), "test_plot": ("plots",)}
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "check(cell, points, name, needs=None): a graded check of a test cell "
-                            "(needs: the evidence parts it reads, if not its cell's)")
+    config.addinivalue_line(
+        "markers",
+        "check(cell, points, name, needs=None): a graded check of a test cell "
+        "(needs: the evidence parts it reads, if not its cell's)",
+    )
 
 
 def pytest_sessionstart(session):
-    _CHECKPOINT.clear()   # one submission per session, even where this module outlives one
+    _CHECKPOINT.clear()  # one submission per session, even where this module outlives one
 
 
 def pytest_collection_modifyitems(config, items):
@@ -105,8 +108,10 @@ def _message(exc) -> tuple[str, str]:
     text = str(exc).split("\nassert ")[0].strip()
     if isinstance(exc, (AssertionError, EvidenceMissing)):
         return text or "the check failed", ""
-    return (f"the grader could not complete this check ({type(exc).__name__}); "
-            "your instructor has the details", f"{type(exc).__name__}: {text}")
+    return (
+        f"the grader could not complete this check ({type(exc).__name__}); your instructor has the details",
+        f"{type(exc).__name__}: {text}",
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -128,17 +133,19 @@ def pytest_runtest_makereport(item, call):
 
             context = _context()
             message = not_checked(context.get("run_status", ""), context.get("run_message", ""), part)
-    _RESULTS.append({
-        "id": item.name,
-        "cell": marker.kwargs["cell"],
-        "name": marker.kwargs["name"],
-        "points": float(marker.kwargs["points"]),
-        "passed": report.passed,
-        "score": float(marker.kwargs["points"]) if report.passed else 0.0,
-        "message": message[:1000],
-        "values": {str(k): v for k, v in item.user_properties},
-        "detail": detail[:2000],
-    })
+    _RESULTS.append(
+        {
+            "id": item.name,
+            "cell": marker.kwargs["cell"],
+            "name": marker.kwargs["name"],
+            "points": float(marker.kwargs["points"]),
+            "passed": report.passed,
+            "score": float(marker.kwargs["points"]) if report.passed else 0.0,
+            "message": message[:1000],
+            "values": {str(k): v for k, v in item.user_properties},
+            "detail": detail[:2000],
+        }
+    )
 
 
 def pytest_sessionfinish(session, exitstatus):

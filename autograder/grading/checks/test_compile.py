@@ -14,12 +14,12 @@ A metric given as a string gets that string as its history key.
 
 import pytest
 
-from autograder.internals.keras import qualified   # the names the genuine Keras objects report (keras.src...)
+from autograder.internals.keras import qualified  # the names the genuine Keras objects report (keras.src...)
 
 CELL = "test_compile"
-BCE_NAMES = {"binary_crossentropy", "bce", "binarycrossentropy"}   # compared in lower case: "BCE", "BinaryCrossentropy"
+BCE_NAMES = {"binary_crossentropy", "bce", "binarycrossentropy"}  # compared in lower case: "BCE", "BinaryCrossentropy"
 ACCURACY_NAMES = {"accuracy", "acc", "binary_accuracy", "binaryaccuracy"}
-AUC_NAME = "auc"   # the string Keras resolves to AUC() and uses as the history key; "AUC" gives keys AUC / val_AUC
+AUC_NAME = "auc"  # the string Keras resolves to AUC() and uses as the history key; "AUC" gives keys AUC / val_AUC
 ADAM = qualified("Adam")
 BCE_PATHS = {qualified("BinaryCrossentropy"), qualified("binary_crossentropy")}
 AUC_PATHS = {qualified("AUC")}
@@ -84,10 +84,10 @@ def test_learning_rate(evidence, context):
 @pytest.mark.check(cell=CELL, points=1, name="Loss is binary cross-entropy")
 def test_loss_is_binary_crossentropy(evidence):
     loss = _compiled(evidence)["loss"]
-    assert loss is not None, "no loss was compiled: use loss=\"binary_crossentropy\""
+    assert loss is not None, 'no loss was compiled: use loss="binary_crossentropy"'
     assert _accepted(loss, BCE_NAMES, BCE_PATHS), (
         f"the loss is {_what(loss, BCE_PATHS)}; a single sigmoid "
-        "output for two classes needs loss=\"binary_crossentropy\" (or keras.losses.BinaryCrossentropy())"
+        'output for two classes needs loss="binary_crossentropy" (or keras.losses.BinaryCrossentropy())'
     )
     assert not loss.get("from_logits"), (
         "BinaryCrossentropy(from_logits=True) expects raw scores, but the model already ends in a sigmoid"
@@ -102,23 +102,22 @@ def test_auc_metric(evidence):
     if any(m["value"] == AUC_NAME for m in strings):
         return
     aucs = [m for m in metrics if m and m.get("class") == "AUC"]
-    assert aucs or strings, "no AUC metric is compiled: add keras.metrics.AUC(name=\"auc\") to metrics"
+    assert aucs or strings, 'no AUC metric is compiled: add keras.metrics.AUC(name="auc") to metrics'
     assert not strings or aucs, (
         f"the metric {strings[0]['value']!r} makes the history keys {strings[0]['value']} and "
-        f"val_{strings[0]['value']}: use keras.metrics.AUC(name=\"auc\") (or the string \"auc\")"
+        f'val_{strings[0]["value"]}: use keras.metrics.AUC(name="auc") (or the string "auc")'
     )
     genuine = [m for m in aucs if _genuine(m, AUC_PATHS)]
     assert genuine, (
-        f"the AUC metric is {_what(aucs[0], AUC_PATHS)}, not Keras' AUC: "
-        "add keras.metrics.AUC(name=\"auc\") to metrics"
+        f'the AUC metric is {_what(aucs[0], AUC_PATHS)}, not Keras\' AUC: add keras.metrics.AUC(name="auc") to metrics'
     )
     roc = [m for m in genuine if str(m.get("curve", "ROC")).upper() == "ROC"]
     assert roc, (
         f"the AUC metric is the area under the {genuine[0].get('curve')} curve; the lab's AUC is the area under "
-        "the ROC curve: leave out curve=... (keras.metrics.AUC(name=\"auc\"))"
+        'the ROC curve: leave out curve=... (keras.metrics.AUC(name="auc"))'
     )
     assert any(m.get("name") == AUC_NAME for m in roc), (
-        f"the AUC metric is named {roc[0].get('name')!r}; name it \"auc\" so that history has auc and val_auc"
+        f'the AUC metric is named {roc[0].get("name")!r}; name it "auc" so that history has auc and val_auc'
     )
 
 
@@ -128,7 +127,7 @@ def test_accuracy_metric(evidence):
     exact = [m for m in metrics if _genuine(m, EXACT_ACCURACY_PATHS)]
     assert any(_accepted(m, ACCURACY_NAMES, ACCURACY_PATHS) for m in metrics), (
         "keras.metrics.Accuracy() counts predictions exactly equal to the label, so on the sigmoid's "
-        "probabilities it reports 0: use the string \"accuracy\" (or keras.metrics.BinaryAccuracy())"
-        if exact else
-        "accuracy is not among the metrics: use metrics=[\"accuracy\", keras.metrics.AUC(name=\"auc\")]"
+        'probabilities it reports 0: use the string "accuracy" (or keras.metrics.BinaryAccuracy())'
+        if exact
+        else 'accuracy is not among the metrics: use metrics=["accuracy", keras.metrics.AUC(name="auc")]'
     )

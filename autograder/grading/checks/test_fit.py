@@ -69,7 +69,7 @@ def test_history_keys(evidence):
     assert not missing, (
         f"history.history lacks {missing} (its keys are {sorted(values)}): the validation keys need "
         "validation_data=val_ds, and 'accuracy' and 'auc' need the metrics \"accuracy\" and "
-        "keras.metrics.AUC(name=\"auc\"), spelled exactly so (a metric given as a string is its key)"
+        'keras.metrics.AUC(name="auc"), spelled exactly so (a metric given as a string is its key)'
     )
 
 
@@ -115,15 +115,16 @@ def test_val_auc_threshold(regraded, context, evidence, record_property):
     )
 
 
-@pytest.mark.check(cell=CELL, points=2, name="Reported validation AUC matches the grader's",
-                   needs=("history", "weights"))
+@pytest.mark.check(
+    cell=CELL, points=2, name="Reported validation AUC matches the grader's", needs=("history", "weights")
+)
 def test_reported_val_auc_is_honest(evidence, regraded, context, record_property):
     """The saved weights score what the history reports for the last epoch, or for an earlier epoch
     whose weights a callback restored (``EarlyStopping(restore_best_weights=True)``)."""
     key, reported = reported_val_auc(evidence, record_property)
     assert key is not None, (
         "the history reports no validation AUC, so the grader cannot confirm it: "
-        "train with validation_data=val_ds and the metric keras.metrics.AUC(name=\"auc\")"
+        'train with validation_data=val_ds and the metric keras.metrics.AUC(name="auc")'
     )
     own = regraded["val_auc"]
     series = evidence["history"]["history"][key]
@@ -132,8 +133,14 @@ def test_reported_val_auc_is_honest(evidence, regraded, context, record_property
     record_property("honesty_gap", gap)
     earlier = " (nor does any earlier epoch)" if len(series) > 1 else ""
     epochs = len(evidence["history"]["epoch"])
-    sparse = (f"; validation ran on {len(series)} of {epochs} epochs, so the last epoch's weights were never "
-              "validated: validate every epoch (leave out validation_freq)") if len(series) < epochs else ""
+    sparse = (
+        (
+            f"; validation ran on {len(series)} of {epochs} epochs, so the last epoch's weights were never "
+            "validated: validate every epoch (leave out validation_freq)"
+        )
+        if len(series) < epochs
+        else ""
+    )
     assert gap <= context["honesty_tolerance"], (
         f"the history reports {key} {reported:.4f}{earlier}, but the trained model scores {own:.4f} "
         f"on the validation data: the history must come from training this model, unchanged{sparse}"

@@ -45,7 +45,7 @@ def names_epochs(text: str) -> bool:
 
 
 def split_named(name: str, metric: str) -> str | None:
-    """"train" or "val" when a curve's name says which split of ``metric`` it shows, else None.
+    """ "train" or "val" when a curve's name says which split of ``metric`` it shows, else None.
 
     A name with the metric alone ("auc", as pandas labels the history's columns) is Keras' own name
     for the training series.
@@ -148,8 +148,7 @@ def test_data_matches_history(evidence, context):
         for key in (metric, f"val_{metric}"):
             expected = context["plot_history"][metric][key]
             assert any(_shows(line, expected) for line in drawn), (
-                f"no line shows history.history[{key!r}] ({expected}); the lines show "
-                f"{[line['y'] for line in drawn]}"
+                f"no line shows history.history[{key!r}] ({expected}); the lines show {[line['y'] for line in drawn]}"
             )
 
 
@@ -160,7 +159,7 @@ def test_labels_and_legend(evidence):
         axes = figure["axes"]
         xlabels = [ax["xlabel"] for ax in axes if ax["lines"]]
         assert any(names_epochs(label) for label in xlabels), (
-            f"the x axis is labelled {' / '.join(map(repr, xlabels))}; label it \"Epoch\": ax.set_xlabel(\"Epoch\")"
+            f'the x axis is labelled {" / ".join(map(repr, xlabels))}; label it "Epoch": ax.set_xlabel("Epoch")'
         )
         ylabels = [ax["ylabel"] for ax in axes if ax["lines"]]
         titled = [ax.get("title", "") for ax in axes if names_metric(ax.get("title", ""), metric)]

@@ -94,8 +94,9 @@ def _load_internals(paths=None) -> dict:
     import types
 
     if paths is None:
-        folder = _os.path.join(_os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))),
-                               "internals")
+        folder = _os.path.join(
+            _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))), "internals"
+        )
         paths = {library: _os.path.join(folder, library + ".py") for library in CAPTURE_INTERNALS}
     modules = {}
     for library in CAPTURE_INTERNALS:
@@ -147,8 +148,13 @@ class _Refs:
         cls = type(obj)
         target = obj if isinstance(obj, self.function_types) else cls
         path = _qualified(target)
-        entry = {"kind": "object", "class": str(getattr(cls, "__name__", "?")), "module": str(cls.__module__),
-                 "path": path, "verified": self.genuine.get(path) is target}
+        entry = {
+            "kind": "object",
+            "class": str(getattr(cls, "__name__", "?")),
+            "module": str(cls.__module__),
+            "path": path,
+            "verified": self.genuine.get(path) is target,
+        }
         for attr in ("name", "from_logits", "curve"):
             if hasattr(obj, attr):
                 value = getattr(obj, attr)
@@ -165,7 +171,9 @@ class _Refs:
         given = config.get("optimizer")
         return {
             "compiled": True,
-            "optimizer": None if optimizer is None else {
+            "optimizer": None
+            if optimizer is None
+            else {
                 **self.describe(optimizer),
                 "is_adam": type(optimizer) is self.Adam,
                 "learning_rate": float(self.to_numpy(optimizer.learning_rate)),
@@ -191,8 +199,8 @@ class _Records:
     """What the wrapped Model.compile / Model.fit saw, per model object (compared by identity)."""
 
     def __init__(self):
-        self.compiles = []   # [model, optimizer, evidence, calls]: the last compile of each model
-        self.fits = []       # [model, history, {"epochs", "epochs_run", "steps"}]: every fit
+        self.compiles = []  # [model, optimizer, evidence, calls]: the last compile of each model
+        self.fits = []  # [model, history, {"epochs", "epochs_run", "steps"}]: every fit
 
     def compiled(self, model):
         return next((r for r in self.compiles if r[0] is model), None)
@@ -237,11 +245,17 @@ def _install_guard(namespace, key, settings, internals=None):
             params = getattr(history, "params", None)
             steps = params.get("steps") if isinstance(params, dict) else None
             epochs = bound.arguments.get("epochs")
-            records.fits.append([self, history, {
-                "epochs": epochs if isinstance(epochs, int) else None,
-                "epochs_run": len(getattr(history, "epoch", []) or []),
-                "steps": steps if isinstance(steps, int) else None,
-            }])
+            records.fits.append(
+                [
+                    self,
+                    history,
+                    {
+                        "epochs": epochs if isinstance(epochs, int) else None,
+                        "epochs_run": len(getattr(history, "epoch", []) or []),
+                        "steps": steps if isinstance(steps, int) else None,
+                    },
+                ]
+            )
         except Exception:  # noqa: BLE001 - an unreadable fit is simply not recorded
             pass
         return history
@@ -280,8 +294,7 @@ class _Parts:
             optimizer = getattr(model, "optimizer", None)
             result = {**refs.compile_evidence(optimizer, config), "recorded": False, "compile_calls": 0}
         if optimizer is not None:
-            result["optimizer"] = {**result["optimizer"],
-                                   "iterations": int(refs.to_numpy(optimizer.iterations))}
+            result["optimizer"] = {**result["optimizer"], "iterations": int(refs.to_numpy(optimizer.iterations))}
         return result
 
     def history(self):
@@ -304,8 +317,9 @@ class _Parts:
             "recorded": match is not None,
             "fit_calls": [dict(r[2]) for r in fits[-100:]],
             "epoch": [int(e) for e in getattr(hist, "epoch", [])],
-            "history": ({str(k): [float(v) for v in vs] for k, vs in values.items()}
-                        if isinstance(values, dict) else None),
+            "history": (
+                {str(k): [float(v) for v in vs] for k, vs in values.items()} if isinstance(values, dict) else None
+            ),
             "steps_per_epoch": steps,
         }
 
@@ -331,8 +345,9 @@ class _Parts:
         previous_backend = matplotlib.get_backend()
         plt.switch_backend("agg")
         try:
-            return _plot_calls(plot_history, self.settings["plot_history"], self.refs.History, plt,
-                               self.refs.matplotlib_internals)
+            return _plot_calls(
+                plot_history, self.settings["plot_history"], self.refs.History, plt, self.refs.matplotlib_internals
+            )
         finally:
             plt.switch_backend(previous_backend)
 
@@ -359,7 +374,7 @@ def _kit_capture(namespace, refs, records, settings):
         f.write(refs.encode(evidence))
 
 
-NOT_RECORDED = "not recorded before the run ended"   # grading/evidence.py's NOT_RECORDED (this file imports no kit)
+NOT_RECORDED = "not recorded before the run ended"  # grading/evidence.py's NOT_RECORDED (this file imports no kit)
 
 
 def _fresh(part, fn) -> tuple:
@@ -378,9 +393,9 @@ class _Checkpoint:
 
     def __init__(self, namespace, refs, records, settings):
         self.namespace, self.refs, self.records, self.settings = namespace, refs, records, settings
-        self.state = None          # what the last written checkpoint was made of (objects compared by identity)
-        self.weights = None        # (fit record, value, error) of the last weights saved
-        self.plots = None          # (plot_history, value, error) of the last plots recorded
+        self.state = None  # what the last written checkpoint was made of (objects compared by identity)
+        self.weights = None  # (fit record, value, error) of the last weights saved
+        self.plots = None  # (plot_history, value, error) of the last plots recorded
 
     def __call__(self):
         refs = self.refs
@@ -407,13 +422,22 @@ class _Checkpoint:
         hist = hist if isinstance(hist, self.refs.History) and any(r[1] is hist for r in fits) else None
         plot_history = self.namespace.get("plot_history")
         plot_history = plot_history if callable(plot_history) else None
-        return (record, record[3] if record is not None else 0, fits[-1] if fits else None, len(fits), hist,
-                plot_history)
+        return (
+            record,
+            record[3] if record is not None else 0,
+            fits[-1] if fits else None,
+            len(fits),
+            hist,
+            plot_history,
+        )
 
     def _write(self):
         state = self._tracked()
-        if self.state is not None and len(state) == len(self.state) and all(
-                a is b or (type(a) is int and a == b) for a, b in zip(state, self.state)):
+        if (
+            self.state is not None
+            and len(state) == len(self.state)
+            and all(a is b or (type(a) is int and a == b) for a, b in zip(state, self.state))
+        ):
             return
         record, _, last_fit, _, hist, plot_history = state
         refs, settings = self.refs, self.settings
@@ -467,12 +491,14 @@ def _plot_calls(plot_history, plot_history_values, history_class, plt, figures=N
     ``ax.legend([...])`` is known by that name. ``figures``: the matplotlib fence (default: the kit's own).
     """
     figures = _load_internals()["matplotlib"] if figures is None else figures
-    legends = {}   # id(legend) -> (legend, [(artist, text), ...])
+    legends = {}  # id(legend) -> (legend, [(artist, text), ...])
     plt.close("all")
     try:
         with figures.legends_recorded(legends):
-            return {metric: _plot_once(plot_history, metric, values, history_class, plt, legends, figures)
-                    for metric, values in plot_history_values.items()}
+            return {
+                metric: _plot_once(plot_history, metric, values, history_class, plt, legends, figures)
+                for metric, values in plot_history_values.items()
+            }
     finally:
         plt.close("all")
 
@@ -500,19 +526,23 @@ def _describe_figure(fig, legends) -> dict:
     for ax in fig.axes:
         legend = ax.get_legend()
         shown = ([legend] if legend else []) + figure_legends
-        axes.append({
-            "xlabel": ax.get_xlabel(),
-            "ylabel": ax.get_ylabel(),
-            "title": ax.get_title(),
-            "legend": [t.get_text() for t in legend.get_texts()] if legend else None,
-            "lines": [
-                {"label": str(line.get_label()),
-                 "legend": legend_text(line, shown),
-                 "x": _numbers(line.get_xdata(), positions_if_not=True),
-                 "y": _numbers(line.get_ydata())}
-                for line in ax.get_lines()
-            ],
-        })
+        axes.append(
+            {
+                "xlabel": ax.get_xlabel(),
+                "ylabel": ax.get_ylabel(),
+                "title": ax.get_title(),
+                "legend": [t.get_text() for t in legend.get_texts()] if legend else None,
+                "lines": [
+                    {
+                        "label": str(line.get_label()),
+                        "legend": legend_text(line, shown),
+                        "x": _numbers(line.get_xdata(), positions_if_not=True),
+                        "y": _numbers(line.get_ydata()),
+                    }
+                    for line in ax.get_lines()
+                ],
+            }
+        )
     texts = [t.get_text() for legend in figure_legends for t in legend.get_texts()]
     return {"axes": axes, "legend": texts if figure_legends else None}
 
@@ -539,8 +569,11 @@ def _plot_once(plot_history, metric, values, history_class, plt, legends, figure
             error = f"{type(exc).__name__}: {exc}"[:2000]
         finally:
             snapshot()
-    figures = [{**described, "reused": key in before} for key, (_, described) in seen.items()
-               if key not in before or repr(before[key][1]) != repr(described)]  # untouched figures of earlier calls
+    figures = [
+        {**described, "reused": key in before}
+        for key, (_, described) in seen.items()
+        if key not in before or repr(before[key][1]) != repr(described)
+    ]  # untouched figures of earlier calls
     return {"error": error, "figures": figures}
 
 
@@ -548,8 +581,7 @@ if __name__ == "__main__":  # the capture cell, in the student's namespace; fals
     if _KIT_GUARD is not None:  # noqa: F821 - set by the runner's first lines of the capture cell
         _KIT_GUARD()  # noqa: F821
     else:  # the guard's entry is gone (``%reset`` removes it too): capture from the modules as they are now
-        _kit_capture(globals(), _Refs(_KIT_SETTINGS["evidence_dir"], _KIT_INTERNALS), None,  # noqa: F821
-                     _KIT_SETTINGS)  # noqa: F821
+        _kit_capture(globals(), _Refs(_KIT_SETTINGS["evidence_dir"], _KIT_INTERNALS), None, _KIT_SETTINGS)  # noqa: F821
 elif "KIT_GUARD_KEY" in globals():  # the guard cell (runner.py passes KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS,
     # KIT_INTERNALS)
     _install_guard(KIT_NAMESPACE, KIT_GUARD_KEY, KIT_SETTINGS, globals().get("KIT_INTERNALS"))  # noqa: F821

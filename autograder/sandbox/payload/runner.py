@@ -120,9 +120,8 @@ CAPTURE_TAG = "kit-evidence-capture"
 GUARD_TAG = "kit-evidence-guard"
 GUARD_MODULE_NAME = "__kit_guard__"  # __name__ of capture.py's source when the guard cell runs it
 HARD_LIMIT_FACTOR = 10
-COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data",
-           "comm_open", "comm_msg"}
-CELL_LIMIT = "Sandbox.cell_timeout"   # the setting whose value this program gets as cell_timeout
+COUNTED = {"stream", "display_data", "execute_result", "error", "update_display_data", "comm_open", "comm_msg"}
+CELL_LIMIT = "Sandbox.cell_timeout"  # the setting whose value this program gets as cell_timeout
 IGNORED_INTERRUPT = ", and the run ended: the kernel did not answer the interrupt"
 RED, RESET = "\x1b[31m", "\x1b[39m"
 
@@ -146,7 +145,7 @@ def kernel_died_text(name: str) -> str:
     return f"the Python kernel died while cell `{name}` was running"
 
 
-FULL_BYTES = 1 << 20   # a filesystem with less free than this is full (the grader's limits.FULL_BYTES)
+FULL_BYTES = 1 << 20  # a filesystem with less free than this is full (the grader's limits.FULL_BYTES)
 
 
 class DiskFull(Exception):
@@ -158,8 +157,8 @@ class Channel:
 
     def __init__(self, fd):
         self.fd = fd
-        os.set_inheritable(fd, False)   # the kernel and anything it starts never get it
-        _not_dumpable()                 # nor open it through /proc/<this pid>/fd
+        os.set_inheritable(fd, False)  # the kernel and anything it starts never get it
+        _not_dumpable()  # nor open it through /proc/<this pid>/fd
 
     def send(self, name, data):
         header = json.dumps({"name": name, "size": len(data)}).encode() + b"\n"
@@ -167,7 +166,7 @@ class Channel:
             for part in (header, data):
                 view = memoryview(part)
                 while view:
-                    view = view[os.write(self.fd, view):]
+                    view = view[os.write(self.fd, view) :]
         except OSError:
             pass  # the grader stopped reading: it ended the run
 
@@ -206,20 +205,19 @@ def read_file(folder, relpath, max_bytes):
 class BoundedExecute(_nbclient.NoticeTimeouts, Execute):
     """nbgrader's Execute, keeping at most ``max_output_bytes`` of outputs in memory."""
 
-    def __init__(self, max_output_bytes, evidence, channel=None, names=None, checkpoint=None, filesystems=(),
-                 **kwargs):
+    def __init__(self, max_output_bytes, evidence, channel=None, names=None, checkpoint=None, filesystems=(), **kwargs):
         super().__init__(**kwargs)
-        self.filesystems = list(filesystems)   # [{"path", "mb", "setting"}]: the run's size-capped filesystems
+        self.filesystems = list(filesystems)  # [{"path", "mb", "setting"}]: the run's size-capped filesystems
         self.max_output_bytes = max_output_bytes
-        self.evidence = evidence   # {"dir": evidence folder in the home, "files": {path in the home: max bytes}}
+        self.evidence = evidence  # {"dir": evidence folder in the home, "files": {path in the home: max bytes}}
         self.output_bytes = 0
         self.cut_cells = set()
         self.too_much = False
-        self.channel = channel     # a Channel, or None
+        self.channel = channel  # a Channel, or None
         self.names = names or {}
-        self.checkpoint = checkpoint   # {"source": the hidden cell's code, "prefix": sent under}, or None
-        self.running = None        # index of the cell running now (the guard cell is 0)
-        self.timed_out = []        # indices of the cells interrupted at the cell timeout
+        self.checkpoint = checkpoint  # {"source": the hidden cell's code, "prefix": sent under}, or None
+        self.running = None  # index of the cell running now (the guard cell is 0)
+        self.timed_out = []  # indices of the cells interrupted at the cell timeout
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code":
@@ -240,7 +238,7 @@ class BoundedExecute(_nbclient.NoticeTimeouts, Execute):
                 self._stop_if_full()
                 if self.checkpoint:
                     self._checkpoint(home, index)
-                    self.nb.cells[index] = cell   # nbclient put the hidden cell in its place
+                    self.nb.cells[index] = cell  # nbclient put the hidden cell in its place
         if index in self.timed_out:
             _replace_errors(cell, "CellTimeout", timeout_text(cell_name(cell, index - 1), self.timeout))
         return cell, self.resources
@@ -280,8 +278,9 @@ class BoundedExecute(_nbclient.NoticeTimeouts, Execute):
         """The progress file, sent whole: the running cell, the cells timed out."""
         if not self.channel:
             return
-        data = json.dumps({"cell": None if self.running is None else self.running - 1,
-                           "timed_out": [i - 1 for i in self.timed_out]})
+        data = json.dumps(
+            {"cell": None if self.running is None else self.running - 1, "timed_out": [i - 1 for i in self.timed_out]}
+        )
         self.channel.send(self.names["progress"], data.encode())
 
     def process_message(self, msg, cell, cell_index):
@@ -295,9 +294,13 @@ class BoundedExecute(_nbclient.NoticeTimeouts, Execute):
     def _drop(self, cell, cell_index):
         if cell_index not in self.cut_cells:
             self.cut_cells.add(cell_index)
-            cell.outputs.append(new_output(
-                "stream", name="stdout",
-                text=f"\n[output cut: the notebook printed more than {self.max_output_bytes} bytes]\n"))
+            cell.outputs.append(
+                new_output(
+                    "stream",
+                    name="stdout",
+                    text=f"\n[output cut: the notebook printed more than {self.max_output_bytes} bytes]\n",
+                )
+            )
         if self.output_bytes > HARD_LIMIT_FACTOR * self.max_output_bytes and not self.too_much:
             self.too_much = True
             _jupyter_client.kill_kernel_now(self.km)  # nbclient then sees a dead kernel
@@ -327,8 +330,14 @@ def _replace_errors(cell, ename: str, text: str) -> None:
     stopped) stay under the new name.
     """
     errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-    frames = next((o["traceback"] for o in errors if o.get("ename") == "KeyboardInterrupt"
-                   and len(o.get("traceback") or []) >= 3), None)
+    frames = next(
+        (
+            o["traceback"]
+            for o in errors
+            if o.get("ename") == "KeyboardInterrupt" and len(o.get("traceback") or []) >= 3
+        ),
+        None,
+    )
     traceback = [f"{RED}{ename}{RESET}: {text}"]
     if frames:
         traceback = [frames[0], frames[1].replace("KeyboardInterrupt", ename, 1), *frames[2:-1], *traceback]
@@ -358,18 +367,22 @@ def guard_source(capture_source: str, key: str, settings: dict, internals: dict 
     """The first cell: run capture.py privately, with a copy of the builtins as they are before any student code.
     ``internals``: the fence files it loads (default ``capture_internals()``)."""
     internals = capture_internals() if internals is None else internals
-    return (f"exec(compile({capture_source!r}, 'kit-guard', 'exec'), "
-            f"{{'__name__': {GUARD_MODULE_NAME!r}, '__builtins__': dict(vars(__import__('builtins'))), "
-            f"'KIT_NAMESPACE': globals(), 'KIT_GUARD_KEY': {key!r}, 'KIT_SETTINGS': {settings!r}, "
-            f"'KIT_INTERNALS': {internals!r}}})\n")
+    return (
+        f"exec(compile({capture_source!r}, 'kit-guard', 'exec'), "
+        f"{{'__name__': {GUARD_MODULE_NAME!r}, '__builtins__': dict(vars(__import__('builtins'))), "
+        f"'KIT_NAMESPACE': globals(), 'KIT_GUARD_KEY': {key!r}, 'KIT_SETTINGS': {settings!r}, "
+        f"'KIT_INTERNALS': {internals!r}}})\n"
+    )
 
 
 def capture_source_with_guard(capture_source: str, key: str, settings: dict, internals: dict | None = None) -> str:
     """The last cell: capture.py in the student's namespace, told where the guard left its entry (if it is still
     there) and, for a capture without it, the settings and fence files."""
     internals = capture_internals() if internals is None else internals
-    return (f"try:\n    _KIT_GUARD = {key}\nexcept NameError:  # the guard is gone\n    _KIT_GUARD = None\n"
-            f"_KIT_SETTINGS = {settings!r}\n_KIT_INTERNALS = {internals!r}\n\n" + capture_source)
+    return (
+        f"try:\n    _KIT_GUARD = {key}\nexcept NameError:  # the guard is gone\n    _KIT_GUARD = None\n"
+        f"_KIT_SETTINGS = {settings!r}\n_KIT_INTERNALS = {internals!r}\n\n" + capture_source
+    )
 
 
 def _tagged(source: str, tag: str):
@@ -379,8 +392,13 @@ def _tagged(source: str, tag: str):
 
 
 def _errors(nb, tag: str) -> list:
-    return [o.get("evalue", "") for c in nb.cells if c.metadata.get("tags") == [tag]
-            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return [
+        o.get("evalue", "")
+        for c in nb.cells
+        if c.metadata.get("tags") == [tag]
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
 
 
 def checkpoint_source(key: str) -> str:
@@ -397,15 +415,23 @@ def main(spec: dict):
     os.unlink(in_path)  # the notebook's code sees no copy of its own source (comments, Markdown) on disk
     source = Path(spec["capture"]).read_text(encoding="utf-8")
     key = f"_kit_guard_{secrets.token_hex(8)}"  # unknown to the notebook until the guard has run
-    nb.cells = [_tagged(guard_source(source, key, settings), GUARD_TAG), *nb.cells,
-                _tagged(capture_source_with_guard(source, key, settings), CAPTURE_TAG)]
+    nb.cells = [
+        _tagged(guard_source(source, key, settings), GUARD_TAG),
+        *nb.cells,
+        _tagged(capture_source_with_guard(source, key, settings), CAPTURE_TAG),
+    ]
     # The sandbox ends with the run: no need to wait for a graceful kernel exit (TensorFlow takes ~1.4 s)
-    executor = BoundedExecute(int(spec["max_output_bytes"]),
-                              {"dir": settings["evidence_dir"], "files": spec["evidence_files"]},
-                              channel=channel, names=names,
-                              checkpoint={"source": checkpoint_source(key), "prefix": spec["checkpoint"]},
-                              filesystems=spec.get("filesystems", ()),
-                              timeout=cell_timeout, kernel_name="python3", shutdown_kernel="immediate")
+    executor = BoundedExecute(
+        int(spec["max_output_bytes"]),
+        {"dir": settings["evidence_dir"], "files": spec["evidence_files"]},
+        channel=channel,
+        names=names,
+        checkpoint={"source": checkpoint_source(key), "prefix": spec["checkpoint"]},
+        filesystems=spec.get("filesystems", ()),
+        timeout=cell_timeout,
+        kernel_name="python3",
+        shutdown_kernel="immediate",
+    )
     outcome = {"status": "ok", "message": ""}
     start = time.monotonic()
     try:
@@ -423,13 +449,18 @@ def main(spec: dict):
         outcome = {"status": "timeout", "message": str(exc).splitlines()[0].rstrip(".")[:500]}
         if executor.running in executor.timed_out:
             cell = nb.cells[executor.running]
-            _replace_errors(cell, "CellTimeout", timeout_text(cell_name(cell, executor.running - 1), cell_timeout)
-                            + IGNORED_INTERRUPT)
+            _replace_errors(
+                cell,
+                "CellTimeout",
+                timeout_text(cell_name(cell, executor.running - 1), cell_timeout) + IGNORED_INTERRUPT,
+            )
     except Exception as exc:  # noqa: BLE001 - reported to the grader as data
         outcome = {"status": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
     if executor.too_much:
-        outcome = {"status": "too_much_output",
-                   "message": f"the notebook printed more than {HARD_LIMIT_FACTOR * executor.max_output_bytes} bytes"}
+        outcome = {
+            "status": "too_much_output",
+            "message": f"the notebook printed more than {HARD_LIMIT_FACTOR * executor.max_output_bytes} bytes",
+        }
     elif outcome["status"] == "ok":
         if executor.timed_out:
             outcome["status"] = "cell_timeout"

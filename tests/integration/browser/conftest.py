@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import headless_chromium
+import pytest
 
 
 def pytest_collection_modifyitems(config, items):

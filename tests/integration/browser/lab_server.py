@@ -57,7 +57,9 @@ def lab_server(root: Path, state: Path, timeout: float = 90, env: dict | None = 
         }
     )
     cmd = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         f"--config={SERVER_CONFIG}",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
@@ -87,7 +89,9 @@ def _answer_news_prompt(config_dir: Path) -> None:
     toast (a user setting), which would otherwise cover part of the page."""
     settings = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True, exist_ok=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
 
 
 def _wait_ready(process, runtime: Path, token: str, root: Path, log: Path, timeout: float) -> LabServer:

@@ -31,6 +31,7 @@ def menu(page: Page, top: str, item: str) -> None:
 
 # --- notebooks --------------------------------------------------------------
 
+
 def cells(page: Page) -> Locator:
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
 
@@ -94,6 +95,7 @@ def save_notebook(page: Page) -> None:
 
 
 # --- nbgrader's formgrader ----------------------------------------------------
+
 
 def open_formgrader(page: Page) -> FrameLocator:
     """Nbgrader > Formgrader: nbgrader's pages in an iframe in a Lab tab."""

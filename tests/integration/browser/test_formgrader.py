@@ -10,13 +10,12 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import nbformat  # noqa: E402
-from nbgrader.api import Gradebook  # noqa: E402
-from playwright.sync_api import expect  # noqa: E402
-
 import lab_ui  # noqa: E402
+import nbformat  # noqa: E402
 from kit_testing import ASSIGNMENT, fill, make_course, nbgrader, release_notebook, source_answers, submit  # noqa: E402
 from lab_server import lab_server  # noqa: E402
+from nbgrader.api import Gradebook  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -130,7 +129,9 @@ def test_formgrader_shows_check_reports_and_records_a_manual_grade(graded_course
             expect(cell.locator(f"input#{cell_id}")).to_have_attribute("placeholder", f"{bob[cell_id]['auto']:g}")
         compile_report = formgrader.locator(".cell").filter(has=formgrader.locator("input#test_compile"))
         expect(compile_report.locator(".output_stdout")).to_contain_text("[FAIL]")
-        expect(compile_report.locator(".output_stdout")).to_contain_text(re.compile(r"\[FAIL\].*(optimi[sz]er|adam)", re.IGNORECASE))
+        expect(compile_report.locator(".output_stdout")).to_contain_text(
+            re.compile(r"\[FAIL\].*(optimi[sz]er|adam)", re.IGNORECASE)
+        )
 
         compile_report.scroll_into_view_if_needed()
         lab_ui.save_screenshot(page, "formgrader-submission")

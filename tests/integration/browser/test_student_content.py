@@ -23,16 +23,15 @@ import pytest
 
 pytest.importorskip("playwright")
 
+import lab_ui  # noqa: E402
 import nbformat  # noqa: E402
+import xss_corpus as corpus  # noqa: E402
+from kit_testing import ASSIGNMENT, course_env, make_course, release_notebook, source_answers  # noqa: E402
+from lab_server import lab_server  # noqa: E402
 from nbformat.sign import NotebookNotary  # noqa: E402
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output  # noqa: E402
 from nbgrader.api import Gradebook  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
-
-import lab_ui  # noqa: E402
-import xss_corpus as corpus  # noqa: E402
-from kit_testing import ASSIGNMENT, course_env, make_course, release_notebook, source_answers  # noqa: E402
-from lab_server import lab_server  # noqa: E402
 from xss_watch import Listener, Watch, assert_clean  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -42,8 +41,13 @@ TEST_CELLS = ("test_compile", "test_fit", "test_plot")
 
 
 def spamkit(root, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", *args, "--course-dir", str(root), "--no-progress"],
-                          cwd=root, env=course_env({"COLUMNS": "400"}), capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "autograder", *args, "--course-dir", str(root), "--no-progress"],
+        cwd=root,
+        env=course_env({"COLUMNS": "400"}),
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +62,10 @@ def hostile_course(tmp_path_factory, listener):
     """The corpus, collected from a Canvas zip and graded once; the runs of each spamkit command."""
     root = make_course(tmp_path_factory.mktemp("hostile-course"))
     released, answers = release_notebook(root), source_answers(root)
-    notebooks = {corpus.XSS_OUTPUTS: corpus.outputs_notebook(released, answers, listener.url),
-                 corpus.XSS_LABELS: corpus.labels_notebook(released, answers, listener.url)}
+    notebooks = {
+        corpus.XSS_OUTPUTS: corpus.outputs_notebook(released, answers, listener.url),
+        corpus.XSS_LABELS: corpus.labels_notebook(released, answers, listener.url),
+    }
     download = root.parent / "canvas-download.zip"
     download.write_bytes(corpus.canvas_zip(notebooks, corpus.odd_file_names(listener.url), released))
     runs = {"collect": spamkit(root, "collect", "--zip", str(download), "--lms", "canvas")}
@@ -91,10 +97,13 @@ def watched(page, listener, api_forbidden: bool = True) -> Watch:
 
 # --- intake and the command line -------------------------------------------------------------
 
+
 def test_every_spamkit_command_takes_hostile_names_and_labels_as_text(hostile_course):
     root, runs = hostile_course
     for command, run in runs.items():
-        assert run.returncode == 0, f"spamkit {command} exited {run.returncode}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        assert run.returncode == 0, (
+            f"spamkit {command} exited {run.returncode}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        )
     graded = {p.parent.parent.name for p in (root / "autograded").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}")}
     assert graded == set(corpus.GRADED)
     # the LMS file names reach the course folders without markup characters
@@ -108,6 +117,7 @@ def test_every_spamkit_command_takes_hostile_names_and_labels_as_text(hostile_co
 
 
 # --- formgrader ------------------------------------------------------------------------------
+
 
 def formgrader_cell(page, grade_id: str):
     """A graded cell of formgrader's submission page, by its score field or comment box."""
@@ -125,8 +135,11 @@ def screenshot_between(page, first, last, name: str) -> None:
     top = first.evaluate("el => el.getBoundingClientRect().top + window.scrollY")
     bottom = last.evaluate("el => el.getBoundingClientRect().bottom + window.scrollY")
     lab_ui.SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(lab_ui.SCREENSHOTS / f"{name}.png"), full_page=True,
-                    clip={"x": 0, "y": top, "width": page.viewport_size["width"], "height": bottom - top})
+    page.screenshot(
+        path=str(lab_ui.SCREENSHOTS / f"{name}.png"),
+        full_page=True,
+        clip={"x": 0, "y": top, "width": page.viewport_size["width"], "height": bottom - top},
+    )
 
 
 def expect_curves_and_reports(cell_of) -> None:
@@ -153,9 +166,11 @@ def test_formgrader_submission_page_runs_no_student_content(hostile_course, lab,
     if student == corpus.XSS_LABELS:
         # checks that quote the student's labels show them as text
         expect(formgrader_cell(page, "test_plot").locator(".output_stdout pre")).to_contain_text(
-            "the x axis is labelled '<img src=x onerror=")
+            "the x axis is labelled '<img src=x onerror="
+        )
         expect(formgrader_cell(page, "test_compile").locator(".output_stdout pre")).to_contain_text(
-            "the optimizer is <img src=x onerror=")
+            "the optimizer is <img src=x onerror="
+        )
         # an ordinary written answer keeps its formatting
         expect(answer.locator(".rendered_html em")).to_have_text("high")
         expect(answer.locator(".rendered_html strong")).to_have_text("one")
@@ -172,12 +187,21 @@ def test_formgrader_submission_page_runs_no_student_content(hostile_course, lab,
         markdown = formgrader_cell(page, "compile").locator(".output_markdown")
         expect(markdown.locator("em")).to_have_count(1)
         expect(markdown).not_to_contain_text("<p>")
-        screenshot_between(page, formgrader_cell(page, "plot_history"), formgrader_cell(page, "test_plot"),
-                           "formgrader-sanitised-submission")  # the curves and their report
-        screenshot_between(page, formgrader_cell(page, "compile"), formgrader_cell(page, "test_compile"),
-                           "formgrader-sanitised-outputs")  # hostile outputs shown as text
-        screenshot_between(page, formgrader_cell(page, "analysis"), formgrader_cell(page, "analysis"),
-                           "formgrader-sanitised-answer")
+        screenshot_between(
+            page,
+            formgrader_cell(page, "plot_history"),
+            formgrader_cell(page, "test_plot"),
+            "formgrader-sanitised-submission",
+        )  # the curves and their report
+        screenshot_between(
+            page,
+            formgrader_cell(page, "compile"),
+            formgrader_cell(page, "test_compile"),
+            "formgrader-sanitised-outputs",
+        )  # hostile outputs shown as text
+        screenshot_between(
+            page, formgrader_cell(page, "analysis"), formgrader_cell(page, "analysis"), "formgrader-sanitised-answer"
+        )
 
 
 def test_formgrader_sanitises_a_notebook_the_autograder_did_not(hostile_course, lab, listener, page):
@@ -189,13 +213,19 @@ def test_formgrader_sanitises_a_notebook_the_autograder_did_not(hostile_course, 
     original = path.read_bytes()
     nb = nbformat.reads(original.decode(), as_version=4)
     m = lambda name: corpus.mark(name, listener.url)  # noqa: E731
-    tampered = new_code_cell("# put back by hand", outputs=[
-        new_output("display_data", data={"text/html": f'<img src=x onerror="{m("tamper_html")}">'}),
-        new_output("display_data", data={"application/javascript": m("tamper_js")}),
-        new_output("display_data", data={"image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" onload="{m("tamper_svg")}"/>'}),
-        new_output("display_data", data={"text/markdown": f'<img src=x onerror="{m("tamper_md_output")}">'}),
-        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": corpus.WIDGET_VIEW}),
-    ])
+    tampered = new_code_cell(
+        "# put back by hand",
+        outputs=[
+            new_output("display_data", data={"text/html": f'<img src=x onerror="{m("tamper_html")}">'}),
+            new_output("display_data", data={"application/javascript": m("tamper_js")}),
+            new_output(
+                "display_data",
+                data={"image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" onload="{m("tamper_svg")}"/>'},
+            ),
+            new_output("display_data", data={"text/markdown": f'<img src=x onerror="{m("tamper_md_output")}">'}),
+            new_output("display_data", data={"application/vnd.jupyter.widget-view+json": corpus.WIDGET_VIEW}),
+        ],
+    )
     nb.cells += [tampered, new_markdown_cell(f'<img src=x onerror="{m("tamper_md")}">')]
     nb.metadata["widgets"] = corpus.widget_state(listener.url)
     try:
@@ -210,6 +240,7 @@ def test_formgrader_sanitises_a_notebook_the_autograder_did_not(hostile_course, 
 
 
 # --- feedback and the class report -------------------------------------------------------------
+
 
 def csp(page) -> str:
     meta = page.locator('meta[http-equiv="Content-Security-Policy"]')
@@ -256,6 +287,7 @@ def test_exports_hold_no_markup_a_reader_would_render(hostile_course):
 
 
 # --- the autograded notebook in JupyterLab -----------------------------------------------------
+
 
 def test_autograded_notebooks_are_not_signed(hostile_course):
     """JupyterLab renders an unsigned notebook's outputs sanitised; nothing in the pipeline signs."""

@@ -11,12 +11,11 @@ import pytest
 
 pytest.importorskip("playwright")
 
-import nbformat  # noqa: E402
-from playwright.sync_api import expect  # noqa: E402
-
 import lab_ui  # noqa: E402
+import nbformat  # noqa: E402
 from kit_testing import ASSIGNMENT, source_answers  # noqa: E402
 from lab_server import lab_server  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +74,9 @@ def test_student_sees_stub_errors_then_passing_self_checks(course, page, tmp_pat
         expect(last).to_contain_text("Exercise 3:", timeout=240_000)
 
         expect(lab_ui.outputs(page, index["test_compile"])).to_have_text("Exercise 1: the model is compiled.")
-        expect(lab_ui.outputs(page, index["test_fit"])).to_contain_text(re.compile(r"Exercise 2: 1 epoch\(s\), last val_loss \d"))
+        expect(lab_ui.outputs(page, index["test_fit"])).to_contain_text(
+            re.compile(r"Exercise 2: 1 epoch\(s\), last val_loss \d")
+        )
         expect(lab_ui.outputs(page, index["plot_history"]).locator("img")).to_have_count(3)  # accuracy, auc, loss
         all_outputs = page.locator(".jp-OutputArea-output")
         expect(all_outputs.filter(has_text=lab_ui.TRACEBACK)).to_have_count(0)

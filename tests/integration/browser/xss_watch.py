@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from xss_corpus import SENTINEL, LINK_PREFIX, ran
+from xss_corpus import LINK_PREFIX, SENTINEL, ran
 
 FORBIDDEN_API = ("/api/contents", "/api/kernels", "/api/sessions", "/api/terminals")
 WIDGET_CDN = ("unpkg.com", "cdn.jsdelivr.net")
@@ -85,7 +85,7 @@ class Watch:
     dialogs: list = field(default_factory=list)
     requests: list = field(default_factory=list)
 
-    def attach(self, page) -> "Watch":
+    def attach(self, page) -> Watch:
         self._first_hit = len(self.listener.hits)
         page.on("dialog", self._dialog)
         page.context.on("request", lambda request: self.requests.append((request.method, request.url)))
@@ -122,10 +122,11 @@ class Watch:
             except Exception:  # noqa: BLE001 - a frame that navigated away or an opaque origin
                 continue
         found["window.__pwn"] = sorted(set(found["window.__pwn"]))
-        found["listener hits"] = self.listener.hits[self._first_hit:]
+        found["listener hits"] = self.listener.hits[self._first_hit :]
         found["dialogs"] = list(self.dialogs)
         found["api or widget requests"] = [
-            f"{method} {url}" for method, url in self.requests
+            f"{method} {url}"
+            for method, url in self.requests
             if (self.api_forbidden and urlsplit(url).path.startswith(FORBIDDEN_API))
             or any(cdn in urlsplit(url).netloc for cdn in WIDGET_CDN)
         ]

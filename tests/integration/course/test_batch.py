@@ -14,9 +14,24 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from kit_testing import (ASSIGNMENT, SPAMKIT, autograded_scores, course_env, events, kill_batch, make_course, nbgrader,
-                         open_course, spamkit, start_batch, submissions_in_gradebook, submit, summary, variant,
-                         wait_for_event)
+from kit_testing import (
+    ASSIGNMENT,
+    SPAMKIT,
+    autograded_scores,
+    course_env,
+    events,
+    kill_batch,
+    make_course,
+    nbgrader,
+    open_course,
+    spamkit,
+    start_batch,
+    submissions_in_gradebook,
+    submit,
+    summary,
+    variant,
+    wait_for_event,
+)
 from nbgrader.api import Gradebook
 
 from autograder.course import autograde
@@ -28,12 +43,33 @@ from autograder.model import GradingResult, Status
 # --- the key, the hand-off to nbgrader, students without a notebook: no notebook runs ---------------------
 
 FAKE_CHECKS = [
-    {"id": "fake_compile", "cell": "test_compile", "name": "fake", "points": 5.0, "passed": True, "score": 5.0,
-     "message": ""},
-    {"id": "fake_fit", "cell": "test_fit", "name": "fake", "points": 9.0, "passed": False, "score": 0.0,
-     "message": "stored, not run"},
-    {"id": "fake_plot", "cell": "test_plot", "name": "fake", "points": 6.0, "passed": False, "score": 3.0,
-     "message": "stored, not run"},
+    {
+        "id": "fake_compile",
+        "cell": "test_compile",
+        "name": "fake",
+        "points": 5.0,
+        "passed": True,
+        "score": 5.0,
+        "message": "",
+    },
+    {
+        "id": "fake_fit",
+        "cell": "test_fit",
+        "name": "fake",
+        "points": 9.0,
+        "passed": False,
+        "score": 0.0,
+        "message": "stored, not run",
+    },
+    {
+        "id": "fake_plot",
+        "cell": "test_plot",
+        "name": "fake",
+        "points": 6.0,
+        "passed": False,
+        "score": 3.0,
+        "message": "stored, not run",
+    },
 ]
 
 
@@ -66,9 +102,19 @@ def test_precomputed_key_is_the_key_grade_submission_computes(tmp_path, monkeypa
     assert all(not c.get("outputs") for c in sanitized.cells if c.cell_type == "code")  # ClearOutput
 
     # A result stored under the precomputed key; autograde must use it, not run the notebook.
-    fake = {"version": 1, "status": "ok", "message": "", "sandboxed": True, "seconds": 0.5, "peak_rss_mb": 1.0,
-            "capture_errors": [], "execute_seconds": 0.4, "check_seconds": 0.1, "executed": None,
-            "checks": FAKE_CHECKS}
+    fake = {
+        "version": 1,
+        "status": "ok",
+        "message": "",
+        "sandboxed": True,
+        "seconds": 0.5,
+        "peak_rss_mb": 1.0,
+        "capture_errors": [],
+        "execute_seconds": 0.4,
+        "check_seconds": 0.1,
+        "executed": None,
+        "checks": FAKE_CHECKS,
+    }
     ResultStore(root).put(prepared.key, GradingResult.from_dict(fake))
     nbgrader(root, "autograde", ASSIGNMENT, "--student", "alice", "--force")
 
@@ -120,10 +166,21 @@ DUE, LATE, ON_TIME = "2026-11-20 17:00:00 UTC", "2026-11-22 05:00:00 UTC", "2026
 
 
 def stored(checks: list[dict], scale: float) -> GradingResult:
-    return GradingResult.from_dict({
-        "version": 1, "status": "ok", "message": "", "sandboxed": True, "seconds": 0.5, "peak_rss_mb": 1.0,
-        "capture_errors": [], "execute_seconds": 0.4, "check_seconds": 0.1, "executed": None,
-        "checks": [{**c, "score": min(c["points"], c["score"] * scale)} for c in checks]})
+    return GradingResult.from_dict(
+        {
+            "version": 1,
+            "status": "ok",
+            "message": "",
+            "sandboxed": True,
+            "seconds": 0.5,
+            "peak_rss_mb": 1.0,
+            "capture_errors": [],
+            "execute_seconds": 0.4,
+            "check_seconds": 0.1,
+            "executed": None,
+            "checks": [{**c, "score": min(c["points"], c["score"] * scale)} for c in checks],
+        }
+    )
 
 
 def class_with_stored_results(root: Path) -> dict[str, str]:
@@ -143,8 +200,13 @@ def class_with_stored_results(root: Path) -> dict[str, str]:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "analysis":
             cell.source = "YOUR ANSWER HERE"
     timestamps = {"ann": ON_TIME, "ben": LATE, "dan": LATE}
-    notebooks = {"ann": variant(root, "reference"), "ben": variant(root, "no-validation"), "cid": variant(root, "broken"),
-                 "dan": edited, "eve": unanswered}
+    notebooks = {
+        "ann": variant(root, "reference"),
+        "ben": variant(root, "no-validation"),
+        "cid": variant(root, "broken"),
+        "dan": edited,
+        "eve": unanswered,
+    }
     for student, nb in notebooks.items():
         folder = submit(root, student, nb).parent
         if student in timestamps:
@@ -172,13 +234,24 @@ def gradebook_rows(root: Path) -> dict:
             nb = sub.notebooks[0]
             folder = root / "autograded" / student.id / ASSIGNMENT
             rows[student.id] = {
-                "timestamp": str(sub.timestamp), "seconds_late": sub.total_seconds_late,
-                "penalty": nb.late_submission_penalty, "score": sub.score, "needs_manual_grade": sub.needs_manual_grade,
-                "grades": {g.name: (g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade)
-                           for g in nb.grades},
+                "timestamp": str(sub.timestamp),
+                "seconds_late": sub.total_seconds_late,
+                "penalty": nb.late_submission_penalty,
+                "score": sub.score,
+                "needs_manual_grade": sub.needs_manual_grade,
+                "grades": {
+                    g.name: (g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade) for g in nb.grades
+                },
                 "comments": {c.name: (c.auto_comment, c.manual_comment) for c in nb.comments},
-                "files": {str(p.relative_to(folder)): (oct(p.stat().st_mode & 0o777), hashlib.sha256(p.read_bytes())
-                                                       .hexdigest()) for p in sorted(folder.rglob("*")) if p.is_file()}}
+                "files": {
+                    str(p.relative_to(folder)): (
+                        oct(p.stat().st_mode & 0o777),
+                        hashlib.sha256(p.read_bytes()).hexdigest(),
+                    )
+                    for p in sorted(folder.rglob("*"))
+                    if p.is_file()
+                },
+            }
     return rows
 
 
@@ -196,7 +269,7 @@ def grade_all(root: Path, *, in_session: bool, force: bool) -> list:
 def test_the_batch_session_writes_what_nbgraders_own_autograde_writes(tmp_path):
     """Row by row: scores, manual-grade flags, comments, timestamps, late penalties, the autograded files."""
     keys = class_with_stored_results(tmp_path / "own")
-    assert class_with_stored_results(tmp_path / "session") == keys   # the same class, twice
+    assert class_with_stored_results(tmp_path / "session") == keys  # the same class, twice
     own = grade_all(tmp_path / "own", in_session=False, force=True)
     ran = grade_all(tmp_path / "session", in_session=True, force=True)
     assert [(r.student, r.status, r.score) for r in ran] == [(r.student, r.status, r.score) for r in own]
@@ -231,10 +304,21 @@ def test_a_batch_killed_between_commits_resumes_with_nothing_lost_or_doubled(tmp
     root = tmp_path / "course"
     keys = class_with_stored_results(root)
     env = {"COLUMNS": "240"}
-    first = subprocess.Popen([*SPAMKIT, "grade", "--no-progress", "--BatchClient.chunk_students=3",
-                              "--BatchClient.chunk_seconds=600", "--BatchClient.prepare_processes=1"],
-                             cwd=root, env=course_env(env),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(
+        [
+            *SPAMKIT,
+            "grade",
+            "--no-progress",
+            "--BatchClient.chunk_students=3",
+            "--BatchClient.chunk_seconds=600",
+            "--BatchClient.prepare_processes=1",
+        ],
+        cwd=root,
+        env=course_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for_event(root, "autograded", first, limit=600)
     finally:
@@ -242,20 +326,21 @@ def test_a_batch_killed_between_commits_resumes_with_nothing_lost_or_doubled(tmp
     marked = {e["student"] for e in events(root) if e["event"] == "autograded"}
     assert marked and len(marked) < len(keys)
     committed = set(submissions_in_gradebook(root))
-    assert marked <= committed   # marked done only once committed
+    assert marked <= committed  # marked done only once committed
 
     spamkit(root, "grade", "--BatchClient.chunk_students=3", "--BatchClient.prepare_processes=0", env=env)
     assert submissions_in_gradebook(root) == {s: 1 for s in keys}
     log = events(root)
-    assert not [e for e in log if e["event"] == "executed"]   # every result came from the store
-    again = [e["student"] for e in log if e["event"] == "autograded"][len(marked):]
-    assert sorted(again) == sorted(set(keys) - marked)        # the resumed batch wrote each of the others once
+    assert not [e for e in log if e["event"] == "executed"]  # every result came from the store
+    again = [e["student"] for e in log if e["event"] == "autograded"][len(marked) :]
+    assert sorted(again) == sorted(set(keys) - marked)  # the resumed batch wrote each of the others once
     for student, key in keys.items():
         s = summary(root, student)
         assert s["gradebook_key"] == key and s["score"] == pytest.approx(autograded_scores(root, student))
 
 
 # --- slow: real grading on real Dask processes ---------------------------------
+
 
 def test_batch_on_external_dask_workers(graded_course, dask_cluster):
     root, proc = graded_course

@@ -21,17 +21,44 @@ from pathlib import Path
 
 import psutil
 import pytest
-from kit_testing import (DASK, REPO, SPAMKIT, course_env, events, gradebook_scores, make_course, spamkit,
-                         submissions_in_gradebook, submit, summary, variant)
+from kit_testing import (
+    DASK,
+    REPO,
+    SPAMKIT,
+    course_env,
+    events,
+    gradebook_scores,
+    make_course,
+    spamkit,
+    submissions_in_gradebook,
+    submit,
+    summary,
+    variant,
+)
 
 STUDENTS = ("ann", "ben", "ann-copy")
 
 
 def start_scheduler(where: Path, env: dict) -> tuple[subprocess.Popen, str]:
     scheduler_file = where / "scheduler.json"
-    proc = subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                             "--scheduler-file", str(scheduler_file)], cwd=where, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(DASK),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        cwd=where,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while not scheduler_file.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -42,10 +69,35 @@ def start_worker(address: str, where: Path, hidden: Path, env: dict, name: str) 
     """A one-thread worker (no nanny: killing it kills the worker) that sees an empty ``hidden`` folder."""
     mount = 'mount -t tmpfs -o size=1m spamkit-hidden "$0" && exec "$@"'
     return subprocess.Popen(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(hidden), str(DASK), "worker",
-         address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", name,
-         "--local-directory", str(where)],
-        cwd=where, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            mount,
+            str(hidden),
+            str(DASK),
+            "worker",
+            address,
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            "--no-dashboard",
+            "--host",
+            "127.0.0.1",
+            "--name",
+            name,
+            "--local-directory",
+            str(where),
+        ],
+        cwd=where,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def other_kit(where: Path) -> Path:
@@ -109,18 +161,24 @@ def test_cluster_without_course_folder_survives_a_killed_worker(workers_without_
     root, address, procs = workers_without_course
     submit(root, "ann", variant(root, "reference"))
     submit(root, "ben", variant(root, "wrong-loss"))
-    shutil.copytree(root / "submitted" / "ann", root / "submitted" / "ann-copy")   # graded from ann's run
+    shutil.copytree(root / "submitted" / "ann", root / "submitted" / "ann-copy")  # graded from ann's run
     local = tmp_path / "local-copy"
     shutil.copytree(root, local)
 
-    batch = subprocess.Popen([*SPAMKIT, "grade", "--scheduler", address, "--no-progress"], cwd=root,
-                             env=course_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    batch = subprocess.Popen(
+        [*SPAMKIT, "grade", "--scheduler", address, "--no-progress"],
+        cwd=root,
+        env=course_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not running_sandbox(procs["one"]):
         assert batch.poll() is None, f"the batch ended before worker one ran a notebook:\n{batch.stdout.read()}"
         assert time.monotonic() < deadline, "worker one never ran a notebook"
         time.sleep(0.2)
-    kill_tree(procs["one"])   # mid-run: its notebook must be graded elsewhere
+    kill_tree(procs["one"])  # mid-run: its notebook must be graded elsewhere
     out, _ = batch.communicate(timeout=600)
     assert batch.returncode == 0, out
 
@@ -131,17 +189,17 @@ def test_cluster_without_course_folder_survives_a_killed_worker(workers_without_
     # the failure did not say. Either way only vetted workers may run a notebook.
     assert len(vetting) >= 2 and len(refused) <= 1 and all("kit differs" in e["refused"] for e in refused)
     executed = [e for e in log if e["event"] == "executed"]
-    assert sorted(e["student"] for e in executed) == ["ann", "ben"]   # each run counted once, the copy reused
+    assert sorted(e["student"] for e in executed) == ["ann", "ben"]  # each run counted once, the copy reused
     survivors = {a for a, e in vetting.items() if not e["refused"]}
     assert {e["worker"] for e in executed} <= survivors
     assert submissions_in_gradebook(root) == dict.fromkeys(STUDENTS, 1)
 
-    spamkit(local, "grade", "--workers", "2")   # the same class on a local cluster: the same grades
+    spamkit(local, "grade", "--workers", "2")  # the same class on a local cluster: the same grades
     for student in STUDENTS:
         assert summary(root, student)["status"] == "ok"
         assert gradebook_scores(root, student) == gradebook_scores(local, student)
         assert summary(root, student)["checks"] == summary(local, student)["checks"]
-    assert summary(root, "ben")["score"] < summary(root, "ann")["score"]   # the wrong loss loses points
+    assert summary(root, "ben")["score"] < summary(root, "ann")["score"]  # the wrong loss loses points
 
 
 def test_batch_refuses_when_no_worker_may_grade(workers_without_course):
@@ -150,10 +208,9 @@ def test_batch_refuses_when_no_worker_may_grade(workers_without_course):
     for name in ("one", "two"):
         kill_tree(procs[name])
     submit(root, "ann", variant(root, "reference"))
-    wide = {"COLUMNS": "400"}   # rich folds long lines at the terminal's width
+    wide = {"COLUMNS": "400"}  # rich folds long lines at the terminal's width
     proc = spamkit(root, "grade", "--scheduler", address, check=False, env=wide)
     assert proc.returncode == 1 and "no Dask worker may grade" in proc.stdout and "kit differs" in proc.stdout
     assert not [e for e in events(root) if e["event"] in ("submitted", "executed")]
     checked = spamkit(root, "worker-check", "--scheduler", address, check=False, env=wide)
     assert checked.returncode == 1 and "kit differs" in checked.stdout
-

@@ -83,14 +83,30 @@ def test_gradescope_results_json(exported):
     with gradebook(root) as gb:
         for student in STUDENTS:
             data = json.loads((written["gradescope"] / student / "results.json").read_text())
-            assert set(data) == {"score", "execution_time", "output", "output_format", "test_output_format",
-                                 "test_name_format", "visibility", "tests"}
+            assert set(data) == {
+                "score",
+                "execution_time",
+                "output",
+                "output_format",
+                "test_output_format",
+                "test_name_format",
+                "visibility",
+                "tests",
+            }
             scores = code_scores(gb, student)
             assert data["score"] == pytest.approx(0.0 if scores is None else sum(scores.values()))
             assert sum(t["score"] for t in data["tests"]) == pytest.approx(data["score"])
             for test in data["tests"]:
-                assert set(test) == {"score", "max_score", "name", "number", "output", "output_format", "visibility",
-                                     "status"}
+                assert set(test) == {
+                    "score",
+                    "max_score",
+                    "name",
+                    "number",
+                    "output",
+                    "output_format",
+                    "visibility",
+                    "status",
+                }
                 assert test["visibility"] == "after_published"
                 assert test["status"] == ("passed" if test["score"] == test["max_score"] else "failed")
                 assert re.fullmatch(r"\d+\.\d+", test["number"])
@@ -104,8 +120,20 @@ def test_gradescope_results_json(exported):
 def test_nbgrader_export_uses_the_plugin(exported):
     """Plain `nbgrader export` with the kit's exporter gives the same rows."""
     root, written = exported
-    subprocess.run([sys.executable, "-m", "nbgrader", "export", "--exporter=autograder.nbgrader_plugins.CsvExport",
-                    "--to=plain.csv"], cwd=root, env=course_env(), check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "export",
+            "--exporter=autograder.nbgrader_plugins.CsvExport",
+            "--to=plain.csv",
+        ],
+        cwd=root,
+        env=course_env(),
+        check=True,
+        capture_output=True,
+    )
     with open(root / "plain.csv", newline="") as a, open(written["nbgrader_csv"], newline="") as b:
         assert list(csv.DictReader(a)) == list(csv.DictReader(b))
 
@@ -122,8 +150,13 @@ def test_class_report(exported):
 
 def test_feedback_command(exported):
     root, _ = exported
-    proc = subprocess.run([sys.executable, "-m", "autograder", "feedback", "--no-progress"], cwd=root,
-                          env=course_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "feedback", "--no-progress"],
+        cwd=root,
+        env=course_env(),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     made = sorted(p.relative_to(root / "feedback").parts[0] for p in (root / "feedback").rglob("*.html"))
     assert made == ["alice", "bob"]  # graded submissions only

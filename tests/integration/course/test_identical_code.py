@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from kit_testing import (ASSIGNMENT, autograded_scores, events, gradebook_scores, make_course, open_course, spamkit,
-                         submissions_in_gradebook, submit, summary, variant)
+from kit_testing import (
+    ASSIGNMENT,
+    autograded_scores,
+    events,
+    gradebook_scores,
+    make_course,
+    open_course,
+    spamkit,
+    submissions_in_gradebook,
+    submit,
+    summary,
+    variant,
+)
 
 from autograder import api
 from autograder.course.prepare import Sanitizer
@@ -23,7 +34,7 @@ from autograder.grading import engine
 
 def answered(nb, analysis: str, comment: str | None = None):
     """The notebook with its own analysis; with ``comment``, its code re-commented and spread out."""
-    nb = nbformat.reads(nbformat.writes(nb), as_version=4)   # a copy, sources as text
+    nb = nbformat.reads(nbformat.writes(nb), as_version=4)  # a copy, sources as text
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id == "analysis":
@@ -44,7 +55,7 @@ def graded(tmp_path_factory):
     submit(root, "cid", ann.read_bytes())
     submit(root, "dan", answered(broken, "Dan's answer."))
     submit(root, "eve", answered(broken, "Eve's answer.", comment="eve's way"))
-    proc = spamkit(root, "grade", "--workers", "2", env={"COLUMNS": "240"})   # table rows on one line each
+    proc = spamkit(root, "grade", "--workers", "2", env={"COLUMNS": "240"})  # table rows on one line each
     return root, proc
 
 
@@ -68,7 +79,7 @@ def test_identical_code_runs_once_and_each_student_is_graded(graded):
     ann, bob, cid, dan, eve = (summary(root, s) for s in ("ann", "bob", "cid", "dan", "eve"))
     assert ann["code_group"] == bob["code_group"] == cid["code_group"] != dan["code_group"] == eve["code_group"]
     assert (ann["reused_from"], bob["reused_from"], cid["reused_from"]) == (None, "ann", "ann")
-    assert (dan["reused_from"], eve["reused_from"]) == (None, None)      # dan's traceback is not eve's text
+    assert (dan["reused_from"], eve["reused_from"]) == (None, None)  # dan's traceback is not eve's text
     assert records(bob["checks"]) == records(ann["checks"]) == records(cid["checks"])
     assert submissions_in_gradebook(root) == {s: 1 for s in ("ann", "bob", "cid", "dan", "eve")}
     for student in ("bob", "cid"):
@@ -96,12 +107,12 @@ def test_a_reused_result_equals_a_fresh_run_check_by_check(graded):
     """Bob's notebook graded afresh gives the records ann's run gave him; ann's again gives the same."""
     root, _ = graded
     course = open_course(root)
-    course.grade_with(2)      # the batch's job: two sandboxes at once
+    course.grade_with(2)  # the batch's job: two sandboxes at once
     sanitizer = Sanitizer(course)
     entries = {e.student: e for e in course.entries(["ann", "bob"])}
     for student in ("bob", "ann"):
         p = sanitizer.prepare(entries[student])
-        assert p.key == summary(root, student)["key"]           # the same job and code as in the batch
+        assert p.key == summary(root, student)["key"]  # the same job and code as in the batch
         fresh = engine.grade_notebook(p.submission.nb_json, p.submission.files, course.job(), course.notebook)
         assert records(fresh.checks) == records(summary(root, student)["checks"]), student
         assert fresh.score == 20.0

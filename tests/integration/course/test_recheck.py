@@ -49,7 +49,7 @@ def test_one_check_regraded_for_the_class_without_running_notebooks(tmp_path):
     skipped = [e for e in events(root) if e["event"] == "not_rechecked"]
     assert [e["student"] for e in skipped] == ["ben"] and "spamkit grade --student ben" in skipped[0]["why"]
     assert check(root, "ann")["passed"] and summary(root, "ann")["score"] == before["ann"]["score"]
-    assert summary(root, "ben")["score"] == before["ben"]["score"] - 2   # untouched
+    assert summary(root, "ben")["score"] == before["ben"]["score"] - 2  # untouched
     assert [e for e in events(root) if e["event"] == "executed"] == ran
 
     unknown = spamkit(root, "grade", "--check", "test_nothing", check=False)

@@ -17,13 +17,11 @@ import csv
 import json
 import re
 
-import nbformat
 import pytest
-from bs4 import BeautifulSoup
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_output, new_raw_cell
-
 import xss_corpus as corpus
+from bs4 import BeautifulSoup
 from kit_testing import REPO, release_notebook, source_answers
+from nbformat.v4 import new_output
 
 LISTENER = "http://127.0.0.1:9"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
@@ -40,12 +38,15 @@ def live_markup(html: str) -> list[str]:
                 live = corpus.SENTINEL in value or "/hit/" in value
             else:
                 squeezed = re.sub(r"[\x00-\x20]+", "", value).lower()
-                live = name in ("href", "src", "action", "formaction", "data", "xlink:href") and \
-                    squeezed.startswith(("javascript", "vbscript", "data:text"))
+                live = name in ("href", "src", "action", "formaction", "data", "xlink:href") and squeezed.startswith(
+                    ("javascript", "vbscript", "data:text")
+                )
             if live:
                 found.append(f"{element.name}[{name}]")
-        if element.name == "script" and (corpus.SENTINEL in element.get_text()
-                                         or element.get("type", "").startswith("application/vnd.jupyter.widget")):
+        if element.name == "script" and (
+            corpus.SENTINEL in element.get_text()
+            or element.get("type", "").startswith("application/vnd.jupyter.widget")
+        ):
             found.append(f"script {element.get('type', '')}".strip())
     return found
 
@@ -60,19 +61,39 @@ def config():
 @pytest.fixture
 def hostile(course):
     """A graded-looking notebook with every payload in place: outputs, Markdown, raw cell, metadata."""
-    from autograder.model import CheckResult, GradingResult, Status
     from autograder.course.autograde import write_reports
+    from autograder.model import CheckResult, GradingResult, Status
 
     nb = corpus.outputs_notebook(release_notebook(course), source_answers(course), LISTENER)
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
     cells["compile"].outputs = corpus.kernel_outputs(LISTENER)
-    cells["plot_history"].outputs = [new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"},
-                                                metadata={"image/png": {"width": 600, "height": 400}})]
-    check = CheckResult(id="test_labels_and_legend", cell="test_plot", name="Axis labels and legend", score=0,
-                        points=1, passed=False,
-                        message=f"the x axis is labelled {corpus.label_payloads(LISTENER)['label_xlabel']!r}; use \"Epoch\"")
-    result = GradingResult(status=Status.OK, message="", sandboxed=True, seconds=1.0, execute_seconds=1.0,
-                           check_seconds=0.0, peak_rss_mb=1.0, executed=None, checks=[check])
+    cells["plot_history"].outputs = [
+        new_output(
+            "display_data",
+            data={"image/png": PNG, "text/plain": "<Figure>"},
+            metadata={"image/png": {"width": 600, "height": 400}},
+        )
+    ]
+    check = CheckResult(
+        id="test_labels_and_legend",
+        cell="test_plot",
+        name="Axis labels and legend",
+        score=0,
+        points=1,
+        passed=False,
+        message=f'the x axis is labelled {corpus.label_payloads(LISTENER)["label_xlabel"]!r}; use "Epoch"',
+    )
+    result = GradingResult(
+        status=Status.OK,
+        message="",
+        sandboxed=True,
+        seconds=1.0,
+        execute_seconds=1.0,
+        check_seconds=0.0,
+        peak_rss_mb=1.0,
+        executed=None,
+        checks=[check],
+    )
     write_reports(nb, result)
     return nb
 
@@ -85,9 +106,19 @@ def sanitised(nb, config=None):
     return nb
 
 
-RESOURCES = {"base_url": "", "nbgrader": {"notebook": "n", "score": 14, "max_score": 20, "late_penalty": 0}, "assignment_id": "a", "notebook_id": "n",
-             "submission_id": "s", "index": 0, "total": 1, "student": "st", "last_name": "", "first_name": "",
-             "notebook_path": "x"}
+RESOURCES = {
+    "base_url": "",
+    "nbgrader": {"notebook": "n", "score": 14, "max_score": 20, "late_penalty": 0},
+    "assignment_id": "a",
+    "notebook_id": "n",
+    "submission_id": "s",
+    "index": 0,
+    "total": 1,
+    "student": "st",
+    "last_name": "",
+    "first_name": "",
+    "notebook_path": "x",
+}
 
 
 @pytest.fixture(scope="module")
@@ -104,18 +135,23 @@ def exporters(course):
     formgrader.initialize([], root=str(course))  # as the server extension does, from the course root
     config = load_course_config(course)
     feedback = GenerateFeedback(coursedir=CourseDirectory(config=config), config=config)
-    return {"formgrader": HTMLExporter(config=formgrader.config),
-            "feedback": feedback.exporter_class(parent=feedback, config=feedback.config)}  # as BaseConverter.start
+    return {
+        "formgrader": HTMLExporter(config=formgrader.config),
+        "feedback": feedback.exporter_class(parent=feedback, config=feedback.config),
+    }  # as BaseConverter.start
 
 
 # --- where the sanitiser sits ----------------------------------------------------------------
+
 
 def test_autograde_writes_a_sanitised_notebook(config):
     from nbgrader.converters import Autograde
 
     pipeline = list(Autograde(config=config).autograde_preprocessors)
-    assert pipeline[:2] == ["autograder.nbgrader_plugins.GradeSubmission",
-                            "autograder.nbgrader_plugins.SanitizeStudentContent"]
+    assert pipeline[:2] == [
+        "autograder.nbgrader_plugins.GradeSubmission",
+        "autograder.nbgrader_plugins.SanitizeStudentContent",
+    ]
     assert pipeline.index("nbgrader.preprocessors.SaveAutoGrades") > 1
 
 
@@ -131,9 +167,11 @@ def test_formgrader_and_feedback_exporters_get_the_sanitiser(exporters):
 
 # --- the policy --------------------------------------------------------------------------------
 
+
 def test_every_payload_is_neutralised(hostile):
-    from autograder.course.sanitize import KEPT_MIMETYPES
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    from autograder.course.sanitize import KEPT_MIMETYPES
 
     nb = sanitised(hostile)
     for cell in nb.cells:
@@ -172,8 +210,9 @@ def test_what_graders_need_is_kept_as_it_was(hostile):
             assert after.outputs == before.outputs, grade_id  # kit reports, score line, PNG figures
         if before.cell_type == "code":
             assert after.source == before.source
-            assert [o for o in after.outputs if o.output_type in ("stream", "error")] == \
-                   [o for o in before.outputs if o.output_type in ("stream", "error")]
+            assert [o for o in after.outputs if o.output_type in ("stream", "error")] == [
+                o for o in before.outputs if o.output_type in ("stream", "error")
+            ]
         if before.cell_type == "markdown" and "<" not in before.source and "javascript" not in before.source:
             assert after.source == before.source, grade_id
 
@@ -181,19 +220,32 @@ def test_what_graders_need_is_kept_as_it_was(hostile):
 def test_ordinary_markdown_keeps_every_byte(course):
     from autograder.course.sanitize import safe_markdown
 
-    for text in (corpus.ORDINARY_ANSWER, *[c.source for c in release_notebook(course).cells if c.cell_type == "markdown"],
-                 "| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted\n\n1. one\n2. [two](https://keras.io)\n\n$$x^2$$\n"):
+    for text in (
+        corpus.ORDINARY_ANSWER,
+        *[c.source for c in release_notebook(course).cells if c.cell_type == "markdown"],
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted\n\n1. one\n2. [two](https://keras.io)\n\n$$x^2$$\n",
+    ):
         assert safe_markdown(text) == text
 
 
-@pytest.mark.parametrize("text", [
-    "<b>bold</b>", "[x](javascript:alert(1))", "[x](JaVaScRiPt:alert(1))", "[x](&#106;avascript:alert(1))",
-    "<javascript:alert(1)>", "![x](attachment:missing.png)", "```mermaid\n<img src=x onerror=alert(1)>\n```",
-    "[x](data:text/html,<script>alert(1)</script>)", "[x](vbscript:msgbox)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<b>bold</b>",
+        "[x](javascript:alert(1))",
+        "[x](JaVaScRiPt:alert(1))",
+        "[x](&#106;avascript:alert(1))",
+        "<javascript:alert(1)>",
+        "![x](attachment:missing.png)",
+        "```mermaid\n<img src=x onerror=alert(1)>\n```",
+        "[x](data:text/html,<script>alert(1)</script>)",
+        "[x](vbscript:msgbox)",
+    ],
+)
 def test_markdown_with_markup_or_bad_links_is_shown_as_text(text):
-    from autograder.course.sanitize import safe_markdown
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    from autograder.course.sanitize import safe_markdown
 
     shown = safe_markdown(text)
     assert shown != text and text in shown
@@ -232,6 +284,7 @@ def test_the_kits_report_html_passes_unchanged():
 
 # --- pages rendered by nbconvert with the course configuration --------------------------------
 
+
 @pytest.mark.parametrize("page", ["formgrader", "feedback"])
 def test_rendered_pages_carry_no_live_markup_even_from_an_unsanitised_notebook(hostile, exporters, page):
     nb = copy.deepcopy(hostile)
@@ -252,11 +305,22 @@ def test_rendered_pages_carry_no_live_markup_even_from_an_unsanitised_notebook(h
 
 # --- exports and the command line ----------------------------------------------------------------
 
-@pytest.mark.parametrize("value, shown", [
-    ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"), ("+1+2", "'+1+2"), ("-2+3", "'-2+3"),
-    ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("alice", "alice"), ("12.5", "12.5"),
-    ("-1.5", "-1.5"), ("", ""),
-])
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+1+2", "'+1+2"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("alice", "alice"),
+        ("12.5", "12.5"),
+        ("-1.5", "-1.5"),
+        ("", ""),
+    ],
+)
 def test_csv_cells_cannot_start_a_formula(value, shown):
     from autograder.course.sanitize import csv_cell
 
@@ -280,12 +344,19 @@ def test_grades_csv_quotes_a_hostile_roster_name(tmp_path):
 
 def test_checks_csv_cells_cannot_start_a_formula(tmp_path):
     from autograder.course.exports import write_checks_csv
-
     from autograder.model import Summary
 
-    summaries = {"=1+1": Summary.from_dict({"status": "error", "message": "-bad", "score": 1.0, "max_score": 2.0,
-                                            "checks": [{"id": "-c", "cell": "c", "name": "n", "points": 2,
-                                                        "score": 1.0, "passed": False}]})}
+    summaries = {
+        "=1+1": Summary.from_dict(
+            {
+                "status": "error",
+                "message": "-bad",
+                "score": 1.0,
+                "max_score": 2.0,
+                "checks": [{"id": "-c", "cell": "c", "name": "n", "points": 2, "score": 1.0, "passed": False}],
+            }
+        )
+    }
     with open(write_checks_csv(summaries, tmp_path / "checks.csv"), newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[1][:2] == ["'=1+1", "error"] and rows[1][2:] == ["1", "1", "2", "0", "1"]
@@ -293,12 +364,26 @@ def test_checks_csv_cells_cannot_start_a_formula(tmp_path):
 
 def test_gradescope_output_is_plain_text():
     from autograder.course.exports import gradescope_results
-
     from autograder.model import Summary
 
-    summary = Summary.from_dict({"status": "ok", "score": 0.0, "seconds": 1.0, "checks": [
-        {"id": "t", "cell": "c", "name": "<b>n</b>", "points": 1, "score": 0, "passed": False,
-         "message": "<img src=x onerror=alert(1)>"}]})
+    summary = Summary.from_dict(
+        {
+            "status": "ok",
+            "score": 0.0,
+            "seconds": 1.0,
+            "checks": [
+                {
+                    "id": "t",
+                    "cell": "c",
+                    "name": "<b>n</b>",
+                    "points": 1,
+                    "score": 0,
+                    "passed": False,
+                    "message": "<img src=x onerror=alert(1)>",
+                }
+            ],
+        }
+    )
     results = gradescope_results(summary, set(), "visible")
     assert results["output_format"] == "text" and results["test_output_format"] == "text"
     assert results["test_name_format"] == "text"
@@ -320,8 +405,9 @@ def test_console_tables_print_student_text_literally():
     assert name in console.export_text()
 
 
-@pytest.mark.parametrize("file_name", ['<img src=x onerror="alert(1)">.ipynb', "[red]x[link=javascript:1].ipynb",
-                                       "a\"b'c.ipynb"])
+@pytest.mark.parametrize(
+    "file_name", ['<img src=x onerror="alert(1)">.ipynb', "[red]x[link=javascript:1].ipynb", "a\"b'c.ipynb"]
+)
 def test_lms_file_names_lose_their_markup_characters(file_name):
     from autograder.course.intake import LmsCollector
 
@@ -334,7 +420,8 @@ def test_lms_file_names_lose_their_markup_characters(file_name):
 def test_lms_ids_with_markup_are_not_collected():
     from autograder.course.intake import LmsCollector
 
-    collector = LmsCollector(lms="custom", notebook="spam_transformer",
-                             named_regexp=r".*/(?P<student_id>[^/]+)__(?P<file_id>[^/]+)$")
+    collector = LmsCollector(
+        lms="custom", notebook="spam_transformer", named_regexp=r".*/(?P<student_id>[^/]+)__(?P<file_id>[^/]+)$"
+    )
     assert collector.collect("/x/extracted/<b>bob</b>__spam_transformer.ipynb") is None
     assert collector.collect("/x/extracted/bob.smith__spam_transformer.ipynb")["student_id"] == "bob.smith"

@@ -50,8 +50,13 @@ def job():
 def submissions(job, tmp_path_factory):
     """Two evidence folders (reference evidence, different weights) and the AUCs a fresh process gives them."""
     root = tmp_path_factory.mktemp("evidence")
-    proc = subprocess.run([sys.executable, "-c", MAKE_WEIGHTS, json.dumps(job_context(job)), str(root)],
-                          env=check_process.check_env(1), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", MAKE_WEIGHTS, json.dumps(job_context(job)), str(root)],
+        env=check_process.check_env(1),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     for name in figures:
@@ -82,9 +87,12 @@ def test_warm_runner_gives_a_fresh_process_figures_and_keeps_nothing_between_sub
     again = grade(job, scratch_for(tmp_path, root / "built", "c"))
     assert runner._proc.pid == pid, "one warm process serves every submission"
     for records, name in ((first, "built"), (second, "random"), (again, "built")):
-        assert records["test_hidden_auc"]["values"]["hidden_auc"] == pytest.approx(figures[name]["hidden_auc"], abs=1e-6)
-        assert records["test_val_auc_threshold"]["values"]["val_auc"] == pytest.approx(figures[name]["val_auc"],
-                                                                                      abs=1e-6)
+        assert records["test_hidden_auc"]["values"]["hidden_auc"] == pytest.approx(
+            figures[name]["hidden_auc"], abs=1e-6
+        )
+        assert records["test_val_auc_threshold"]["values"]["val_auc"] == pytest.approx(
+            figures[name]["val_auc"], abs=1e-6
+        )
         assert records["test_optimizer_is_adam"]["passed"] and records["test_epochs"]["passed"]
     assert figures["built"]["val_auc"] != pytest.approx(figures["random"]["val_auc"], abs=1e-4)
     assert first == again
@@ -115,7 +123,8 @@ def test_a_hung_check_process_is_killed(job, submissions, tmp_path):
 
 
 def test_without_the_check_process_the_checks_still_run_and_the_auc_checks_say_grader_error(
-        job, submissions, tmp_path, monkeypatch):
+    job, submissions, tmp_path, monkeypatch
+):
     class Broken:
         def run(self, *args, **kwargs):
             raise CheckProcessFailed("the check process exited")
@@ -142,14 +151,14 @@ def test_a_weights_file_that_declares_too_much_is_refused_before_keras_reads_it(
     root, _ = submissions
     forged = tmp_path / "forged"
     shutil.copytree(root / "built", forged)
-    with h5py.File(forged / "model.weights.h5", "a") as f:   # 4 TB declared in a few bytes, never written
+    with h5py.File(forged / "model.weights.h5", "a") as f:  # 4 TB declared in a few bytes, never written
         f.create_dataset("layers/dense/vars/2", shape=(10**6, 10**6), dtype="f4", chunks=(1000, 1000))
     grade(job, scratch_for(tmp_path, root / "built", "a"))
     runner = check_process.warm_process(job.digest, job_context(job), 1)
     pid = runner._proc.pid
     records = grade(job, scratch_for(tmp_path, forged, "b"))
     for check in ("test_val_auc_threshold", "test_hidden_auc"):
-        assert not records[check]["passed"] and records[check]["detail"] == ""   # the student's, not a grader error
+        assert not records[check]["passed"] and records[check]["detail"] == ""  # the student's, not a grader error
         assert "unexpected weights of shape (1000000, 1000000)" in records[check]["message"]
     assert runner._proc.pid == pid
 

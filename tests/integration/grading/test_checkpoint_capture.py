@@ -16,8 +16,14 @@ import textwrap
 
 from autograder.grading import engine
 from autograder.grading.check_process import KIT_ROOT, check_env
-from autograder.grading.evidence import (EVIDENCE_FILE, NOT_RECORDED, WEIGHTS_FILE, capture_settings,
-                                         checkpoint_evidence, load_evidence)
+from autograder.grading.evidence import (
+    EVIDENCE_FILE,
+    NOT_RECORDED,
+    WEIGHTS_FILE,
+    capture_settings,
+    checkpoint_evidence,
+    load_evidence,
+)
 from autograder.model import RunOutcome, Status
 from autograder.sandbox.spec import INTERNALS
 
@@ -76,9 +82,13 @@ def test_the_checkpoint_writes_what_was_recorded_when_it_changed(tmp_path):
     capture_py = KIT_ROOT / "autograder" / "sandbox" / "payload" / "capture.py"
     env = {**check_env(1), "MPLBACKEND": "agg"}
     internals = {library: str(INTERNALS / f"{library}.py") for library in ("keras", "matplotlib")}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), json.dumps(settings), str(capture_py),
-                           json.dumps(internals)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path), json.dumps(settings), str(capture_py), json.dumps(internals)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     # the student's own print only: the checkpoint printed nothing, and plot_history's prints were swallowed
@@ -91,12 +101,13 @@ def test_the_checkpoint_writes_what_was_recorded_when_it_changed(tmp_path):
         folder.mkdir()
         for name, data in taken.items():
             (folder / name).write_bytes(data)
-        return load_evidence(folder)                                     # validates against the schema
+        return load_evidence(folder)  # validates against the schema
 
     first = evidence(imports)
     assert set(imports) == {EVIDENCE_FILE} and first["checkpoint"] is True
-    assert all(first[p] is None and first["errors"][p] == NOT_RECORDED for p in ("compile", "history", "weights",
-                                                                                "plots"))
+    assert all(
+        first[p] is None and first["errors"][p] == NOT_RECORDED for p in ("compile", "history", "weights", "plots")
+    )
     assert unchanged == {} and built == {} and unchanged2 == {} and unchanged3 == {} and unchanged4 == {}
 
     after_compile = evidence(compiled)
@@ -114,7 +125,7 @@ def test_the_checkpoint_writes_what_was_recorded_when_it_changed(tmp_path):
     assert after_fit["plots"] is None and after_fit["errors"] == {"plots": NOT_RECORDED}
 
     after_plot = evidence(plotted)
-    assert set(plotted) == {EVIDENCE_FILE}                               # the weights were not saved again
+    assert set(plotted) == {EVIDENCE_FILE}  # the weights were not saved again
     assert set(after_plot["plots"]) == {"accuracy", "auc", "loss"} and after_plot["errors"] == {}
     assert all(call["error"] is None and len(call["figures"]) == 1 for call in after_plot["plots"].values())
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from corpus import VARIANTS, cell_scores, check_table
-from autograder.course.store import ResultStore
 from kit_testing import ASSIGNMENT, events, gradebook_scores, make_course, nbgrader, spamkit, submit, summary
+
+from autograder.course.store import ResultStore
 
 TABLE = check_table()
 
@@ -39,8 +39,12 @@ def _grade_all(root):
     started = time.monotonic()
     proc = spamkit(root, "grade", "--force", "--workers", "2")
     stored = sorted(p.name for p in (root / ".kit" / "store").glob("*.json"))
-    return {"wall": time.monotonic() - started, "log": proc.stdout + proc.stderr,
-            "results": _results(root, [v.name for v in VARIANTS]), "stored": stored}
+    return {
+        "wall": time.monotonic() - started,
+        "log": proc.stdout + proc.stderr,
+        "results": _results(root, [v.name for v in VARIANTS]),
+        "stored": stored,
+    }
 
 
 def _grade_with_nbgrader(root, students):
@@ -49,8 +53,11 @@ def _grade_with_nbgrader(root, students):
     for student in students:
         store.discard(summary(root, student)["key"])
     logs = {s: nbgrader(root, "autograde", ASSIGNMENT, "--force", "--student", s) for s in students}
-    return {"results": _results(root, students), "logs": {s: p.stdout + p.stderr for s, p in logs.items()},
-            "stored": {s: (root / ".kit" / "store" / f"{summary(root, s)['key']}.json").is_file() for s in students}}
+    return {
+        "results": _results(root, students),
+        "logs": {s: p.stdout + p.stderr for s, p in logs.items()},
+        "stored": {s: (root / ".kit" / "store" / f"{summary(root, s)['key']}.json").is_file() for s in students},
+    }
 
 
 def _executed(root) -> list[str]:
@@ -67,8 +74,10 @@ def _outcome(result) -> list[tuple]:
 
 
 def _print_table(title, graded):
-    print(f"\n{title}: {len(VARIANTS)} submissions in {graded['wall']:.0f} s wall "
-          f"({graded['wall'] / len(VARIANTS):.1f} s each)")
+    print(
+        f"\n{title}: {len(VARIANTS)} submissions in {graded['wall']:.0f} s wall "
+        f"({graded['wall'] / len(VARIANTS):.1f} s each)"
+    )
     print(f"{'variant':<20} {'kind':<6} {'expected':>8} {'got':>6} {'gradebook':>9} {'seconds':>7}  mismatches")
     for v in VARIANTS:
         expected = v.expected(TABLE)
@@ -76,9 +85,11 @@ def _print_table(title, graded):
         got = _got(result)
         wrong = sorted(c for c in expected if got.get(c) != expected[c])
         book = {k: s for k, s in result["gradebook"].items() if k in cell_scores(expected, TABLE)}
-        print(f"{v.name:<20} {v.kind:<6} {sum(cell_scores(expected, TABLE).values()):>8g} "
-              f"{result['summary']['score']:>6g} {sum(book.values()):>9g} {result['summary']['seconds']:>7.1f}  "
-              f"{', '.join(wrong) or '-'}")
+        print(
+            f"{v.name:<20} {v.kind:<6} {sum(cell_scores(expected, TABLE).values()):>8g} "
+            f"{result['summary']['score']:>6g} {sum(book.values()):>9g} {result['summary']['seconds']:>7.1f}  "
+            f"{', '.join(wrong) or '-'}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +120,11 @@ def test_variant_gets_its_expected_checks_and_scores(graded, variant):
     ids = [c["id"] for c in report["checks"]]
     assert sorted(ids) == sorted(TABLE), "every check must report exactly once"
     got = _got(result)
-    wrong = {c: (expected[c], got[c], next(r["message"] for r in report["checks"] if r["id"] == c))
-             for c in expected if got[c] != expected[c]}
+    wrong = {
+        c: (expected[c], got[c], next(r["message"] for r in report["checks"] if r["id"] == c))
+        for c in expected
+        if got[c] != expected[c]
+    }
     assert not wrong, f"{variant.name}: (expected, got, message) per check: {wrong}"
     for check in report["checks"]:
         assert check["detail"] == "", f"grader error in {check['id']}: {check['detail']}"

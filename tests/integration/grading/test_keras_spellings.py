@@ -11,10 +11,10 @@ lab's model and are covered by the graded corpus.
 from __future__ import annotations
 
 import pytest
-
-from autograder.grading.evidence import capture_settings, load_evidence
 from corpus import check_modules
 from evidence_samples import CONTEXT as GRADING_CONTEXT
+
+from autograder.grading.evidence import capture_settings, load_evidence
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -22,7 +22,7 @@ tf = pytest.importorskip("tensorflow")
 _MODULES = check_modules()
 compile_checks, fit_checks = _MODULES["test_compile"], _MODULES["test_fit"]
 STEPS = 4  # 32 samples in batches of 8
-CONTEXT = {**GRADING_CONTEXT, "training_steps": STEPS}   # the kit's Grading() settings, this model's steps
+CONTEXT = {**GRADING_CONTEXT, "training_steps": STEPS}  # the kit's Grading() settings, this model's steps
 CHECKS = {
     "test_optimizer_is_adam": lambda e: compile_checks.test_optimizer_is_adam(e),
     "test_learning_rate": lambda e: compile_checks.test_learning_rate(e, CONTEXT),
@@ -33,8 +33,10 @@ CHECKS = {
     "test_history_keys": lambda e: fit_checks.test_history_keys(e),
     "test_epochs": lambda e: fit_checks.test_epochs(e, CONTEXT),
 }
-REFERENCE_COMPILE = 'optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="binary_crossentropy", ' \
-                    'metrics=["accuracy", keras.metrics.AUC(name="auc")]'
+REFERENCE_COMPILE = (
+    'optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="binary_crossentropy", '
+    'metrics=["accuracy", keras.metrics.AUC(name="auc")]'
+)
 REFERENCE_FIT = "x, y, validation_data=(x, y), epochs=2, batch_size=8, verbose=0"
 
 
@@ -51,8 +53,7 @@ def recorded(tmp_path, compile_args: str, fit_args: str = REFERENCE_FIT) -> dict
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="out")(inputs))  # as the lab's
     scope = {"keras": keras, "tf": tf, "model": model, "x": x, "y": y}
     exec(f"model.compile({compile_args})\nhistory = model.fit({fit_args})", scope)
-    _kit_capture({"model": model, "history": scope["history"]}, _Refs(tmp_path / "evidence"), None,
-                 capture_settings())
+    _kit_capture({"model": model, "history": scope["history"]}, _Refs(tmp_path / "evidence"), None, capture_settings())
     return load_evidence(tmp_path / "evidence")
 
 
@@ -68,55 +69,69 @@ def failures(evidence) -> dict[str, str]:
 
 VALID_COMPILES = {
     "strings Adam, BCE, acc, auc": 'optimizer="Adam", loss="BCE", metrics=["acc", "auc"]',
-    "ADAM, BinaryCrossentropy, binary_accuracy, AUC(curve=ROC)":
-        'optimizer="ADAM", loss="BinaryCrossentropy", '
-        'metrics=["binary_accuracy", keras.metrics.AUC(name="auc", curve="ROC")]',
-    "tf.keras objects and function":
-        "optimizer=tf.keras.optimizers.Adam(learning_rate=1e-3), loss=tf.keras.losses.binary_crossentropy, "
-        'metrics=[tf.keras.metrics.BinaryAccuracy(name="accuracy"), tf.keras.metrics.AUC(name="auc")]',
-    "keras.*.get and a tuple of metrics":
-        'optimizer=keras.optimizers.get("adam"), loss=keras.losses.get("binary_crossentropy"), '
-        'metrics=("accuracy", "auc")',
+    "ADAM, BinaryCrossentropy, binary_accuracy, AUC(curve=ROC)": 'optimizer="ADAM", loss="BinaryCrossentropy", '
+    'metrics=["binary_accuracy", keras.metrics.AUC(name="auc", curve="ROC")]',
+    "tf.keras objects and function": "optimizer=tf.keras.optimizers.Adam(learning_rate=1e-3), loss=tf.keras.losses.binary_crossentropy, "
+    'metrics=[tf.keras.metrics.BinaryAccuracy(name="accuracy"), tf.keras.metrics.AUC(name="auc")]',
+    "keras.*.get and a tuple of metrics": 'optimizer=keras.optimizers.get("adam"), loss=keras.losses.get("binary_crossentropy"), '
+    'metrics=("accuracy", "auc")',
     "nested lists": 'optimizer="adam", loss=["binary_crossentropy"], metrics=[["accuracy", "auc"]]',
     "per-output dicts": 'optimizer="adam", loss={"out": "binary_crossentropy"}, '
-                        'metrics={"out": ["accuracy", keras.metrics.AUC(name="auc")]}',
-    "BinaryCrossentropy(label_smoothing), BinaryAccuracy()":
-        "optimizer=keras.optimizers.Adam(5e-4), loss=keras.losses.BinaryCrossentropy(label_smoothing=0.05), "
-        'metrics=[keras.metrics.BinaryAccuracy(), keras.metrics.AUC(name="auc", num_thresholds=500)]',
+    'metrics={"out": ["accuracy", keras.metrics.AUC(name="auc")]}',
+    "BinaryCrossentropy(label_smoothing), BinaryAccuracy()": "optimizer=keras.optimizers.Adam(5e-4), loss=keras.losses.BinaryCrossentropy(label_smoothing=0.05), "
+    'metrics=[keras.metrics.BinaryAccuracy(), keras.metrics.AUC(name="auc", num_thresholds=500)]',
 }
 
 WRONG_COMPILES = {
-    '"AUC": history keys AUC / val_AUC': ('optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", "AUC"]',
-                                          {"test_auc_metric": "val_AUC"}),
-    "keras.metrics.Accuracy(): exact match, 0 on probabilities":
-        ('optimizer="adam", loss="binary_crossentropy", '
-         'metrics=[keras.metrics.Accuracy(), keras.metrics.AUC(name="auc")]', {"test_accuracy_metric": "reports 0"}),
-    "AUC(curve=PR)": ('optimizer="adam", loss="binary_crossentropy", '
-                      'metrics=["accuracy", keras.metrics.AUC(name="auc", curve="PR")]', {"test_auc_metric": "ROC"}),
-    '"adamw"': ('optimizer="adamw", loss="binary_crossentropy", metrics=["accuracy", "auc"]',
-                {"test_optimizer_is_adam": "AdamW"}),
-    "binary focal cross-entropy": ('optimizer="adam", loss="binary_focal_crossentropy", metrics=["accuracy", "auc"]',
-                                   {"test_loss_is_binary_crossentropy": "binary_focal_crossentropy"}),
-    '"Accuracy": history keys Accuracy / val_Accuracy':
-        ('optimizer="adam", loss="binary_crossentropy", metrics=["Accuracy", "auc"]',
-         {"test_history_keys": "'val_Accuracy'"}),
+    '"AUC": history keys AUC / val_AUC': (
+        'optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", "AUC"]',
+        {"test_auc_metric": "val_AUC"},
+    ),
+    "keras.metrics.Accuracy(): exact match, 0 on probabilities": (
+        'optimizer="adam", loss="binary_crossentropy", '
+        'metrics=[keras.metrics.Accuracy(), keras.metrics.AUC(name="auc")]',
+        {"test_accuracy_metric": "reports 0"},
+    ),
+    "AUC(curve=PR)": (
+        'optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc", curve="PR")]',
+        {"test_auc_metric": "ROC"},
+    ),
+    '"adamw"': (
+        'optimizer="adamw", loss="binary_crossentropy", metrics=["accuracy", "auc"]',
+        {"test_optimizer_is_adam": "AdamW"},
+    ),
+    "binary focal cross-entropy": (
+        'optimizer="adam", loss="binary_focal_crossentropy", metrics=["accuracy", "auc"]',
+        {"test_loss_is_binary_crossentropy": "binary_focal_crossentropy"},
+    ),
+    '"Accuracy": history keys Accuracy / val_Accuracy': (
+        'optimizer="adam", loss="binary_crossentropy", metrics=["Accuracy", "auc"]',
+        {"test_history_keys": "'val_Accuracy'"},
+    ),
 }
 
 VALID_FITS = {  # fit's arguments, and (epochs run, validations run)
-    "validation_freq=2 over 3 epochs": ("x, y, validation_data=(x, y), validation_freq=2, epochs=3, batch_size=8",
-                                        (3, 1)),
-    "EarlyStopping (stops after 2 of 6 epochs), class_weight, verbose=0":
-        ("x, y, validation_data=(x, y), epochs=6, batch_size=8, verbose=0, class_weight={0: 1.0, 1: 3.0}, "
-         "callbacks=[keras.callbacks.EarlyStopping(monitor='val_loss', min_delta=1.0, patience=0, "
-         "restore_best_weights=True)]", (2, 2)),
-    "a tf.data pipeline as validation data":
-        ("x, y, validation_data=tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=2, batch_size=8",
-         (2, 2)),
+    "validation_freq=2 over 3 epochs": (
+        "x, y, validation_data=(x, y), validation_freq=2, epochs=3, batch_size=8",
+        (3, 1),
+    ),
+    "EarlyStopping (stops after 2 of 6 epochs), class_weight, verbose=0": (
+        "x, y, validation_data=(x, y), epochs=6, batch_size=8, verbose=0, class_weight={0: 1.0, 1: 3.0}, "
+        "callbacks=[keras.callbacks.EarlyStopping(monitor='val_loss', min_delta=1.0, patience=0, "
+        "restore_best_weights=True)]",
+        (2, 2),
+    ),
+    "a tf.data pipeline as validation data": (
+        "x, y, validation_data=tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=2, batch_size=8",
+        (2, 2),
+    ),
 }
 
 WRONG_FITS = {
-    "steps_per_epoch cuts the epochs short": ("x, y, validation_data=(x, y), epochs=2, batch_size=8, steps_per_epoch=2",
-                                              {"test_epochs": "2 batches"}),
+    "steps_per_epoch cuts the epochs short": (
+        "x, y, validation_data=(x, y), epochs=2, batch_size=8, steps_per_epoch=2",
+        {"test_epochs": "2 batches"},
+    ),
     "no validation data": ("x, y, epochs=2, batch_size=8", {"test_history_keys": "val_loss"}),
 }
 

@@ -41,10 +41,17 @@ except AssertionError as exc:
 
 
 def test_a_genuine_keras_weights_file_passes_and_a_forged_one_is_refused(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], env=check_env(1), cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        env=check_env(1),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert "optimizer state saved: True" in lines and "loaded: True" in lines
-    assert any(line.startswith("refused:") and "unexpected weights of shape (1000000, 1000000)" in line
-               for line in lines)
+    assert any(
+        line.startswith("refused:") and "unexpected weights of shape (1000000, 1000000)" in line for line in lines
+    )

@@ -6,12 +6,11 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Locator, Page, expect
-
 import headless_chromium
 import lab_ui
+from playwright.sync_api import Locator, Page, expect
 
-GRADING_TIMEOUT = 900_000   # ms: formgrader's Autograde trains the notebook in the sandbox
+GRADING_TIMEOUT = 900_000  # ms: formgrader's Autograde trains the notebook in the sandbox
 
 
 @contextmanager
@@ -25,7 +24,7 @@ def logged_in(playwright, profile: Path, base: str, user: str, password: str):
         page.locator("#username_input").fill(user)
         page.locator("#password_input").fill(password)
         page.locator("#login_submit").click()
-        page.wait_for_url(f"{base}user/{user}/lab**", timeout=180_000)   # the hub spawns the server first
+        page.wait_for_url(f"{base}user/{user}/lab**", timeout=180_000)  # the hub spawns the server first
         expect(page.get_by_role("menuitem", name="Nbgrader")).to_be_visible(timeout=120_000)
         yield page
     except Exception:
@@ -38,11 +37,17 @@ def logged_in(playwright, profile: Path, base: str, user: str, password: str):
 def api(page: Page, method: str, url: str, data: dict | None = None):
     """A Jupyter API call from the page's session (its cookies, its server's XSRF token)."""
     xsrf = next((c["value"] for c in page.context.cookies() if c["name"] == "_xsrf"), "")
-    return page.request.fetch(url, method=method, headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
-                              data=json.dumps(data) if data is not None else None, max_redirects=5)
+    return page.request.fetch(
+        url,
+        method=method,
+        headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
+        data=json.dumps(data) if data is not None else None,
+        max_redirects=5,
+    )
 
 
 # --- a student's Assignments tab ---------------------------------------------------------------------
+
 
 def open_assignments(page: Page) -> Locator:
     lab_ui.menu(page, "Nbgrader", "Assignment List")
@@ -57,6 +62,7 @@ def click_and_wait(button: Locator, done: Locator, timeout: float = 120_000) -> 
 
 
 # --- formgrader ------------------------------------------------------------------------------------------
+
 
 def formgrader_action(page: Page, icon: Locator, timeout: float = 120_000) -> str:
     """Click one of formgrader's action icons; its result dialog must say Success. The dialog's text."""

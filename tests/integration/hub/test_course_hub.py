@@ -28,11 +28,13 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from datetime import UTC
 
 import hub_ui  # noqa: E402
 import lab_ui  # noqa: E402
 from kit_testing import ASSIGNMENT, REPO, course_env, release_notebook  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
 from autograder.course.examples import VARIANTS, source_answers  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -40,7 +42,7 @@ pytestmark = pytest.mark.browser
 COURSE = "spam-transformer-lab"
 INSTRUCTOR, STUDENTS = "skhubinstr", ("skhubann", "skhubben")
 PASSWORDS = {INSTRUCTOR: "instructor-pw-1", "skhubann": "ann-pw-1", "skhubben": "ben-pw-1"}
-WORK = {"skhubann": "reference", "skhubben": "wrong-loss"}   # autograder.course.examples.VARIANTS
+WORK = {"skhubann": "reference", "skhubben": "wrong-loss"}  # autograder.course.examples.VARIANTS
 EXERCISES = ("compile", "fit", "plot_history")
 
 
@@ -57,16 +59,29 @@ def hub(tmp_path_factory):
     where = Path(tempfile.mkdtemp(prefix="spamkit-hub-test-"))
     where.chmod(0o755)
     roster = where / "roster.csv"
-    roster.write_text("user,role,password\n" + "".join(
-        f"{name},{'instructor' if name == INSTRUCTOR else 'student'},{PASSWORDS[name]}\n" for name in PASSWORDS))
+    roster.write_text(
+        "user,role,password\n"
+        + "".join(
+            f"{name},{'instructor' if name == INSTRUCTOR else 'student'},{PASSWORDS[name]}\n" for name in PASSWORDS
+        )
+    )
     port = free_port()
     log = where / "hub.log"
-    cmd = [sys.executable, "-m", "autograder.hub", "--roster", str(roster), "--throwaway",
-           f"--CourseHub.state_dir={where / 'state'}", f"--CourseHub.exchange_root={where / 'exchange'}",
-           f"--CourseHub.port={port}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder.hub",
+        "--roster",
+        str(roster),
+        "--throwaway",
+        f"--CourseHub.state_dir={where / 'state'}",
+        f"--CourseHub.exchange_root={where / 'exchange'}",
+        f"--CourseHub.port={port}",
+    ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=course_env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=course_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}/"
     state = {}
     try:
@@ -94,20 +109,27 @@ def hub(tmp_path_factory):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         for name in PASSWORDS:
-            subprocess.run(["userdel", "--remove", name], stderr=subprocess.DEVNULL)   # if the hub could not
-        shutil.copy(log, tmp_path_factory.mktemp("hub-log") / "hub.log")   # kept by pytest, for a failure
+            subprocess.run(["userdel", "--remove", name], stderr=subprocess.DEVNULL)  # if the hub could not
+        shutil.copy(log, tmp_path_factory.mktemp("hub-log") / "hub.log")  # kept by pytest, for a failure
         shutil.rmtree(where, ignore_errors=True)
 
 
 def as_user(name: str, code: str) -> subprocess.CompletedProcess:
     """Python run as a user's own account (what their terminal can do)."""
-    return subprocess.run(["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "--",
-                           "/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "--", "/usr/bin/python3", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def grade_ids(nb) -> dict[str, int]:
-    return {cell.metadata["nbgrader"]["grade_id"]: i for i, cell in enumerate(nb.cells)
-            if "grade_id" in cell.metadata.get("nbgrader", {})}
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: i
+        for i, cell in enumerate(nb.cells)
+        if "grade_id" in cell.metadata.get("nbgrader", {})
+    }
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +165,8 @@ class TestCourseOnHub:
             page.goto(f"{base}user/{INSTRUCTOR}/formgrader/")
             expect(page.get_by_role("heading", name="Manage Assignments")).to_be_visible()
             row = hub_ui.assignment_row(page, ASSIGNMENT)
-            hub_ui.formgrader_action(page, row.locator(".glyphicon-education"), timeout=300_000)   # generate
-            hub_ui.formgrader_action(page, row.locator(".glyphicon-cloud-upload"))                  # release
+            hub_ui.formgrader_action(page, row.locator(".glyphicon-education"), timeout=300_000)  # generate
+            hub_ui.formgrader_action(page, row.locator(".glyphicon-cloud-upload"))  # release
             expect(row).to_contain_text("released")
         outbound = Path(hub["plan"]["exchange_root"]) / COURSE / "outbound" / ASSIGNMENT
         assert (outbound / f"{ASSIGNMENT}.ipynb").exists()
@@ -178,7 +200,9 @@ class TestCourseOnHub:
         # A student may make the grader's lock folder in the shared /tmp before the grader does: the hub gives
         # the grader a private TMPDIR, so grading (next test) does not care.
         instructor_uid = pwd.getpwnam(INSTRUCTOR).pw_uid
-        squat = as_user(STUDENTS[1], f"import os; os.mkdir('/tmp/spamkit-sandbox-slots-{instructor_uid}', 0o777); print('made')")
+        squat = as_user(
+            STUDENTS[1], f"import os; os.mkdir('/tmp/spamkit-sandbox-slots-{instructor_uid}', 0o777); print('made')"
+        )
         hub["squat"] = Path(f"/tmp/spamkit-sandbox-slots-{instructor_uid}")
         hub["squatted"] = squat.stdout.strip() == "made"
 
@@ -187,7 +211,7 @@ class TestCourseOnHub:
         with hub_ui.logged_in(browser, tmp_path / "instructor", base, INSTRUCTOR, PASSWORDS[INSTRUCTOR]) as page:
             page.goto(f"{base}user/{INSTRUCTOR}/formgrader/")
             row = hub_ui.assignment_row(page, ASSIGNMENT)
-            hub_ui.formgrader_action(page, row.locator(".glyphicon-cloud-download"))               # collect
+            hub_ui.formgrader_action(page, row.locator(".glyphicon-cloud-download"))  # collect
             page.reload()
             row = hub_ui.assignment_row(page, ASSIGNMENT)
             row.get_by_role("link", name=str(len(STUDENTS)), exact=True).click()
@@ -213,11 +237,13 @@ class TestCourseOnHub:
             page.get_by_role("link", name="skhubann", exact=True).click()
             expect(page.locator(".breadcrumb")).to_contain_text("Submission #")
             expect(page.get_by_text("skhubann", exact=True)).to_be_attached()
-            page.wait_for_load_state("networkidle")   # formgrader's grade models are fetched after the page
+            page.wait_for_load_state("networkidle")  # formgrader's grade models are fetched after the page
             compile_report = page.locator(".cell").filter(has=page.locator("input#test_compile"))
             expect(compile_report.locator(".output_stdout")).to_contain_text("Grader checks:")
             page.locator("input#analysis").click()
-            with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT") as saved:
+            with page.expect_response(
+                lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT"
+            ) as saved:
                 page.locator("input#analysis").fill("4")
                 page.locator("input#analysis").press("Tab")
             assert saved.value.ok, saved.value.status
@@ -225,8 +251,8 @@ class TestCourseOnHub:
 
             page.goto(f"{base}user/{INSTRUCTOR}/formgrader/")
             row = hub_ui.assignment_row(page, ASSIGNMENT)
-            hub_ui.formgrader_action(page, row.locator(".glyphicon-comment"), timeout=300_000)     # generate feedback
-            hub_ui.formgrader_action(page, row.locator(".glyphicon-envelope"))                     # release feedback
+            hub_ui.formgrader_action(page, row.locator(".glyphicon-comment"), timeout=300_000)  # generate feedback
+            hub_ui.formgrader_action(page, row.locator(".glyphicon-envelope"))  # release feedback
 
     def test_students_fetch_their_own_feedback(self, hub, browser, tmp_path):
         base = hub["base"]
@@ -255,34 +281,63 @@ class TestCourseOnHub:
         base, plan = hub["base"], hub["plan"]
         student, other = STUDENTS
         exchange = Path(plan["exchange_root"]) / COURSE
-        submission = next((exchange / "inbound").iterdir())   # as root: the real name to try
+        submission = next((exchange / "inbound").iterdir())  # as root: the real name to try
         instructor_home = Path(pwd.getpwnam(INSTRUCTOR).pw_dir)
         with hub_ui.logged_in(browser, tmp_path / student, base, student, PASSWORDS[student]) as page:
             # Through the Jupyter API: another's server, the instructor's server and formgrader, a service.
-            for path in (f"user/{other}/api/contents/", f"user/{other}/api/contents/{COURSE}/{ASSIGNMENT}/feedback",
-                         f"user/{INSTRUCTOR}/api/contents/", f"user/{INSTRUCTOR}/formgrader/api/assignments",
-                         f"services/{COURSE}/", f"user/{student}/formgrader/api/assignments"):
+            for path in (
+                f"user/{other}/api/contents/",
+                f"user/{other}/api/contents/{COURSE}/{ASSIGNMENT}/feedback",
+                f"user/{INSTRUCTOR}/api/contents/",
+                f"user/{INSTRUCTOR}/formgrader/api/assignments",
+                f"services/{COURSE}/",
+                f"user/{student}/formgrader/api/assignments",
+            ):
                 response = hub_ui.api(page, "GET", f"{base}{path}")
                 assert response.status in (403, 404), (path, response.status, response.text()[:300])
             # Through the student's own kernel: file permissions and signals.
-            probe = _PROBE.format(targets=json.dumps({
-                "other home": str(Path(pwd.getpwnam(other).pw_dir)),
-                "inbound listing": str(exchange / "inbound"),
-                "feedback listing": str(exchange / "feedback"),
-                "course folder": str(instructor_home / COURSE),
-                "course source": str(instructor_home / COURSE / "source"),
-                "gradebook": str(instructor_home / COURSE / "gradebook.db"),
-                "grader's temp (hidden splits, jobs)": plan["instructor_tmp"],
-            }), pattern=json.dumps(str(exchange / "inbound" / f"{other}+*")),
-                pid=next(p[0] for p in _processes_of(pwd.getpwnam(INSTRUCTOR).pw_uid)))
+            probe = _PROBE.format(
+                targets=json.dumps(
+                    {
+                        "other home": str(Path(pwd.getpwnam(other).pw_dir)),
+                        "inbound listing": str(exchange / "inbound"),
+                        "feedback listing": str(exchange / "feedback"),
+                        "course folder": str(instructor_home / COURSE),
+                        "course source": str(instructor_home / COURSE / "source"),
+                        "gradebook": str(instructor_home / COURSE / "gradebook.db"),
+                        "grader's temp (hidden splits, jobs)": plan["instructor_tmp"],
+                    }
+                ),
+                pattern=json.dumps(str(exchange / "inbound" / f"{other}+*")),
+                pid=next(p[0] for p in _processes_of(pwd.getpwnam(INSTRUCTOR).pw_uid)),
+            )
             notebook = "isolation_probe.ipynb"
-            put = hub_ui.api(page, "PUT", f"{base}user/{student}/api/contents/{notebook}", {
-                "type": "notebook", "format": "json", "content": {
-                    "nbformat": 4, "nbformat_minor": 5,
-                    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-                    "cells": [
-                        {"cell_type": "code", "id": "probe", "metadata": {}, "outputs": [], "execution_count": None,
-                         "source": probe}]}})
+            put = hub_ui.api(
+                page,
+                "PUT",
+                f"{base}user/{student}/api/contents/{notebook}",
+                {
+                    "type": "notebook",
+                    "format": "json",
+                    "content": {
+                        "nbformat": 4,
+                        "nbformat_minor": 5,
+                        "metadata": {
+                            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+                        },
+                        "cells": [
+                            {
+                                "cell_type": "code",
+                                "id": "probe",
+                                "metadata": {},
+                                "outputs": [],
+                                "execution_count": None,
+                                "source": probe,
+                            }
+                        ],
+                    },
+                },
+            )
             assert put.ok, put.text()
             lab_ui.open_notebook(page, _Lab(base, student), notebook)
             output = lab_ui.run_all_until(page, 0, "RESULT")
@@ -292,7 +347,6 @@ class TestCourseOnHub:
         assert result["signal the grader"] == "refused", result
         assert submission.name.startswith(tuple(STUDENTS)) and "+" in submission.name
         assert hub.get("squatted"), "a student could not even make the folder; the test's premise changed"
-
 
     def test_graded_on_submit_under_each_policy_and_the_daily_cap(self, hub, browser, tmp_path):
         """The hub's grading service, turned on in the instructor's course_config.py (read again on each pass):
@@ -310,8 +364,10 @@ class TestCourseOnHub:
         seen = _set_on_submit(plan, enabled=True, feedback="now", daily_cap=2)
         # The submissions formgrader collected before are not the service's to grade, nor counted.
         assert {e["state"] for e in seen["entries"].values()} == {"earlier"}, seen
-        with hub_ui.logged_in(browser, tmp_path / ann, base, ann, PASSWORDS[ann]) as ann_page, \
-                hub_ui.logged_in(browser, tmp_path / ben, base, ben, PASSWORDS[ben]) as ben_page:
+        with (
+            hub_ui.logged_in(browser, tmp_path / ann, base, ann, PASSWORDS[ann]) as ann_page,
+            hub_ui.logged_in(browser, tmp_path / ben, base, ben, PASSWORDS[ben]) as ben_page,
+        ):
             # now: graded with no one acting, feedback at once
             first = _submit_in_tab(ann_page, plan, ann)
             entry = _wait_for_entry(plan, first, lambda e: e["state"] == "graded" and e["released"])
@@ -362,7 +418,7 @@ class TestCourseOnHub:
             assert bypass.returncode == 0, bypass.stderr[-2000:]
             (extra,) = set(_cache_entries(ann)) - set(before)
             entry = _wait_for_entry(plan, extra, lambda e: e["state"] == "over_cap")
-            assert _gradebook_timestamp(plan, ann) == _utc(_entry_named(plan, third)["timestamp"])   # not graded
+            assert _gradebook_timestamp(plan, ann) == _utc(_entry_named(plan, third)["timestamp"])  # not graded
             row = _fetch_feedback(ann_page, extra)
             expect(row).to_contain_text("(view feedback)", timeout=60_000)
             notice = _feedback_text(ann_page, base, ann, extra)
@@ -414,8 +470,11 @@ def _entry_named(plan: dict, cache_name: str) -> dict | None:
 
 
 def _wait_for_entry(plan: dict, cache_name: str, done) -> dict:
-    return _wait(lambda: (lambda e: e if e and done(e) else None)(_entry_named(plan, cache_name)),
-                 f"the service's decision on {cache_name}", timeout=hub_ui.GRADING_TIMEOUT / 1000)
+    return _wait(
+        lambda: (lambda e: e if e and done(e) else None)(_entry_named(plan, cache_name)),
+        f"the service's decision on {cache_name}",
+        timeout=hub_ui.GRADING_TIMEOUT / 1000,
+    )
 
 
 def _set_on_submit(plan: dict, due: str = "", **settings) -> dict:
@@ -438,8 +497,11 @@ def _set_on_submit(plan: dict, due: str = "", **settings) -> dict:
     def applied():
         ledger = _ledger(plan)
         last = ledger.get("last_pass")
-        if last and _utc(last["started"]).timestamp() > changed + 0.01 and all(
-                last["settings"].get(k) == v for k, v in wanted.items()):
+        if (
+            last
+            and _utc(last["started"]).timestamp() > changed + 0.01
+            and all(last["settings"].get(k) == v for k, v in wanted.items())
+        ):
             return ledger
         return None
 
@@ -450,17 +512,16 @@ _BLOCK = "\n# --- set by the hub test (graded on submit) ---\n"
 
 
 def _utc(text: str):
-    from datetime import timezone
 
     from nbgrader.utils import parse_utc
 
-    return parse_utc(text).replace(tzinfo=timezone.utc)
+    return parse_utc(text).replace(tzinfo=UTC)
 
 
 def _utc_text(offset_seconds: float) -> str:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    return (datetime.now(timezone.utc) + timedelta(seconds=offset_seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (datetime.now(UTC) + timedelta(seconds=offset_seconds)).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _cache_entries(student: str) -> list[str]:
@@ -481,14 +542,32 @@ def _submit_from_terminal(plan: dict, student: str) -> subprocess.CompletedProce
     """nbgrader submit as the student's own account, with nbgrader's plain submit (what a student who bypasses
     the Assignments tab's check can run)."""
     home = pwd.getpwnam(student).pw_dir
-    env = {"HOME": home, "USER": student, "PATH": f"{plan['users_bin']}:/usr/bin:/bin",
-           "JUPYTER_CONFIG_PATH": plan["config_dirs"]["student"]}
+    env = {
+        "HOME": home,
+        "USER": student,
+        "PATH": f"{plan['users_bin']}:/usr/bin:/bin",
+        "JUPYTER_CONFIG_PATH": plan["config_dirs"]["student"],
+    }
     return subprocess.run(
-        ["setpriv", f"--reuid={student}", f"--regid={student}", "--init-groups", "--",
-         f"{plan['users_bin']}/nbgrader", "submit", ASSIGNMENT, f"--course={COURSE}",
-         "--ExchangeFactory.submit=nbgrader.exchange.default.submit.ExchangeSubmit",
-         "--Authenticator.plugin_class=nbgrader.auth.NoAuthPlugin"],
-        cwd=home, env=env, capture_output=True, text=True, timeout=120)
+        [
+            "setpriv",
+            f"--reuid={student}",
+            f"--regid={student}",
+            "--init-groups",
+            "--",
+            f"{plan['users_bin']}/nbgrader",
+            "submit",
+            ASSIGNMENT,
+            f"--course={COURSE}",
+            "--ExchangeFactory.submit=nbgrader.exchange.default.submit.ExchangeSubmit",
+            "--Authenticator.plugin_class=nbgrader.auth.NoAuthPlugin",
+        ],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _fetch_feedback(page, cache_name: str):
@@ -530,15 +609,14 @@ def _feedback_text(page, base: str, student: str, cache_name: str) -> str:
 
 
 def _gradebook_timestamp(plan: dict, student: str):
-    from datetime import timezone
 
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{plan['course_root']}/gradebook.db") as gb:
-        return gb.find_submission(ASSIGNMENT, student).timestamp.replace(tzinfo=timezone.utc)
+        return gb.find_submission(ASSIGNMENT, student).timestamp.replace(tzinfo=UTC)
 
 
-_PROBE = '''import glob, json, os
+_PROBE = """import glob, json, os
 outcome = {{"files": {{}}}}
 for what, path in {targets}.items():
     try:
@@ -558,7 +636,7 @@ try:
 except PermissionError:
     outcome["signal the grader"] = "refused"
 print("RESULT" + json.dumps(outcome))
-'''
+"""
 
 
 class _Lab:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kit_testing import ASSIGNMENT, REPO, data_env, make_course, nbgrader, release_notebook
 from nbclient import NotebookClient
 from nbgrader.preprocessors import IgnorePattern
 from nbgrader.utils import determine_grade
 
 from autograder.settings import load_course_config
-from kit_testing import ASSIGNMENT, REPO, data_env, make_course, nbgrader, release_notebook
 
 COMMITTED_RELEASE = REPO / "release" / ASSIGNMENT
 SOURCE = REPO / "source" / ASSIGNMENT
@@ -53,7 +53,7 @@ def solution_lines(cell) -> list[str]:
     if not begins:
         return lines
     ends = [i for i, line in enumerate(lines) if "### END SOLUTION" in line]
-    return [line for b, e in zip(begins, ends) for line in lines[b + 1:e]]
+    return [line for b, e in zip(begins, ends) for line in lines[b + 1 : e]]
 
 
 def execute(folder: Path, monkeypatch) -> nbformat.NotebookNode:
@@ -64,8 +64,9 @@ def execute(folder: Path, monkeypatch) -> nbformat.NotebookNode:
     for name in ("SPAM_LAB_SPLITS", "SPAM_LAB_SEED", "SPAM_LAB_SPLIT_SEED", "SPAM_LAB_DATASET"):
         monkeypatch.delenv(name, raising=False)
     nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(folder)}}
+    ).execute()
     return nb
 
 
@@ -149,7 +150,8 @@ def test_release_holds_nothing_of_the_grader(course):
         if "checks" not in path.parts:
             continue
         distinctive = [
-            line.strip() for line in data.decode("utf-8").splitlines()
+            line.strip()
+            for line in data.decode("utf-8").splitlines()
             if len(line.strip()) >= 25 and not line.strip().startswith(("import ", "from ", "#"))
         ]
         assert distinctive and not set(distinctive) & released_lines, f"lines of {path.name} are in the release"
@@ -178,8 +180,10 @@ def test_released_notebook_fails_only_in_the_exercises(executed_release):
         assert [e.ename for e in errors(by_id[grade_id])] == ["NotImplementedError"], grade_id
     plot_errors = [(e.ename, e.evalue) for e in errors(by_id["plot_history"])]
     # `history` does not exist because fit is a stub, so the calls fail before the stub runs.
-    assert plot_errors in ([("NotImplementedError", "Replace this line with your code.")],
-                           [("NameError", "name 'history' is not defined")]), plot_errors
+    assert plot_errors in (
+        [("NotImplementedError", "Replace this line with your code.")],
+        [("NameError", "name 'history' is not defined")],
+    ), plot_errors
 
     tests = [c for c in cells if nbgrader_meta(c).get("grade") and c.cell_type == "code"]
     assert {nbgrader_meta(c)["grade_id"] for c in tests} == {"test_compile", "test_fit", "test_plot"}

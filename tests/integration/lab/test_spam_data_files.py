@@ -13,7 +13,6 @@ import hashlib
 
 import numpy as np
 import pytest
-
 import sample_data
 from kit_testing import DATA_DIR, lab_loader
 
@@ -24,7 +23,7 @@ ENRON = spam_data.DATASETS["enron"]
 # Published figures (sms_spam_collection/readme of the UCI archive; Enron-Spam's README).
 SMS_LINES, SMS_SPAM_LINES = 5_574, 747
 SMS_DISTINCT, SMS_DISTINCT_SPAM, SMS_DISTINCT_HAM = 5_171, 653, 4_518
-ENRON_ROWS, ENRON_SPAM_ROWS = 33_715, 17_170   # 16,545 ham
+ENRON_ROWS, ENRON_SPAM_ROWS = 33_715, 17_170  # 16,545 ham
 ENRON_DISTINCT = 30_493
 
 
@@ -32,8 +31,9 @@ def _bytes(dataset: str) -> bytes:
     try:
         return spam_data.dataset_bytes(dataset, DATA_DIR)
     except spam_data.DataNotFound as exc:
-        pytest.skip(f"the published {spam_data.DATASETS[dataset].name} file is not on this machine: "
-                    f"{str(exc).splitlines()[0]}")
+        pytest.skip(
+            f"the published {spam_data.DATASETS[dataset].name} file is not on this machine: {str(exc).splitlines()[0]}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_sms_counts(sms_bytes, sms_messages):
     assert len(distinct) == len(set(distinct)) == SMS_DISTINCT
     assert (int(distinct_labels.sum()), int((distinct_labels == 0).sum())) == (SMS_DISTINCT_SPAM, SMS_DISTINCT_HAM)
     assert distinct == list(dict.fromkeys(texts))  # first occurrence order
-    label_of = dict(zip(texts, labels))             # no text of the published file has two labels
+    label_of = dict(zip(texts, labels))  # no text of the published file has two labels
     assert list(distinct_labels) == [label_of[t] for t in distinct]
 
 

@@ -26,18 +26,36 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
+from adversarial import DENIED_CALLS, Target, adv_lines, cases, endless_loop, student_notebook
+from kit_testing import (
+    ASSIGNMENT,
+    DATA_DIR,
+    REPO,
+    data_location,
+    fill,
+    gradebook_scores,
+    make_course,
+    nbgrader,
+    release_notebook,
+    source_answers,
+    submit,
+    summary,
+)
 
 from autograder.sandbox import bwrap, cgroups, host
 from autograder.sandbox.limits import Slot
 from autograder.sandbox.spec import RunSpec
 from autograder.settings import Sandbox
-from adversarial import DENIED_CALLS, Target, adv_lines, cases, endless_loop, student_notebook
-from kit_testing import (ASSIGNMENT, DATA_DIR, REPO, data_location, fill, gradebook_scores, make_course, nbgrader,
-                         release_notebook, source_answers, submit, summary)
 
 # Small limits for the batch, given on the nbgrader command line.
-LIMITS = {"notebook_timeout": 300, "cell_timeout": 60, "memory_mb": 1500, "max_processes": 96,
-          "max_output_bytes": 500_000, "disk_mb": 100}
+LIMITS = {
+    "notebook_timeout": 300,
+    "cell_timeout": 60,
+    "memory_mb": 1500,
+    "max_processes": 96,
+    "max_output_bytes": 500_000,
+    "disk_mb": 100,
+}
 
 
 ZERO = {"test_compile": 0.0, "test_fit": 0.0, "test_plot": 0.0}
@@ -48,11 +66,11 @@ EXPECTED = {
     "adv_snoop": COMPILED_NOT_TRAINED,
     "adv_write": COMPILED_NOT_TRAINED,
     "adv_network": COMPILED_NOT_TRAINED,
-    "adv_symlink": ZERO,                       # evidence swapped for symlinks: refused, nothing to check
+    "adv_symlink": ZERO,  # evidence swapped for symlinks: refused, nothing to check
     "adv_planted_evidence": COMPILED_NOT_TRAINED,  # the plant is cleared; the genuine capture is graded
     "adv_cell_timeout": COMPILED_NOT_TRAINED,  # the sleeping fit cell is interrupted, the rest still runs
     "adv_memory_leak": ZERO,
-    "adv_huge_alloc": COMPILED_NOT_TRAINED,    # MemoryError at once, the kernel lives on
+    "adv_huge_alloc": COMPILED_NOT_TRAINED,  # MemoryError at once, the kernel lives on
     "adv_fork_bomb": ZERO,
     "adv_output_flood": ZERO,
     "adv_disk_fill": ZERO,
@@ -115,7 +133,7 @@ class HostServer:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    enforcement = "auto"   # cgroups where the host has them; test_limit_cases_polled covers the polling path
+    enforcement = "auto"  # cgroups where the host has them; test_limit_cases_polled covers the polling path
 
     def limits(**overrides) -> list[str]:
         return [f"--Sandbox.{name}={value}" for name, value in {**LIMITS, "cgroups": enforcement, **overrides}.items()]
@@ -128,25 +146,55 @@ def graded(tmp_path_factory):
     normal_scores = gradebook_scores(root, "normal")
     # (The kit's own autograder/ is attacked too, but only opened for writing, never written: the
     # adv_write report shows the open failed. Hashing it here would race with edits to the checkout.)
-    protected = {"source": root / "source", "release": root / "release",
-                 "normal's submission": root / "submitted" / "normal", "config": root / "course_config.py"}
+    protected = {
+        "source": root / "source",
+        "release": root / "release",
+        "normal's submission": root / "submitted" / "normal",
+        "config": root / "course_config.py",
+    }
     before = {name: tree_hashes(folder) for name, folder in protected.items()}
     with HostServer() as server:
-        target = Target(course=str(root), repo=str(REPO), data_dir=str(data_location()), other="normal",
-                        port=server.port, token=secrets.token_hex(6), needles=hidden_needles(root))
+        target = Target(
+            course=str(root),
+            repo=str(REPO),
+            data_dir=str(data_location()),
+            other="normal",
+            port=server.port,
+            token=secrets.token_hex(6),
+            needles=hidden_needles(root),
+        )
         corpus = cases(target, reference)
         for case in [*corpus, endless_loop()]:
             submit(root, case.student, student_notebook(case, release, reference))
-        with FreeDisk(root) as disk:   # the fillers write to the sandbox's tmpfs mounts, never to the host's disk
+        with FreeDisk(root) as disk:  # the fillers write to the sandbox's tmpfs mounts, never to the host's disk
             batch = nbgrader(root, "autograde", ASSIGNMENT, "--student", "adv_*", *limits(), check=False)
             crashes = nbgrader(root, "autograde", ASSIGNMENT, "--student", "crash_*", *limits(), check=False)
-        loop = nbgrader(root, "autograde", ASSIGNMENT, "--student", endless_loop().student,
-                        *limits(notebook_timeout=30, cell_timeout=600), check=False)
-    return SimpleNamespace(root=root, reference=reference, release=release, target=target, server=server,
-                           corpus={c.student: c for c in [*corpus, endless_loop()]}, batch=batch, loop=loop,
-                           crashes=crashes, disk=disk,
-                           normal_scores=normal_scores, protected=protected, before=before, limits=limits,
-                           enforcement=enforcement)
+        loop = nbgrader(
+            root,
+            "autograde",
+            ASSIGNMENT,
+            "--student",
+            endless_loop().student,
+            *limits(notebook_timeout=30, cell_timeout=600),
+            check=False,
+        )
+    return SimpleNamespace(
+        root=root,
+        reference=reference,
+        release=release,
+        target=target,
+        server=server,
+        corpus={c.student: c for c in [*corpus, endless_loop()]},
+        batch=batch,
+        loop=loop,
+        crashes=crashes,
+        disk=disk,
+        normal_scores=normal_scores,
+        protected=protected,
+        before=before,
+        limits=limits,
+        enforcement=enforcement,
+    )
 
 
 class FreeDisk:
@@ -191,6 +239,7 @@ def report(g, student: str, grade_id: str = "compile") -> dict:
 
 # --- the batch ---------------------------------------------------------------------------------------
 
+
 def test_batch_goes_on_past_every_case(graded):
     assert graded.batch.returncode == 0, graded.batch.stderr[-3000:]
     assert graded.crashes.returncode == 0, graded.crashes.stderr[-3000:]
@@ -198,8 +247,10 @@ def test_batch_goes_on_past_every_case(graded):
     expected = "watchdog" if cgroups.probe() is None else cgroups.probe().version
     for student in [*graded.corpus, "normal"]:
         assert summary(graded.root, student)["sandboxed"] is True
-        stored = json.loads((graded.root / ".kit" / "store" / f"{summary(graded.root, student)['key']}.json").read_text())
-        assert stored["limits_by"] == expected, student   # what enforced memory and processes
+        stored = json.loads(
+            (graded.root / ".kit" / "store" / f"{summary(graded.root, student)['key']}.json").read_text()
+        )
+        assert stored["limits_by"] == expected, student  # what enforced memory and processes
 
 
 @pytest.mark.parametrize("student", [s for s in EXPECTED if s != "normal"])
@@ -223,8 +274,9 @@ def test_limit_cases_polled(graded):
     for student in POLLED:
         answers = {**graded.reference, **graded.corpus[student].answers}
         submit(graded.root, student.replace("adv_", "pol_"), fill(graded.release, answers))
-    batch = nbgrader(graded.root, "autograde", ASSIGNMENT, "--student", "pol_*", *graded.limits(cgroups="off"),
-                     check=False)
+    batch = nbgrader(
+        graded.root, "autograde", ASSIGNMENT, "--student", "pol_*", *graded.limits(cgroups="off"), check=False
+    )
     assert batch.returncode == 0, batch.stderr[-3000:]
     for student in POLLED:
         polled, kernel = summary(graded.root, student.replace("adv_", "pol_")), summary(graded.root, student)
@@ -257,8 +309,9 @@ def test_every_run_stays_within_its_memory(graded):
         assert summary(graded.root, student)["peak_rss_mb"] <= LIMITS["memory_mb"] + 1, student
 
 
-@pytest.mark.parametrize("student", ["crash_die_after_compile", "crash_oom_after_compile", "crash_die_after_fit",
-                                     "crash_oom_after_plot"])
+@pytest.mark.parametrize(
+    "student", ["crash_die_after_compile", "crash_oom_after_compile", "crash_die_after_fit", "crash_oom_after_plot"]
+)
 def test_a_crash_names_the_stop_in_the_checks_it_prevented(graded, student):
     result = summary(graded.root, student)
     assert result["partial"] is True
@@ -291,10 +344,12 @@ def sysconfig_purelib() -> str:
 
 # --- what each case saw from inside ------------------------------------------------------------------
 
+
 def test_snoop_sees_nothing_hidden(graded):
     seen = report(graded, "adv_snoop")
-    assert all(result in ("FileNotFoundError", "PermissionError", "ModuleNotFoundError")
-               for result in seen["reads"].values()), seen["reads"]
+    assert all(
+        result in ("FileNotFoundError", "PermissionError", "ModuleNotFoundError") for result in seen["reads"].values()
+    ), seen["reads"]
     listings = seen["listings"]
     assert listings[str(graded.root)] == "FileNotFoundError"
     assert listings[str(REPO)] in ([".venv"], "FileNotFoundError")  # the venv inside the repo, nothing else
@@ -327,8 +382,11 @@ def test_symlinked_evidence_is_not_followed(graded):
 
 
 def test_cell_timeout_interrupts_and_the_run_goes_on(graded):
-    errors = [(o.ename, o.evalue) for o in cell(autograded(graded, "adv_cell_timeout"), "fit").outputs
-              if o.get("output_type") == "error"]
+    errors = [
+        (o.ename, o.evalue)
+        for o in cell(autograded(graded, "adv_cell_timeout"), "fit").outputs
+        if o.get("output_type") == "error"
+    ]
     assert errors == [("CellTimeout", STOPPED["adv_cell_timeout"])]  # never a bare KeyboardInterrupt
     recorded = summary(graded.root, "adv_cell_timeout")["cell_errors"]
     assert {"cell": "fit", "ename": "CellTimeout", "test": False} in recorded
@@ -397,6 +455,7 @@ def test_monkeypatching_does_not_reach_the_grader(graded):
 
 # --- without a sandbox -------------------------------------------------------------------------------
 
+
 def path_without_bwrap(folder: Path, fake_bwrap: str | None = None) -> str:
     """A PATH with the venv, prlimit and taskset, no bubblewrap (or a fake one that fails)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -430,10 +489,16 @@ def test_same_grade_without_the_sandbox(graded, tmp_path):
         assert len(shown) == 3, f"{student}: {len(shown)} figures in the plot_history cell"
 
 
-@pytest.mark.parametrize("fake_bwrap, message", [
-    (None, "bubblewrap (bwrap) is not installed"),
-    ("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n", "cannot create a sandbox here"),
-])
+@pytest.mark.parametrize(
+    "fake_bwrap, message",
+    [
+        (None, "bubblewrap (bwrap) is not installed"),
+        (
+            "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+            "cannot create a sandbox here",
+        ),
+    ],
+)
 def test_grading_stops_without_a_sandbox(graded, tmp_path, fake_bwrap, message):
     students = ["nosandbox_a", "nosandbox_b"]
     for student in students:
@@ -451,20 +516,33 @@ def test_grading_stops_without_a_sandbox(graded, tmp_path, fake_bwrap, message):
 # --- the sandbox itself, with bwrap --------------------------------------------------------------------------------
 
 
-def run_inside(code: str, settings: Sandbox, tmp: Path, strategy: str | None = None, python_roots=None,
-               grader_uid: int | None = None, prefix: tuple = ()):
+def run_inside(
+    code: str,
+    settings: Sandbox,
+    tmp: Path,
+    strategy: str | None = None,
+    python_roots=None,
+    grader_uid: int | None = None,
+    prefix: tuple = (),
+):
     """Run ``python -c code`` in a sandbox made like the grader makes one (``prefix``: run bwrap under it)."""
     strategy = strategy or host.check_available(settings)
     tmp.mkdir(parents=True, exist_ok=True)
     data = tmp / "data.tsv"
     data.write_text("public\n")
     with Slot() as slot:
-        launch = bwrap.command(RunSpec.make(settings, strategy, slot, {}, data, {}, grader_uid=grader_uid),
-                               python_roots=python_roots)
+        launch = bwrap.command(
+            RunSpec.make(settings, strategy, slot, {}, data, {}, grader_uid=grader_uid), python_roots=python_roots
+        )
         try:
             python = sys.executable if python_roots is None else "/usr/bin/python3"
-            return subprocess.run([*prefix, *launch.argv, python, "-c", code], capture_output=True, text=True,
-                                  timeout=120, pass_fds=launch.fds)
+            return subprocess.run(
+                [*prefix, *launch.argv, python, "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                pass_fds=launch.fds,
+            )
         finally:
             launch.close()
 
@@ -487,16 +565,18 @@ except OSError as exc:
 def test_sandbox_view_and_process_limit(tmp_path):
     settings = Sandbox(max_processes=40)
     code = (
-        "import os, json; print(json.dumps({'uid': os.getuid(), 'repo': sorted(os.listdir(%r)) if os.path.isdir(%r) "
-        "else None, 'root': os.listdir('/'), 'home': os.listdir('/home'), 'cpus': len(os.sched_getaffinity(0)), "
-        "'threads': os.environ['OMP_NUM_THREADS']}))" % (str(REPO), str(REPO))
+        f"import os, json; print(json.dumps({{'uid': os.getuid(), 'repo': sorted(os.listdir({str(REPO)!r})) "
+        f"if os.path.isdir({str(REPO)!r}) else None, 'root': os.listdir('/'), 'home': os.listdir('/home'), "
+        "'cpus': len(os.sched_getaffinity(0)), 'threads': os.environ['OMP_NUM_THREADS']}))"
     )
     proc = run_inside(code, settings, tmp_path / "view")
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert seen["repo"] in (None, [".venv"])
     assert seen["home"] == ["student"]
-    assert seen["cpus"] == min(settings.threads, len(os.sched_getaffinity(0))) and seen["threads"] == str(settings.threads)
+    assert seen["cpus"] == min(settings.threads, len(os.sched_getaffinity(0))) and seen["threads"] == str(
+        settings.threads
+    )
     if os.geteuid() == 0:
         assert seen["uid"] != 0  # RLIMIT_NPROC means nothing to uid 0
     forks = run_inside(FORK_UNTIL_REFUSED, settings, tmp_path / "fork")
@@ -504,8 +584,10 @@ def test_sandbox_view_and_process_limit(tmp_path):
     assert int(forks.stdout.split()[2]) < settings.max_processes
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not bwrap.bwrap_path() or not os.path.exists("/usr/bin/python3"),
-                    reason="needs root (to become nobody), bubblewrap and a system python")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not bwrap.bwrap_path() or not os.path.exists("/usr/bin/python3"),
+    reason="needs root (to become nobody), bubblewrap and a system python",
+)
 def test_userns_strategy_as_a_normal_user():
     """What a non-root grader gets: unprivileged bwrap, RLIMIT_NPROC counted in its user namespace.
 

@@ -15,10 +15,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from autograder.grading.evidence import load_evidence
 from corpus import check_modules
-from evidence_samples import CONTEXT   # the kit's Grading() settings, as the checks are told them
+from evidence_samples import CONTEXT  # the kit's Grading() settings, as the checks are told them
 from kit_testing import REPO
+
+from autograder.grading.evidence import load_evidence
 
 compile_checks = check_modules()["test_compile"]
 
@@ -48,18 +49,29 @@ FIT = "history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)\n"
 
 def run_cells(tmp_path: Path, student: str) -> dict:
     (tmp_path / "student.py").write_text(textwrap.dedent(SETUP) + textwrap.dedent(student))
-    env = {**os.environ, "KIT_ROOT": str(REPO), "KIT_TOKEN": "5eed", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-c", DRIVER], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "KIT_ROOT": str(REPO),
+        "KIT_TOKEN": "5eed",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return load_evidence(tmp_path / "evidence")
 
 
 def compile_failures(evidence) -> dict[str, str | None]:
     results = {}
-    for name in ("test_optimizer_is_adam", "test_learning_rate", "test_loss_is_binary_crossentropy",
-                 "test_auc_metric", "test_accuracy_metric"):
+    for name in (
+        "test_optimizer_is_adam",
+        "test_learning_rate",
+        "test_loss_is_binary_crossentropy",
+        "test_auc_metric",
+        "test_accuracy_metric",
+    ):
         args = (evidence, CONTEXT) if name == "test_learning_rate" else (evidence,)
         try:
             getattr(compile_checks, name)(*args)
@@ -70,10 +82,14 @@ def compile_failures(evidence) -> dict[str, str | None]:
 
 
 def test_valid_variants_are_recorded_at_the_compile_call(tmp_path):
-    evidence = run_cells(tmp_path, """
+    evidence = run_cells(
+        tmp_path,
+        """
         model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(),
                       metrics=[keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC(name="auc")])
-        """ + FIT)
+        """
+        + FIT,
+    )
     assert evidence["guard"] is True and evidence["errors"] == {"plots": "NameError: plot_history is not defined"}
     compiled = evidence["compile"]
     assert compiled["recorded"] is True and compiled["compile_calls"] == 1
@@ -88,7 +104,9 @@ def test_valid_variants_are_recorded_at_the_compile_call(tmp_path):
 
 
 def test_monkeypatched_keras_and_builtins_do_not_forge_the_evidence(tmp_path):
-    evidence = run_cells(tmp_path, """
+    evidence = run_cells(
+        tmp_path,
+        """
         import builtins, json, os
         class Adam(keras.optimizers.SGD):  # an SGD that calls itself Keras' Adam
             pass
@@ -101,7 +119,9 @@ def test_monkeypatched_keras_and_builtins_do_not_forge_the_evidence(tmp_path):
                       metrics=["accuracy", keras.metrics.AUC(name="auc")])
         model._compile_config.config["loss"] = "binary_crossentropy"
         model._compile_config.config["optimizer"] = "adam"
-        """ + FIT + """
+        """
+        + FIT
+        + """
         _isinstance = builtins.isinstance
         builtins.isinstance = lambda obj, cls: True if cls is keras.callbacks.History else _isinstance(obj, cls)
         _type = builtins.type
@@ -111,37 +131,51 @@ def test_monkeypatched_keras_and_builtins_do_not_forge_the_evidence(tmp_path):
         json.dump = lambda obj, f, **kw: f.write('{"errors": {}}')
         os.makedirs("elsewhere", exist_ok=True)
         os.chdir("elsewhere")  # the capture writes where the guard started, not here
-        """)
+        """,
+    )
     failures = compile_failures(evidence)
     assert "only claims to be keras.src.optimizers.adam.Adam" in failures["test_optimizer_is_adam"]
-    assert "only claims to be keras.src.losses.losses.BinaryCrossentropy" in (
-        failures["test_loss_is_binary_crossentropy"])
+    assert (
+        "only claims to be keras.src.losses.losses.BinaryCrossentropy" in (failures["test_loss_is_binary_crossentropy"])
+    )
     assert [name for name, message in failures.items() if message is None] == [
-        "test_learning_rate", "test_auc_metric", "test_accuracy_metric"]
+        "test_learning_rate",
+        "test_auc_metric",
+        "test_accuracy_metric",
+    ]
     assert evidence["compile"]["optimizer"]["is_adam"] is False
     assert evidence["history"]["is_history"] is True and evidence["history"]["recorded"] is True
     assert not (tmp_path / "elsewhere" / "evidence").exists()
 
 
 def test_a_hand_made_history_is_not_the_recorded_one(tmp_path):
-    evidence = run_cells(tmp_path, """
+    evidence = run_cells(
+        tmp_path,
+        """
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-        """ + FIT + """
+        """
+        + FIT
+        + """
         history = keras.callbacks.History()
         history.history, history.epoch, history.params = {"loss": [0.1, 0.1]}, [0, 1], {"steps": 4}
         model.history = history
-        """)
+        """,
+    )
     history = evidence["history"]
     assert history["is_history"] is True
     assert (history["recorded"], history["is_model_history"], history["steps_per_epoch"]) == (False, False, None)
 
 
 def test_without_the_guard_the_capture_reads_the_model_as_before(tmp_path):
-    evidence = run_cells(tmp_path, """
+    evidence = run_cells(
+        tmp_path,
+        """
         del globals()[next(name for name in globals() if name.startswith("_kit_guard_"))]
         keras.src.models.model.Model.compile = keras.src.trainers.trainer.Trainer.compile  # unwrapped
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc")])
-        """ + FIT)
+        """
+        + FIT,
+    )
     assert evidence["guard"] is False and evidence["compile"]["recorded"] is False
     assert evidence["compile"]["loss"] == {"kind": "str", "value": "binary_crossentropy"}  # from _compile_config
     assert set(compile_failures(evidence).values()) == {None}
@@ -150,6 +184,5 @@ def test_without_the_guard_the_capture_reads_the_model_as_before(tmp_path):
 
 def test_an_uncompiled_model_fails_clearly(tmp_path):
     evidence = run_cells(tmp_path, "history = None\n")
-    assert evidence["compile"] == {"compiled": False, "recorded": False, "optimizer": None, "loss": None,
-                                   "metrics": []}
+    assert evidence["compile"] == {"compiled": False, "recorded": False, "optimizer": None, "loss": None, "metrics": []}
     assert {m.split(":")[0] for m in compile_failures(evidence).values()} == {"the model is not compiled"}

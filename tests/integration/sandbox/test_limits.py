@@ -21,13 +21,17 @@ from autograder.sandbox.limits import Disk, watch
 from autograder.settings import Sandbox
 
 HOST = cgroups.probe()
-PATHS = [pytest.param("cgroup", marks=pytest.mark.skipif(HOST is None, reason="no cgroup rights on this host")),
-         "watchdog"]
+PATHS = [
+    pytest.param("cgroup", marks=pytest.mark.skipif(HOST is None, reason="no cgroup rights on this host")),
+    "watchdog",
+]
 
 MEMORY_HOG = "import time\nhog = []\nwhile True:\n    hog.append(b'x' * 20_000_000)\n    time.sleep(0.01)\n"
 # Forks one child every 5 ms (each sleeps): linear, so the watchdog's path never floods the host.
-FORKER = ("import os, time\nwhile True:\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n"
-          "            os._exit(0)\n    except OSError:\n        pass\n    time.sleep(0.005)\n")
+FORKER = (
+    "import os, time\nwhile True:\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n"
+    "            os._exit(0)\n    except OSError:\n        pass\n    time.sleep(0.005)\n"
+)
 NORMAL = "import time\ndata = b'x' * 100_000_000\ntime.sleep(1.5)  # the watchdog looks twice a second at most\n"
 
 
@@ -36,8 +40,12 @@ def run(path: str, code: str, settings: Sandbox, tmp_path):
     command = [sys.executable, "-c", code]
     try:
         started = time.monotonic()
-        popen = subprocess.Popen(group.wrap(command) if group else command, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        popen = subprocess.Popen(
+            group.wrap(command) if group else command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         watched = watch(popen, Disk(popen.pid, {}, tmp_path, settings), settings, group)
         return watched, time.monotonic() - started, group
     finally:
@@ -69,8 +77,8 @@ def test_wall_time_ends_the_run(path, tmp_path):
 def test_a_run_within_its_limits_is_measured(path, tmp_path):
     watched, seconds, group = run(path, NORMAL, Sandbox(memory_mb=1000, notebook_timeout=60), tmp_path)
     assert watched.status is None and watched.message == ""
-    assert 95 <= watched.peak_mb < 1000   # its 100 MB, by the cgroup's count or by the watchdog's look
+    assert 95 <= watched.peak_mb < 1000  # its 100 MB, by the cgroup's count or by the watchdog's look
     if path == "cgroup":
         assert watched.cpu_seconds and watched.cpu_seconds > 0.01
         for folder in set(group.dirs.values()):
-            assert not folder.exists()    # removed after the run
+            assert not folder.exists()  # removed after the run

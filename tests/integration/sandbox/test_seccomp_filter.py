@@ -32,16 +32,57 @@ if not shutil.which("bwrap"):
 if platform.machine() != "x86_64":
     pytest.skip("the probe uses x86_64 system call numbers", allow_module_level=True)
 
-NR = {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
-      "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "move_mount": 429, "open_tree": 428,
-      "mount_setattr": 442, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
-      "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "userfaultfd": 323,
-      "perf_event_open": 298, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312,
-      "pidfd_getfd": 438, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
-      "delete_module": 176, "open_by_handle_at": 304, "name_to_handle_at": 303, "swapon": 167, "swapoff": 168,
-      "reboot": 169, "acct": 163, "quotactl": 179, "syslog": 103, "lookup_dcookie": 212, "iopl": 172,
-      "ioperm": 173, "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "nfsservctl": 180,
-      "uselib": 134, "clone3": 435}
+NR = {
+    "unshare": 272,
+    "setns": 308,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "move_mount": 429,
+    "open_tree": 428,
+    "mount_setattr": 442,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "bpf": 321,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "userfaultfd": 323,
+    "perf_event_open": 298,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "pidfd_getfd": 438,
+    "kexec_load": 246,
+    "kexec_file_load": 320,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "open_by_handle_at": 304,
+    "name_to_handle_at": 303,
+    "swapon": 167,
+    "swapoff": 168,
+    "reboot": 169,
+    "acct": 163,
+    "quotactl": 179,
+    "syslog": 103,
+    "lookup_dcookie": 212,
+    "iopl": 172,
+    "ioperm": 173,
+    "settimeofday": 164,
+    "clock_settime": 227,
+    "clock_adjtime": 305,
+    "nfsservctl": 180,
+    "uselib": 134,
+    "clone3": 435,
+}
 
 PROBE = r'''import ctypes, errno, json, mmap, os, select, signal, socket, sys, threading
 
@@ -152,14 +193,39 @@ print("loss", history.history["loss"][0])
 """
 
 
-def bwrap(*program: str, filtered: bool = True, options: tuple = (), timeout: int = 120,
-          namespaces: tuple = ("--unshare-all",)) -> subprocess.CompletedProcess:
+def bwrap(
+    *program: str,
+    filtered: bool = True,
+    options: tuple = (),
+    timeout: int = 120,
+    namespaces: tuple = ("--unshare-all",),
+) -> subprocess.CompletedProcess:
     fd = seccomp.filter_fd()
     try:
         # the host's /tmp stays visible (read-only): the checkout, and so the venv's python, may live there
-        argv = ["bwrap", *namespaces, "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev",
-                "--proc", "/proc", "--tmpfs", "/run", "--setenv", "HOME", "/run", "--setenv", "TMPDIR", "/run",
-                *options, *(seccomp.bwrap_args(fd) if filtered else []), *program]
+        argv = [
+            "bwrap",
+            *namespaces,
+            "--die-with-parent",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/run",
+            "--setenv",
+            "HOME",
+            "/run",
+            "--setenv",
+            "TMPDIR",
+            "/run",
+            *options,
+            *(seccomp.bwrap_args(fd) if filtered else []),
+            *program,
+        ]
         return subprocess.run(argv, pass_fds=[fd], capture_output=True, text=True, timeout=timeout)
     finally:
         os.close(fd)
@@ -203,8 +269,19 @@ def test_tensorflow_imports_and_trains_a_keras_model_under_the_filter():
 def test_setpriv_drops_to_the_student_s_uid_under_the_filter():
     # as bwrap.command's privileged mode: no user namespace (as root --unshare-all would make one, mapping only 0)
     privileged = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
-    proc = bwrap(shutil.which("setpriv"), "--reuid=60123", "--regid=60123", "--clear-groups", "--no-new-privs",
-                 "--inh-caps=-all", "--bounding-set=-all", "--", sys.executable, "-c",
-                 "import os; print(os.getresuid(), os.getresgid(), os.getgroups())", namespaces=privileged)
+    proc = bwrap(
+        shutil.which("setpriv"),
+        "--reuid=60123",
+        "--regid=60123",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        sys.executable,
+        "-c",
+        "import os; print(os.getresuid(), os.getresgid(), os.getgroups())",
+        namespaces=privileged,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(60123, 60123, 60123) (60123, 60123, 60123) []"

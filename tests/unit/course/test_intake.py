@@ -28,8 +28,13 @@ def test_inventory_reports_every_kind_of_submission(tmp_path):
     entries = {e.student: e for e in intake.inventory(sub, ASSIGNMENT, ASSIGNMENT, roster=["absent", "ok"])}
 
     assert {k: e.status for k, e in entries.items()} == {
-        "absent": Status.NO_SUBMISSION, "ok": Status.OK, "several": Status.OK, "renamed": Status.WRONG_NAME,
-        "empty": Status.EMPTY, "corrupt": Status.UNREADABLE, "nocells": Status.EMPTY,
+        "absent": Status.NO_SUBMISSION,
+        "ok": Status.OK,
+        "several": Status.OK,
+        "renamed": Status.WRONG_NAME,
+        "empty": Status.EMPTY,
+        "corrupt": Status.UNREADABLE,
+        "nocells": Status.EMPTY,
         "onlydata": Status.NO_SUBMISSION,
     }
     assert entries["several"].notes == ["other notebooks ignored: scratch.ipynb"]
@@ -59,35 +64,55 @@ def lms_collector(tmp_path, lms: str, files: list[str], **settings):
 
 
 def test_lms_collector_maps_canvas_names_to_the_released_notebook(tmp_path):
-    found = lms_collector(tmp_path, "canvas", [
-        "doejane_12345_900001_spam_transformer-1.ipynb",   # Canvas' resubmission suffix
-        "roejim_late_23456_900002_My Lab.ipynb",           # late, renamed by the student, their only notebook
-        "leeann_34567_900003_a.ipynb",                     # two notebooks, neither named like the lab's
-        "leeann_34567_900004_b.ipynb",
-        "kimbo_45678_900005_spam_transformer.ipynb",
-        "kimbo_45678_900006_spam_transformer (2).ipynb",   # the right name is there already: left as it is
-        "readme.txt",
-    ])
+    found = lms_collector(
+        tmp_path,
+        "canvas",
+        [
+            "doejane_12345_900001_spam_transformer-1.ipynb",  # Canvas' resubmission suffix
+            "roejim_late_23456_900002_My Lab.ipynb",  # late, renamed by the student, their only notebook
+            "leeann_34567_900003_a.ipynb",  # two notebooks, neither named like the lab's
+            "leeann_34567_900004_b.ipynb",
+            "kimbo_45678_900005_spam_transformer.ipynb",
+            "kimbo_45678_900006_spam_transformer (2).ipynb",  # the right name is there already: left as it is
+            "readme.txt",
+        ],
+    )
     assert {name: (info or {}).get("student_id") for name, info in found.items()} == {
-        "doejane_12345_900001_spam_transformer-1.ipynb": "12345", "roejim_late_23456_900002_My Lab.ipynb": "23456",
-        "leeann_34567_900003_a.ipynb": "34567", "leeann_34567_900004_b.ipynb": "34567",
+        "doejane_12345_900001_spam_transformer-1.ipynb": "12345",
+        "roejim_late_23456_900002_My Lab.ipynb": "23456",
+        "leeann_34567_900003_a.ipynb": "34567",
+        "leeann_34567_900004_b.ipynb": "34567",
         "kimbo_45678_900005_spam_transformer.ipynb": "45678",
-        "kimbo_45678_900006_spam_transformer (2).ipynb": "45678", "readme.txt": None}
+        "kimbo_45678_900006_spam_transformer (2).ipynb": "45678",
+        "readme.txt": None,
+    }
     assert {name: info["file_id"] for name, info in found.items() if info} == {
         "doejane_12345_900001_spam_transformer-1.ipynb": f"{ASSIGNMENT}.ipynb",
         "roejim_late_23456_900002_My Lab.ipynb": f"{ASSIGNMENT}.ipynb",
-        "leeann_34567_900003_a.ipynb": "a.ipynb", "leeann_34567_900004_b.ipynb": "b.ipynb",
+        "leeann_34567_900003_a.ipynb": "a.ipynb",
+        "leeann_34567_900004_b.ipynb": "b.ipynb",
         "kimbo_45678_900005_spam_transformer.ipynb": f"{ASSIGNMENT}.ipynb",
-        "kimbo_45678_900006_spam_transformer (2).ipynb": "spam_transformer (2).ipynb"}
+        "kimbo_45678_900006_spam_transformer (2).ipynb": "spam_transformer (2).ipynb",
+    }
 
 
 def test_lms_collector_moodle_and_custom_naming(tmp_path):
-    moodle = lms_collector(tmp_path / "moodle", "moodle", [
-        "Jane Doe_111_assignsubmission_file_spam_transformer.ipynb",
-        "Jim Roe_222_assignsubmission_file_/spam_transformer (1).ipynb",   # "download in folders"
-    ])
+    moodle = lms_collector(
+        tmp_path / "moodle",
+        "moodle",
+        [
+            "Jane Doe_111_assignsubmission_file_spam_transformer.ipynb",
+            "Jim Roe_222_assignsubmission_file_/spam_transformer (1).ipynb",  # "download in folders"
+        ],
+    )
     assert [(i["student_id"], i["file_id"]) for i in moodle.values()] == [
-        ("111", f"{ASSIGNMENT}.ipynb"), ("222", f"{ASSIGNMENT}.ipynb")]
-    custom = lms_collector(tmp_path / "custom", "custom", ["s-007--lab.ipynb"],
-                           named_regexp=r".*/s-(?P<student_id>\d+)--(?P<file_id>[^/]+)$")
+        ("111", f"{ASSIGNMENT}.ipynb"),
+        ("222", f"{ASSIGNMENT}.ipynb"),
+    ]
+    custom = lms_collector(
+        tmp_path / "custom",
+        "custom",
+        ["s-007--lab.ipynb"],
+        named_regexp=r".*/s-(?P<student_id>\d+)--(?P<file_id>[^/]+)$",
+    )
     assert custom["s-007--lab.ipynb"] == {"student_id": "007", "file_id": f"{ASSIGNMENT}.ipynb"}

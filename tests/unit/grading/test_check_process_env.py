@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from autograder.grading.check_process import KIT_ROOT, check_env
 
-SECRETS = {"KIT_DB_URL": "postgresql://grader:hunter2@db/course", "CANVAS_API_TOKEN": "7~secret",
-           "AWS_SECRET_ACCESS_KEY": "aws-secret", "AWS_SECRET": "aws-secret", "MY_PASSWORD": "pw"}
+SECRETS = {
+    "KIT_DB_URL": "postgresql://grader:hunter2@db/course",
+    "CANVAS_API_TOKEN": "7~secret",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "AWS_SECRET": "aws-secret",
+    "MY_PASSWORD": "pw",
+}
 
 
 def test_the_check_process_gets_only_what_it_needs(monkeypatch):
@@ -15,9 +20,20 @@ def test_the_check_process_gets_only_what_it_needs(monkeypatch):
     env = check_env(3)
     assert not set(SECRETS) & set(env)
     assert not any(value in str(env) for value in SECRETS.values())
-    assert set(env) <= {"PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES",
-                        "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+    assert set(env) <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TMPDIR",
+        "PYTHONPATH",
+        "TF_CPP_MIN_LOG_LEVEL",
+        "CUDA_VISIBLE_DEVICES",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+    }
     assert env["PYTHONPATH"].split(":") == [str(KIT_ROOT), "/opt/site"]
     assert env["OMP_NUM_THREADS"] == "3" and env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1"
 

@@ -11,23 +11,24 @@ import json
 import math
 import os
 import subprocess
-import textwrap
 import sys
+import textwrap
 
 import jsonschema
 import nbformat
 import pytest
+from corpus import TEST_CELLS, check_modules, check_table
+from evidence_samples import ADAM, AUC, BCE, CONTEXT, TRAIN_STEPS, figure, keras_object, reference_evidence
+from kit_testing import ASSIGNMENT, REPO
 
 from autograder.errors import EvidenceMissing
 from autograder.grading.check_process import CHECKS_DIR, KIT_ROOT
 from autograder.grading.checks import conftest as collector
 from autograder.grading.evidence import PLOT_HISTORY, SCHEMA, load_evidence
-from corpus import TEST_CELLS, check_modules, check_table
-from evidence_samples import ADAM, AUC, BCE, CONTEXT, TRAIN_STEPS, figure, keras_object, reference_evidence
-from kit_testing import ASSIGNMENT, REPO
 
 _MODULES = check_modules()
 compile_checks, fit_checks, plot_checks = (_MODULES[name] for name in ("test_compile", "test_fit", "test_plot"))
+
 
 def changed(**paths) -> dict:
     """Reference evidence with dotted paths replaced, e.g. changed(**{"compile.loss": None})."""
@@ -71,8 +72,9 @@ def all_checks(evidence, regraded=REGRADED) -> dict[str, str | None]:
         "test_history_keys": failure(fit_checks.test_history_keys, evidence),
         "test_epochs": failure(fit_checks.test_epochs, evidence, CONTEXT),
         "test_val_auc_threshold": failure(fit_checks.test_val_auc_threshold, regraded, CONTEXT, evidence, rec),
-        "test_reported_val_auc_is_honest": failure(fit_checks.test_reported_val_auc_is_honest, evidence, regraded,
-                                                   CONTEXT, rec),
+        "test_reported_val_auc_is_honest": failure(
+            fit_checks.test_reported_val_auc_is_honest, evidence, regraded, CONTEXT, rec
+        ),
         "test_hidden_auc": failure(fit_checks.test_hidden_auc, regraded, CONTEXT, rec),
         "test_all_metrics": failure(plot_checks.test_all_metrics, evidence),
         "test_one_figure_per_call": failure(plot_checks.test_one_figure_per_call, evidence),
@@ -88,14 +90,18 @@ def failed(results: dict) -> set[str]:
 
 # --- the table of checks ------------------------------------------------------------
 
+
 def test_unit_helper_covers_every_check():
     assert set(all_checks(reference_evidence())) == set(check_table())
 
 
 def test_check_points_add_up_to_each_test_cells_points():
     nb = nbformat.read(REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    cell_points = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
-                   for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in TEST_CELLS}
+    cell_points = {
+        c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") in TEST_CELLS
+    }
     sums = {cell: 0.0 for cell in TEST_CELLS}
     for check in check_table().values():
         sums[check["cell"]] += float(check["points"])
@@ -108,16 +114,20 @@ def test_reference_evidence_passes_everything():
 
 # --- compile --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("optimizer, ok, shown", [
-    ({**ADAM, "is_adam": True}, True, None),
-    ({**keras_object("keras.src.optimizers.sgd.SGD", verified=False), "is_adam": False}, False, "SGD"),
-    ({**keras_object("keras.src.optimizers.adamw.AdamW", verified=False), "is_adam": False}, False, "AdamW"),
-    # an SGD subclass that calls itself keras.src.optimizers.adam.Adam: the guard found it is not Keras' Adam
-    ({**keras_object("keras.src.optimizers.adam.Adam", verified=False), "is_adam": False}, False, "only claims"),
-    ({**ADAM, "is_adam": False}, False, "Adam"),
-    ({**ADAM, "verified": False, "is_adam": True}, False, "only claims"),
-    ({"kind": "object", "class": "Adam", "is_adam": True}, False, "Adam"),  # no fully qualified name recorded
-])
+
+@pytest.mark.parametrize(
+    "optimizer, ok, shown",
+    [
+        ({**ADAM, "is_adam": True}, True, None),
+        ({**keras_object("keras.src.optimizers.sgd.SGD", verified=False), "is_adam": False}, False, "SGD"),
+        ({**keras_object("keras.src.optimizers.adamw.AdamW", verified=False), "is_adam": False}, False, "AdamW"),
+        # an SGD subclass that calls itself keras.src.optimizers.adam.Adam: the guard found it is not Keras' Adam
+        ({**keras_object("keras.src.optimizers.adam.Adam", verified=False), "is_adam": False}, False, "only claims"),
+        ({**ADAM, "is_adam": False}, False, "Adam"),
+        ({**ADAM, "verified": False, "is_adam": True}, False, "only claims"),
+        ({"kind": "object", "class": "Adam", "is_adam": True}, False, "Adam"),  # no fully qualified name recorded
+    ],
+)
 def test_optimizer_must_be_the_genuine_adam(optimizer, ok, shown):
     optimizer = {**optimizer, "learning_rate": 1e-3}
     message = failure(compile_checks.test_optimizer_is_adam, changed(**{"compile.optimizer": optimizer}))
@@ -132,20 +142,23 @@ def test_learning_rate_range(rate, ok):
     assert (failure(compile_checks.test_learning_rate, evidence, CONTEXT) is None) == ok
 
 
-@pytest.mark.parametrize("loss, ok", [
-    ({"kind": "str", "value": "binary_crossentropy"}, True),
-    ({"kind": "str", "value": "BinaryCrossentropy"}, True),
-    (keras_object(BCE, name="binary_crossentropy", from_logits=False), True),
-    (keras_object("keras.src.losses.losses.binary_crossentropy", function="binary_crossentropy"), True),
-    (keras_object(BCE, name="binary_crossentropy", from_logits=True), False),
-    # named like the loss, but another class, or a class only claiming the name
-    (keras_object("keras.src.losses.losses.MeanSquaredError", verified=False, name="binary_crossentropy"), False),
-    (keras_object(BCE, verified=False, name="binary_crossentropy", from_logits=False), False),
-    ({"kind": "object", "class": "BinaryCrossentropy", "name": "binary_crossentropy"}, False),
-    ({"kind": "str", "value": "categorical_crossentropy"}, False),
-    ({"kind": "str", "value": "mse"}, False),
-    (None, False),
-])
+@pytest.mark.parametrize(
+    "loss, ok",
+    [
+        ({"kind": "str", "value": "binary_crossentropy"}, True),
+        ({"kind": "str", "value": "BinaryCrossentropy"}, True),
+        (keras_object(BCE, name="binary_crossentropy", from_logits=False), True),
+        (keras_object("keras.src.losses.losses.binary_crossentropy", function="binary_crossentropy"), True),
+        (keras_object(BCE, name="binary_crossentropy", from_logits=True), False),
+        # named like the loss, but another class, or a class only claiming the name
+        (keras_object("keras.src.losses.losses.MeanSquaredError", verified=False, name="binary_crossentropy"), False),
+        (keras_object(BCE, verified=False, name="binary_crossentropy", from_logits=False), False),
+        ({"kind": "object", "class": "BinaryCrossentropy", "name": "binary_crossentropy"}, False),
+        ({"kind": "str", "value": "categorical_crossentropy"}, False),
+        ({"kind": "str", "value": "mse"}, False),
+        (None, False),
+    ],
+)
 def test_loss_must_be_binary_crossentropy(loss, ok):
     message = failure(compile_checks.test_loss_is_binary_crossentropy, changed(**{"compile.loss": loss}))
     assert (message is None) == ok
@@ -155,45 +168,56 @@ def test_auc_metric_missing_or_misnamed():
     accuracy = {"kind": "str", "value": "accuracy"}
     missing = failure(compile_checks.test_auc_metric, changed(**{"compile.metrics": [accuracy]}))
     assert "no AUC metric" in missing
-    misnamed = failure(compile_checks.test_auc_metric,
-                       changed(**{"compile.metrics": [accuracy, {**AUC, "name": "roc_auc"}]}))
+    misnamed = failure(
+        compile_checks.test_auc_metric, changed(**{"compile.metrics": [accuracy, {**AUC, "name": "roc_auc"}]})
+    )
     assert "'roc_auc'" in misnamed
 
 
 def test_auc_metric_must_be_keras_auc():
     accuracy = {"kind": "str", "value": "accuracy"}
-    impostor = failure(compile_checks.test_auc_metric, changed(**{"compile.metrics": [
-        accuracy, {**AUC, "verified": False}]}))
+    impostor = failure(
+        compile_checks.test_auc_metric, changed(**{"compile.metrics": [accuracy, {**AUC, "verified": False}]})
+    )
     assert "only claims" in impostor and "not Keras' AUC" in impostor
-    unnamed = failure(compile_checks.test_auc_metric, changed(**{"compile.metrics": [
-        accuracy, {"kind": "object", "class": "AUC", "name": "auc"}]}))
+    unnamed = failure(
+        compile_checks.test_auc_metric,
+        changed(**{"compile.metrics": [accuracy, {"kind": "object", "class": "AUC", "name": "auc"}]}),
+    )
     assert "not Keras' AUC" in unnamed
 
 
-@pytest.mark.parametrize("metric, ok", [
-    ({"kind": "str", "value": "accuracy"}, True),
-    ({"kind": "str", "value": "acc"}, True),
-    (keras_object("keras.src.metrics.accuracy_metrics.BinaryAccuracy", name="binary_accuracy"), True),
-    (keras_object("keras.src.metrics.accuracy_metrics.binary_accuracy", function="binary_accuracy"), True),
-    (keras_object("keras.src.metrics.accuracy_metrics.BinaryAccuracy", verified=False, name="accuracy"), False),
-    (keras_object("keras.src.metrics.confusion_metrics.Precision", name="accuracy"), False),
-    ({"kind": "str", "value": "precision"}, False),
-])
+@pytest.mark.parametrize(
+    "metric, ok",
+    [
+        ({"kind": "str", "value": "accuracy"}, True),
+        ({"kind": "str", "value": "acc"}, True),
+        (keras_object("keras.src.metrics.accuracy_metrics.BinaryAccuracy", name="binary_accuracy"), True),
+        (keras_object("keras.src.metrics.accuracy_metrics.binary_accuracy", function="binary_accuracy"), True),
+        (keras_object("keras.src.metrics.accuracy_metrics.BinaryAccuracy", verified=False, name="accuracy"), False),
+        (keras_object("keras.src.metrics.confusion_metrics.Precision", name="accuracy"), False),
+        ({"kind": "str", "value": "precision"}, False),
+    ],
+)
 def test_accuracy_metric_by_name_or_genuine_object(metric, ok):
     evidence = changed(**{"compile.metrics": [metric, AUC]})
     assert (failure(compile_checks.test_accuracy_metric, evidence) is None) == ok
 
 
-@pytest.mark.parametrize("metric, ok, shown", [
-    ({"kind": "str", "value": "auc"}, True, None),          # Keras resolves "auc" to AUC() and keys it auc
-    ({**AUC, "curve": "ROC", "num_thresholds": 500}, True, None),
-    ({"kind": "str", "value": "AUC"}, False, "history keys AUC and val_AUC"),
-    ({**AUC, "curve": "PR"}, False, "ROC curve"),
-    ({**AUC, "name": "AUC"}, False, "'AUC'"),
-])
+@pytest.mark.parametrize(
+    "metric, ok, shown",
+    [
+        ({"kind": "str", "value": "auc"}, True, None),  # Keras resolves "auc" to AUC() and keys it auc
+        ({**AUC, "curve": "ROC", "num_thresholds": 500}, True, None),
+        ({"kind": "str", "value": "AUC"}, False, "history keys AUC and val_AUC"),
+        ({**AUC, "curve": "PR"}, False, "ROC curve"),
+        ({**AUC, "name": "AUC"}, False, "'AUC'"),
+    ],
+)
 def test_auc_metric_spellings(metric, ok, shown):
-    message = failure(compile_checks.test_auc_metric,
-                      changed(**{"compile.metrics": [{"kind": "str", "value": "accuracy"}, metric]}))
+    message = failure(
+        compile_checks.test_auc_metric, changed(**{"compile.metrics": [{"kind": "str", "value": "accuracy"}, metric]})
+    )
     assert (message is None) == ok, message
     assert ok or shown in message
 
@@ -224,16 +248,27 @@ def test_history_keys_message_lists_the_keys():
 @pytest.mark.parametrize("val_length, ok", [(3, True), (1, True), (4, False), (0, False)])
 def test_validation_freq_leaves_shorter_validation_lists(val_length, ok):
     """validation_freq=2 over 3 epochs validates once; training lists must still cover every epoch."""
-    values = {"loss": [0.3, 0.2, 0.1], "accuracy": [0.9] * 3, "auc": [0.95] * 3,
-              **{f"val_{k}": [v] * val_length for k, v in (("loss", 0.1), ("accuracy", 0.96), ("auc", 0.9765))}}
-    evidence = changed(**{"history.epoch": [0, 1, 2], "history.history": values,
-                          "compile.optimizer.iterations": 3 * TRAIN_STEPS})
+    values = {
+        "loss": [0.3, 0.2, 0.1],
+        "accuracy": [0.9] * 3,
+        "auc": [0.95] * 3,
+        **{f"val_{k}": [v] * val_length for k, v in (("loss", 0.1), ("accuracy", 0.96), ("auc", 0.9765))},
+    }
+    evidence = changed(
+        **{"history.epoch": [0, 1, 2], "history.history": values, "compile.optimizer.iterations": 3 * TRAIN_STEPS}
+    )
     assert (failure(fit_checks.test_epochs, evidence, CONTEXT) is None) == ok
 
 
 def test_honesty_message_names_validation_freq_when_the_last_epoch_was_not_validated():
-    values = {"loss": [0.3, 0.2, 0.1], "accuracy": [0.9] * 3, "auc": [0.95] * 3,
-              "val_loss": [0.1], "val_accuracy": [0.96], "val_auc": [0.95]}
+    values = {
+        "loss": [0.3, 0.2, 0.1],
+        "accuracy": [0.9] * 3,
+        "auc": [0.95] * 3,
+        "val_loss": [0.1],
+        "val_accuracy": [0.96],
+        "val_auc": [0.95],
+    }
     evidence = changed(**{"history.epoch": [0, 1, 2], "history.history": values})
     message = failure(fit_checks.test_reported_val_auc_is_honest, evidence, REGRADED, CONTEXT, Recorder())
     assert "validation ran on 1 of 3 epochs" in message and "validation_freq" in message
@@ -249,13 +284,17 @@ def test_uncompiled_model_fails_every_compile_check_with_one_clear_message():
 
 # --- fit --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("keys, metrics, expected", [
-    (["auc", "val_auc"], [], "auc"),
-    (["auc_1", "val_auc_1"], [], "auc_1"),
-    (["roc_auc", "val_roc_auc"], [{**AUC, "name": "roc_auc"}], "roc_auc"),
-    (["roc_auc", "val_roc_auc"], [], None),
-    (["loss", "val_loss"], [], None),
-])
+
+@pytest.mark.parametrize(
+    "keys, metrics, expected",
+    [
+        (["auc", "val_auc"], [], "auc"),
+        (["auc_1", "val_auc_1"], [], "auc_1"),
+        (["roc_auc", "val_roc_auc"], [{**AUC, "name": "roc_auc"}], "roc_auc"),
+        (["roc_auc", "val_roc_auc"], [], None),
+        (["loss", "val_loss"], [], None),
+    ],
+)
 def test_auc_key_is_found_robustly(keys, metrics, expected):
     evidence = {"compile": {"metrics": metrics}}
     assert fit_checks.auc_key({k: [0.9] for k in keys}, evidence) == expected
@@ -281,10 +320,16 @@ def test_history_that_is_not_from_fit():
     assert failed(results) == {"test_history_type", "test_epochs"}
 
 
-@pytest.mark.parametrize("steps, epochs, ok", [
-    (TRAIN_STEPS, [0], True), (TRAIN_STEPS, [0, 1], False),  # two epochs listed, one value per key
-    (TRAIN_STEPS + 49, [0], False), (49, [0], False), (TRAIN_STEPS, [], False),
-])
+@pytest.mark.parametrize(
+    "steps, epochs, ok",
+    [
+        (TRAIN_STEPS, [0], True),
+        (TRAIN_STEPS, [0, 1], False),  # two epochs listed, one value per key
+        (TRAIN_STEPS + 49, [0], False),
+        (49, [0], False),
+        (TRAIN_STEPS, [], False),
+    ],
+)
 def test_epochs_must_be_full_passes_over_train_ds(steps, epochs, ok):
     evidence = changed(**{"history.steps_per_epoch": steps, "history.epoch": epochs})
     assert (failure(fit_checks.test_epochs, evidence, CONTEXT) is None) == ok
@@ -301,14 +346,17 @@ def test_training_outside_the_reported_history_is_caught(updates, ok):
 
 def test_threshold_judges_the_grader_s_evaluation_not_the_reported_number():
     evidence = reference_evidence()  # reports val_auc 0.9765
-    assert failure(fit_checks.test_val_auc_threshold, {"val_auc": 0.5, "hidden_auc": 0.5}, CONTEXT, evidence,
-                   Recorder()) is not None
+    assert (
+        failure(fit_checks.test_val_auc_threshold, {"val_auc": 0.5, "hidden_auc": 0.5}, CONTEXT, evidence, Recorder())
+        is not None
+    )
     no_report = changed(**{"history.history": {"loss": [0.2]}})
     assert failure(fit_checks.test_val_auc_threshold, REGRADED, CONTEXT, no_report, Recorder()) is None
 
 
-@pytest.mark.parametrize("reported, ok", [(0.9765, True), (0.9790, True), (0.999, False), (0.90, False),
-                                          (math.nan, False)])
+@pytest.mark.parametrize(
+    "reported, ok", [(0.9765, True), (0.9790, True), (0.999, False), (0.90, False), (math.nan, False)]
+)
 def test_honesty_compares_reported_and_regraded(reported, ok):
     evidence = changed(**{"history.history.val_auc": [reported]})
     rec = Recorder()
@@ -317,9 +365,14 @@ def test_honesty_compares_reported_and_regraded(reported, ok):
     assert rec["reported_val_auc"] == reported or math.isnan(reported)
 
 
-@pytest.mark.parametrize("series, ok", [([0.95, 0.9765, 0.97], True),   # best epoch's weights restored
-                                         ([0.95, 0.96, 0.97], False),     # no epoch scored like the weights
-                                         ([math.nan, math.nan, math.nan], False)])
+@pytest.mark.parametrize(
+    "series, ok",
+    [
+        ([0.95, 0.9765, 0.97], True),  # best epoch's weights restored
+        ([0.95, 0.96, 0.97], False),  # no epoch scored like the weights
+        ([math.nan, math.nan, math.nan], False),
+    ],
+)
 def test_honesty_accepts_the_weights_of_any_reported_epoch(series, ok):
     evidence = changed(**{"history.epoch": [0, 1, 2], "history.history.val_auc": series})
     rec = Recorder()
@@ -334,6 +387,7 @@ def test_overwritten_weights_fail_threshold_honesty_and_hidden():
 
 
 # --- plot --------------------------------------------------------------------------------
+
 
 def _plots(**figures_per_metric):
     return {m: {"error": None, "figures": figures_per_metric.get(m, [figure(m)])} for m in PLOT_HISTORY}
@@ -368,6 +422,7 @@ def test_plot_that_raises():
 
 # --- evidence loading and the collector -------------------------------------------------
 
+
 def test_malformed_or_missing_evidence_is_refused(tmp_path):
     with pytest.raises(EvidenceMissing, match="did not run to its end"):
         load_evidence(tmp_path)
@@ -386,14 +441,22 @@ def test_grader_errors_are_not_shown_to_students():
 
 
 def test_collector_records_every_check_when_the_notebook_left_no_evidence(tmp_path):
-    context = {"evidence_dir": str(tmp_path / "evidence"), "executed_notebook": str(tmp_path / "none.ipynb"),
-               **CONTEXT}
+    context = {"evidence_dir": str(tmp_path / "evidence"), "executed_notebook": str(tmp_path / "none.ipynb"), **CONTEXT}
     (tmp_path / "context.json").write_text(json.dumps(context))
-    env = {**os.environ, "KIT_CHECK_CONTEXT": str(tmp_path / "context.json"),
-           "KIT_CHECK_RESULTS": str(tmp_path / "results.json"), "PYTHONPATH": str(KIT_ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider",
-                           "--rootdir", str(CHECKS_DIR)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "KIT_CHECK_CONTEXT": str(tmp_path / "context.json"),
+        "KIT_CHECK_RESULTS": str(tmp_path / "results.json"),
+        "PYTHONPATH": str(KIT_ROOT),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--rootdir", str(CHECKS_DIR)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     records = json.loads((tmp_path / "results.json").read_text())
     table = check_table()
     assert sorted(r["id"] for r in records) == sorted(table), proc.stdout[-2000:]
@@ -410,8 +473,13 @@ def test_collector_records_every_check_when_the_notebook_left_no_evidence(tmp_pa
 # a plain class for the History, no TensorFlow), as the capture cell runs it in the student's kernel;
 # the real plot checks then judge the recorded figures.
 
-PLOT_IDS = ("test_all_metrics", "test_one_figure_per_call", "test_line_labels", "test_data_matches_history",
-            "test_labels_and_legend")
+PLOT_IDS = (
+    "test_all_metrics",
+    "test_one_figure_per_call",
+    "test_line_labels",
+    "test_data_matches_history",
+    "test_labels_and_legend",
+)
 
 
 class _FakeHistory:
@@ -422,8 +490,16 @@ def plot_source(body: str) -> str:
     return 'def plot_history(history, metric="accuracy"):\n' + textwrap.indent(textwrap.dedent(body).strip(), "    ")
 
 
-def subplots_plot(x="epochs_run, ", train='f"train_{metric}"', val='f"val_{metric}"', xlabel='"Epoch"',
-                  ylabel="metric", legend="ax.legend()", end="plt.show()", y="history.history[{key}]") -> str:
+def subplots_plot(
+    x="epochs_run, ",
+    train='f"train_{metric}"',
+    val='f"val_{metric}"',
+    xlabel='"Epoch"',
+    ylabel="metric",
+    legend="ax.legend()",
+    end="plt.show()",
+    y="history.history[{key}]",
+) -> str:
     """The reference plot_history with one part changed."""
     train_y, val_y = y.format(key="metric"), y.format(key='f"val_{metric}"')
     return plot_source(f"""
@@ -461,8 +537,19 @@ def plot_results(source: str) -> dict[str, str | None]:
 
 VALID_PLOTS = {
     "reference": subplots_plot(),
-    **{f"xlabel {label!r}": subplots_plot(xlabel=repr(label)) for label in (
-        "Epochs", "epoch", "Epoch #", "Training epoch", "epochs (n)", "EPOCHS", "Epoch number", "num_epochs")},
+    **{
+        f"xlabel {label!r}": subplots_plot(xlabel=repr(label))
+        for label in (
+            "Epochs",
+            "epoch",
+            "Epoch #",
+            "Training epoch",
+            "epochs (n)",
+            "EPOCHS",
+            "Epoch number",
+            "num_epochs",
+        )
+    },
     "x from 0 (no x given)": subplots_plot(x=""),
     "x = history.epoch": subplots_plot(x="history.epoch, "),
     "x = range(len(...))": subplots_plot(x="range(len(history.history[metric])), "),
@@ -476,8 +563,9 @@ VALID_PLOTS = {
     "history keys as labels": subplots_plot(train="metric", val='"val_" + metric'),
     "valid_<metric>": subplots_plot(val='f"valid_{metric}"'),
     "ylabel capitalized": subplots_plot(ylabel="metric.capitalize()"),
-    "ylabel in words": subplots_plot(ylabel='{"accuracy": "Accuracy (%)", "auc": "Area under the ROC curve", '
-                                            '"loss": "Binary cross-entropy"}[metric]'),
+    "ylabel in words": subplots_plot(
+        ylabel='{"accuracy": "Accuracy (%)", "auc": "Area under the ROC curve", "loss": "Binary cross-entropy"}[metric]'
+    ),
     "plt.legend()": subplots_plot(legend='plt.legend(loc="lower right")'),
     "fig.legend()": subplots_plot(legend="fig.legend()"),
     "no plt.show()": subplots_plot(end=""),
@@ -557,62 +645,95 @@ VALID_PLOTS = {
 
 # Wrong variants: the checks each must fail (the others pass), and a word its message must contain.
 WRONG_PLOTS = {
-    **{f"xlabel {label!r}": (subplots_plot(xlabel=repr(label)), {"test_labels_and_legend": "Epoch"})
-       for label in ("Step", "Time", "", "Batch", "Iteration")},
-    "swapped names": (subplots_plot(train='f"val_{metric}"', val='f"train_{metric}"'),
-                      {"test_line_labels": "swapped"}),
-    "swapped names in ax.legend([...])": (subplots_plot(train="None", val="None",
-                                                        legend='ax.legend([f"val_{metric}", f"train_{metric}"])'),
-                                          {"test_line_labels": "swapped"}),
-    "names without the metric": (subplots_plot(train='"training"', val='"validation"'),
-                                 {"test_line_labels": "train_accuracy"}),
+    **{
+        f"xlabel {label!r}": (subplots_plot(xlabel=repr(label)), {"test_labels_and_legend": "Epoch"})
+        for label in ("Step", "Time", "", "Batch", "Iteration")
+    },
+    "swapped names": (subplots_plot(train='f"val_{metric}"', val='f"train_{metric}"'), {"test_line_labels": "swapped"}),
+    "swapped names in ax.legend([...])": (
+        subplots_plot(train="None", val="None", legend='ax.legend([f"val_{metric}", f"train_{metric}"])'),
+        {"test_line_labels": "swapped"},
+    ),
+    "names without the metric": (
+        subplots_plot(train='"training"', val='"validation"'),
+        {"test_line_labels": "train_accuracy"},
+    ),
     "names without the split": (subplots_plot(train="metric", val="metric"), {"test_line_labels": "val_"}),
     "validation called test": (subplots_plot(val='f"test_{metric}"'), {"test_line_labels": "test set"}),
-    "names hard-coded for accuracy": (subplots_plot(train='"train_accuracy"', val='"val_accuracy"'),
-                                      {"test_line_labels": "val_auc"}),
-    "only the training curve": (plot_source("""
+    "names hard-coded for accuracy": (
+        subplots_plot(train='"train_accuracy"', val='"val_accuracy"'),
+        {"test_line_labels": "val_auc"},
+    ),
+    "only the training curve": (
+        plot_source("""
         fig, ax = plt.subplots()
         ax.plot(history.history[metric], label=f"train_{metric}")
         ax.set_xlabel("Epoch"); ax.set_ylabel(metric); ax.legend()
-        """), {"test_line_labels": "val_", "test_data_matches_history": "val_"}),
+        """),
+        {"test_line_labels": "val_", "test_data_matches_history": "val_"},
+    ),
     "training values twice": (subplots_plot(y="history.history[metric]"), {"test_data_matches_history": "val_"}),
-    "values in percent": (subplots_plot(y="[100 * v for v in history.history[{key}]]"),
-                          {"test_data_matches_history": "no line shows"}),
+    "values in percent": (
+        subplots_plot(y="[100 * v for v in history.history[{key}]]"),
+        {"test_data_matches_history": "no line shows"},
+    ),
     "no legend": (subplots_plot(legend=""), {"test_labels_and_legend": "legend"}),
-    "title instead of y label": (subplots_plot(ylabel='""', legend="ax.legend(); ax.set_title(metric)"),
-                                 {"test_labels_and_legend": "title does not label"}),
+    "title instead of y label": (
+        subplots_plot(ylabel='""', legend="ax.legend(); ax.set_title(metric)"),
+        {"test_labels_and_legend": "title does not label"},
+    ),
     "y label hard-coded": (subplots_plot(ylabel='"Accuracy"'), {"test_labels_and_legend": "y axis"}),
-    "pyplot state, no new figure, no show: plots pile up": (plot_source("""
+    "pyplot state, no new figure, no show: plots pile up": (
+        plot_source("""
         plt.plot(history.history[metric], label=f"train_{metric}")
         plt.plot(history.history["val_" + metric], label=f"val_{metric}")
         plt.xlabel("Epoch"); plt.ylabel(metric); plt.legend()
-        """), {"test_one_figure_per_call": "previous call"}),
-    "plt.clf() and no show: each plot replaces the last": (plot_source("""
+        """),
+        {"test_one_figure_per_call": "previous call"},
+    ),
+    "plt.clf() and no show: each plot replaces the last": (
+        plot_source("""
         plt.clf()
         plt.plot(history.history[metric], label=f"train_{metric}")
         plt.plot(history.history["val_" + metric], label=f"val_{metric}")
         plt.xlabel("Epoch"); plt.ylabel(metric); plt.legend()
-        """), {"test_one_figure_per_call": "previous call"}),
-    "plt.subplots() then pandas without ax: an empty extra plot": (plot_source("""
+        """),
+        {"test_one_figure_per_call": "previous call"},
+    ),
+    "plt.subplots() then pandas without ax: an empty extra plot": (
+        plot_source("""
         fig, ax = plt.subplots()
         pd.DataFrame(history.history)[[metric, "val_" + metric]].plot()
         plt.xlabel("Epoch"); plt.ylabel(metric)
-        """), {"test_one_figure_per_call": "ax=ax"}),
-    "one figure per curve": (plot_source("""
+        """),
+        {"test_one_figure_per_call": "ax=ax"},
+    ),
+    "one figure per curve": (
+        plot_source("""
         for key in (metric, "val_" + metric):
             fig, ax = plt.subplots()
             ax.plot(history.history[key], label=key)
             ax.set_xlabel("Epoch"); ax.set_ylabel(metric); ax.legend()
-        """), {"test_one_figure_per_call": "2 figures", "test_line_labels": "named",
-               "test_data_matches_history": "no line shows"}),
-    "scatter points, no curves": (plot_source("""
+        """),
+        {
+            "test_one_figure_per_call": "2 figures",
+            "test_line_labels": "named",
+            "test_data_matches_history": "no line shows",
+        },
+    ),
+    "scatter points, no curves": (
+        plot_source("""
         fig, ax = plt.subplots()
         ax.scatter(history.epoch, history.history[metric], label=f"train_{metric}")
         ax.scatter(history.epoch, history.history["val_" + metric], label=f"val_{metric}")
         ax.set_xlabel("Epoch"); ax.set_ylabel(metric); ax.legend()
-        """), {check: "ax.plot" for check in PLOT_IDS if check != "test_one_figure_per_call"}),
-    "raises": (plot_source('fig, ax = plt.subplots()\nax.plot(history.history["val_" + metric + "_"])'),
-               {check: "KeyError" for check in PLOT_IDS}),
+        """),
+        {check: "ax.plot" for check in PLOT_IDS if check != "test_one_figure_per_call"},
+    ),
+    "raises": (
+        plot_source('fig, ax = plt.subplots()\nax.plot(history.history["val_" + metric + "_"])'),
+        {check: "KeyError" for check in PLOT_IDS},
+    ),
 }
 
 
@@ -644,22 +765,50 @@ def test_figures_left_open_by_an_earlier_call_are_not_counted_again():
     assert [[fig["reused"] for fig in call["figures"]] for call in piled.values()] == [[False], [True], [True]]
 
 
-@pytest.mark.parametrize("text, metric, split", [
-    ("train_auc", "auc", "train"), ("val_auc", "auc", "val"), ("Training AUC", "auc", "train"),
-    ("Validation accuracy", "accuracy", "val"), ("val. acc", "accuracy", "val"), ("auc", "auc", "train"),
-    ("loss", "loss", "train"), ("val_loss", "loss", "val"), ("Training cross-entropy", "loss", "train"),
-    ("training", "auc", None), ("validation", "auc", None), ("train vs val auc", "auc", None),
-    ("test_auc", "auc", None), ("train_accuracy", "auc", None), ("_child0", "auc", None), ("", "loss", None),
-])
+@pytest.mark.parametrize(
+    "text, metric, split",
+    [
+        ("train_auc", "auc", "train"),
+        ("val_auc", "auc", "val"),
+        ("Training AUC", "auc", "train"),
+        ("Validation accuracy", "accuracy", "val"),
+        ("val. acc", "accuracy", "val"),
+        ("auc", "auc", "train"),
+        ("loss", "loss", "train"),
+        ("val_loss", "loss", "val"),
+        ("Training cross-entropy", "loss", "train"),
+        ("training", "auc", None),
+        ("validation", "auc", None),
+        ("train vs val auc", "auc", None),
+        ("test_auc", "auc", None),
+        ("train_accuracy", "auc", None),
+        ("_child0", "auc", None),
+        ("", "loss", None),
+    ],
+)
 def test_curve_names(text, metric, split):
     assert plot_checks.split_named(text, metric) == split
 
 
-@pytest.mark.parametrize("label, ok", [
-    ("Epoch", True), ("Epochs", True), ("epoch", True), ("Epoch #", True), ("Training epoch", True),
-    ("epochs (n)", True), ("num_epochs", True), ("EPOCH", True),
-    ("Step", False), ("Time", False), ("", False), ("Batch", False), ("Iteration", False), ("Epochen", False),
-])
+@pytest.mark.parametrize(
+    "label, ok",
+    [
+        ("Epoch", True),
+        ("Epochs", True),
+        ("epoch", True),
+        ("Epoch #", True),
+        ("Training epoch", True),
+        ("epochs (n)", True),
+        ("num_epochs", True),
+        ("EPOCH", True),
+        ("Step", False),
+        ("Time", False),
+        ("", False),
+        ("Batch", False),
+        ("Iteration", False),
+        ("Epochen", False),
+    ],
+)
 def test_x_label_names_epochs(label, ok):
     assert plot_checks.names_epochs(label) == ok
 

@@ -26,8 +26,9 @@ def covered(path: Path) -> bool:
 
 
 def test_the_digest_covers_every_module_the_grading_path_imports():
-    proc = subprocess.run([sys.executable, "-c", IMPORTED], capture_output=True, text=True, timeout=120,
-                          cwd=KIT_PACKAGE.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTED], capture_output=True, text=True, timeout=120, cwd=KIT_PACKAGE.parent
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = [Path(p) for p in json.loads(proc.stdout)]
     assert len(imported) > 15
@@ -65,8 +66,15 @@ def test_the_digest_changes_with_the_grading_code(tmp_path, monkeypatch):
 
 
 def _job(**changes) -> job_module.GradingJob:
-    fields = dict(lab={"seed": "1"}, grading={}, sandbox={}, given_code="x = 1\n", spam_data_py=b"# data\n",
-                  public_splits=b"public\n", hidden_test=b"hidden\n")
+    fields = dict(
+        lab={"seed": "1"},
+        grading={},
+        sandbox={},
+        given_code="x = 1\n",
+        spam_data_py=b"# data\n",
+        public_splits=b"public\n",
+        hidden_test=b"hidden\n",
+    )
     return job_module.GradingJob(**{**fields, **changes})
 
 
@@ -77,7 +85,7 @@ def test_the_job_folder_is_written_whole_and_private(tmp_path, monkeypatch):
     folder = job_module.job_dir(job)
     assert folder.parent == tmp_path
     assert (folder / "test.tsv").read_bytes() == b"hidden\n" and (folder / "lab" / "spam_data.py").is_file()
-    assert folder.stat().st_mode & 0o077 == 0   # the hidden split is not readable by other users
+    assert folder.stat().st_mode & 0o077 == 0  # the hidden split is not readable by other users
     assert job_module.job_dir(job) == folder and len(list(tmp_path.iterdir())) == 1
 
 
@@ -112,7 +120,7 @@ def test_a_job_folder_that_changed_is_made_again(tmp_path, monkeypatch):
     second.symlink_to(elsewhere, target_is_directory=True)
     third = job_module.job_dir(job)
     assert third not in (first, second) and not third.is_symlink()
-    if job_module.os.geteuid() == 0:   # only root can give a folder away
+    if job_module.os.geteuid() == 0:  # only root can give a folder away
         job_module.os.chown(third, 12345, -1)
         fourth = job_module.job_dir(job)
         assert fourth != third and fourth.stat().st_uid == 0
@@ -136,7 +144,7 @@ def test_a_forked_child_makes_its_own_job_folder(tmp_path, monkeypatch):
     parent = job_module.job_dir(job)
     read, write = job_module.os.pipe()
     pid = job_module.os.fork()
-    if pid == 0:   # the child: its own folder, then gone without running the parent's exit handlers
+    if pid == 0:  # the child: its own folder, then gone without running the parent's exit handlers
         job_module.os.write(write, str(job_module.job_dir(job)).encode())
         job_module.os._exit(0)
     job_module.os.close(write)
@@ -147,7 +155,7 @@ def test_a_forked_child_makes_its_own_job_folder(tmp_path, monkeypatch):
 
 
 # A stand-in for the lab's loader: what make_job calls, with splits that name the course they come from.
-FAKE_LOADER = '''
+FAKE_LOADER = """
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +174,7 @@ def load_splits(dataset, data_dir, seed):
 def write_splits_file(splits, path, names=("train",)):
     Path(path).write_text("".join(f"{{name}} {{splits[name].name}}\\n" for name in names))
     return Path(path)
-'''
+"""
 
 
 def _course(root: Path, course: str) -> Path:
@@ -190,10 +198,10 @@ def test_two_courses_in_one_process_each_get_their_own_lab_loader(tmp_path):
     assert [job.public_splits for job in jobs] == [b"train first\n", b"train second\n", b"train first\n"]
     assert [job.hidden_test for job in jobs] == [b"test first\n", b"test second\n", b"test first\n"]
     assert jobs[0].digest == jobs[2].digest != jobs[1].digest
-    assert sys.path == path_before   # imported by path, never through sys.path
+    assert sys.path == path_before  # imported by path, never through sys.path
     loaders = [job_module.lab_loader(root / "source" / "spam_transformer") for root in (first, second, first)]
     assert [m.COURSE for m in loaders] == ["first", "second", "first"]
-    assert loaders[0] is loaders[2] and loaders[0] is not loaders[1]   # one module per course folder, kept
+    assert loaders[0] is loaders[2] and loaders[0] is not loaders[1]  # one module per course folder, kept
     assert loaders[0].__name__ != loaders[1].__name__ and "spam_data" not in {m.__name__ for m in loaders}
     (second / "source" / "spam_transformer" / "spam_data.py").write_text(FAKE_LOADER.format(course="edited"))
-    assert job_module.lab_loader(second / "source" / "spam_transformer").COURSE == "edited"   # the file changed
+    assert job_module.lab_loader(second / "source" / "spam_transformer").COURSE == "edited"  # the file changed

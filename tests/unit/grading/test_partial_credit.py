@@ -18,21 +18,33 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from autograder.errors import EvidenceMissing
-from autograder.grading import check_process, engine
-from autograder.grading.evidence import (CHECKPOINT_DIR, EVIDENCE_DIR, EVIDENCE_FILE, NOT_RECORDED, PLOT_HISTORY,
-                                         SCHEMA, WEIGHTS_FILE, checkpoint_evidence, checkpoint_files, load_evidence,
-                                         not_checked, sandbox_files, weights_file)
-from autograder.model import CheckResult, GradingResult, RunOutcome, Status, Summary
-from autograder.sandbox.payload import capture
-from autograder.settings import Grading
 from corpus import check_table
 from evidence_samples import CONTEXT, reference_evidence, run_hidden_checks
 
+from autograder.errors import EvidenceMissing
+from autograder.grading import check_process, engine
+from autograder.grading.evidence import (
+    CHECKPOINT_DIR,
+    EVIDENCE_DIR,
+    EVIDENCE_FILE,
+    NOT_RECORDED,
+    PLOT_HISTORY,
+    SCHEMA,
+    WEIGHTS_FILE,
+    checkpoint_evidence,
+    checkpoint_files,
+    load_evidence,
+    not_checked,
+    sandbox_files,
+    weights_file,
+)
+from autograder.model import CheckResult, GradingResult, RunOutcome, Status, Summary
+from autograder.sandbox.payload import capture
+from autograder.settings import Grading
+
 OOM = RunOutcome(Status.OUT_OF_MEMORY, "used more than 4096 MB of memory while cell `plot` was running")
 STOP = "Your notebook used too much memory: used more than 4096 MB of memory while cell `plot` was running"
-REGRADED = {"val_auc": 0.9765, "hidden_auc": 0.9887}   # "the grader's figures" for any weights file
+REGRADED = {"val_auc": 0.9765, "hidden_auc": 0.9887}  # "the grader's figures" for any weights file
 WEIGHTS = b"\x89HDF\r\n\x1a\n weights"
 GRADING = {name: getattr(Grading(), name) for name in Grading().trait_names(config=True)}
 
@@ -65,6 +77,7 @@ def job(**grading):
 
 # --- which evidence is checked ------------------------------------------------------------
 
+
 def test_the_checkpoint_comes_back_beside_the_evidence_under_its_own_folder():
     assert CHECKPOINT_DIR == "checkpoint/evidence"
     assert checkpoint_files() == {f"checkpoint/{path}": size for path, size in sandbox_files().items()}
@@ -80,11 +93,11 @@ def test_a_run_that_ended_early_without_final_evidence_is_checked_on_its_checkpo
 def test_the_checkpoint_is_ignored_when_it_is_not_needed_or_not_wanted():
     saved = files(checkpoint("compile"))
     final = files(reference_evidence())
-    assert engine.evidence_to_check(run(final=final, saved=saved), True) == (final, False)     # the end was reached
-    for status in (Status.OK, Status.CELL_TIMEOUT):                                           # ran to its end
+    assert engine.evidence_to_check(run(final=final, saved=saved), True) == (final, False)  # the end was reached
+    for status in (Status.OK, Status.CELL_TIMEOUT):  # ran to its end
         assert engine.evidence_to_check(run(RunOutcome(status), saved=saved), True) == ({}, False)
-    assert engine.evidence_to_check(run(saved=saved), False) == ({}, False)                   # setting off
-    assert engine.evidence_to_check(run(saved=None), True) == ({}, False)                      # no checkpoint
+    assert engine.evidence_to_check(run(saved=saved), False) == ({}, False)  # setting off
+    assert engine.evidence_to_check(run(saved=None), True) == ({}, False)  # no checkpoint
     assert engine.evidence_to_check(run(saved={}), True) == ({}, False)
 
 
@@ -94,7 +107,7 @@ def test_only_a_valid_checkpoint_is_used_and_only_the_weights_it_names():
     assert checkpoint_evidence(files(checkpoint("compile"))) == files(checkpoint("compile"), False)
     both = files(checkpoint("compile", "history", "weights"))
     assert checkpoint_evidence(both) == both
-    final = reference_evidence()                                   # not marked as a checkpoint
+    final = reference_evidence()  # not marked as a checkpoint
     assert checkpoint_evidence(files(final)) is None
     bad = checkpoint("compile")
     bad["history"] = {"epoch": ["0"]}
@@ -104,6 +117,7 @@ def test_only_a_valid_checkpoint_is_used_and_only_the_weights_it_names():
 
 
 # --- the checks, as the check process runs them ------------------------------------------------
+
 
 def fake_check_process(seen: list):
     """check_process.check_in_child, with the child's part done here: the grader's figures for the weights the
@@ -138,8 +152,10 @@ def checked(monkeypatch):
 
 def cells() -> dict[str, set]:
     table = check_table()
-    return {cell: {c for c, info in table.items() if info["cell"] == cell}
-            for cell in ("test_compile", "test_fit", "test_plot")}
+    return {
+        cell: {c for c, info in table.items() if info["cell"] == cell}
+        for cell in ("test_compile", "test_fit", "test_plot")
+    }
 
 
 def test_a_checkpoint_with_the_compile_only_earns_the_compile_checks(checked):
@@ -158,7 +174,7 @@ def test_a_checkpoint_with_the_compile_only_earns_the_compile_checks(checked):
             assert check.message == f"not checked: the run ended early ({STOP}) before plot_history was recorded"
     assert result.check("test_history_keys").message.endswith("before history = model.fit(...) was recorded")
     assert result.check("test_hidden_auc").message.endswith("before a trained model (model.fit) was recorded")
-    assert result.evidence == files(checkpoint("compile"), weights=False)   # what was checked is what is kept
+    assert result.evidence == files(checkpoint("compile"), weights=False)  # what was checked is what is kept
 
 
 def test_a_checkpoint_with_compile_history_and_weights_gets_the_grader_s_figures(checked):
@@ -198,6 +214,7 @@ def test_final_evidence_is_checked_and_the_checkpoint_ignored(checked):
 
 # --- rechecks -----------------------------------------------------------------------------------
 
+
 def recheck_contexts(monkeypatch, result, kept, **grading):
     seen = []
 
@@ -225,19 +242,24 @@ def test_a_recheck_reads_the_checkpoint_as_the_grading_did(monkeypatch):
 
 def test_the_context_tells_the_checks_how_the_run_ended(tmp_path):
     context = engine.check_context(tmp_path, job(), Status.KERNEL_DIED, run_message="the kernel died", partial=True)
-    assert (context["run_status"], context["run_message"], context["partial"]) == ("kernel_died", "the kernel died",
-                                                                                    True)
+    assert (context["run_status"], context["run_message"], context["partial"]) == (
+        "kernel_died",
+        "the kernel died",
+        True,
+    )
     assert context["evidence_dir"] == str(tmp_path / EVIDENCE_DIR) and context["partial_credit_on_crash"] is True
     assert engine.check_context(tmp_path, job(), Status.OK)["partial"] is False
-    assert not_checked("timeout", "", "plots") == ("not checked: the run ended early (Your notebook did not finish "
-                                                   "in time) before plot_history was recorded")
+    assert not_checked("timeout", "", "plots") == (
+        "not checked: the run ended early (Your notebook did not finish in time) before plot_history was recorded"
+    )
 
 
 # --- what the instructor reads ---------------------------------------------------------------------
 
+
 def test_the_reports_say_the_result_was_graded_on_the_work_recorded_before_the_run_ended():
-    from autograder.course.report import attention
     from autograder.course.autograde import report_text
+    from autograder.course.report import attention
 
     check = CheckResult("test_auc_metric", "test_compile", "AUC", 1.0, True, 1.0)
     partial = GradingResult.of_run(OOM, None, [check], 0.0, 0.0, evidence={}, partial=True)
@@ -247,11 +269,14 @@ def test_the_reports_say_the_result_was_graded_on_the_work_recorded_before_the_r
     whole = GradingResult.of_run(OOM, None, [check], 0.0, 0.0, evidence={})
     assert "graded on the work" not in report_text([check], 5.0, whole)
     rows = attention({"ann": Summary.of_result(partial, "k", "d"), "ben": Summary.of_result(whole, "k2", "d2")})
-    assert [r["reason"] for r in rows] == ["out of memory, graded on the work recorded before the run ended",
-                                           "out of memory"]
+    assert [r["reason"] for r in rows] == [
+        "out of memory, graded on the work recorded before the run ended",
+        "out of memory",
+    ]
 
 
 # --- the guard's checkpoint (capture.py) with stand-ins for Keras ------------------------------------
+
 
 class Model:
     def __init__(self):
@@ -273,12 +298,12 @@ class Refs:
         self.encode = json.JSONEncoder().encode
         self.makedirs, self.join, self.basename, self.replace = os.makedirs, os.path.join, os.path.basename, os.replace
         self.sys, self.StringIO = sys, io.StringIO
-        fences = capture._load_internals()   # the kit's Keras and matplotlib fences (Keras is never imported)
+        fences = capture._load_internals()  # the kit's Keras and matplotlib fences (Keras is never imported)
         self.keras_internals, self.matplotlib_internals = fences["keras"], fences["matplotlib"]
 
     def save_weights(self, model, path):
         self.saved.append(path)
-        print("saving weights")   # a print the checkpoint must swallow
+        print("saving weights")  # a print the checkpoint must swallow
         Path(path).write_bytes(WEIGHTS)
 
 
@@ -300,8 +325,12 @@ def plot_history(history, metric):
 
 def test_the_guard_s_checkpoint_writes_what_was_recorded_and_only_when_it_changed(tmp_path, capsys):
     refs, records, namespace = Refs(tmp_path / "evidence"), capture._Records(), {}
-    settings = {"evidence_dir": "evidence", "evidence_file": EVIDENCE_FILE, "weights_file": WEIGHTS_FILE,
-                "plot_history": PLOT_HISTORY}
+    settings = {
+        "evidence_dir": "evidence",
+        "evidence_file": EVIDENCE_FILE,
+        "weights_file": WEIGHTS_FILE,
+        "plot_history": PLOT_HISTORY,
+    }
     point = capture._Checkpoint(namespace, refs, records, settings)
     out = Path(refs.out_dir)
 
@@ -309,22 +338,24 @@ def test_the_guard_s_checkpoint_writes_what_was_recorded_and_only_when_it_change
         """What the checkpoint left, moved out as the runner does; None if it wrote nothing."""
         if not (out / EVIDENCE_FILE).exists():
             return None
-        evidence = load_evidence(out)                        # valid against the schema
+        evidence = load_evidence(out)  # valid against the schema
         for name in (EVIDENCE_FILE, WEIGHTS_FILE):
             (out / name).unlink(missing_ok=True)
-        assert not list(out.iterdir())                        # no temporary file left behind
+        assert not list(out.iterdir())  # no temporary file left behind
         return evidence
 
     point()
     first = written()
     assert first["checkpoint"] is True and first["guard"] is True
-    assert all(first[p] is None and first["errors"][p] == NOT_RECORDED for p in ("compile", "history", "weights", "plots"))
+    assert all(
+        first[p] is None and first["errors"][p] == NOT_RECORDED for p in ("compile", "history", "weights", "plots")
+    )
     point()
-    assert written() is None                                  # nothing changed: nothing written
+    assert written() is None  # nothing changed: nothing written
 
     namespace["model"] = model = Model()
     point()
-    assert written() is None                                  # a model, but nothing recorded of it yet
+    assert written() is None  # a model, but nothing recorded of it yet
     records.compiles.append(compile_record(model))
     point()
     compiled = written()
@@ -342,7 +373,7 @@ def test_the_guard_s_checkpoint_writes_what_was_recorded_and_only_when_it_change
     point()
     assigned = written()
     assert assigned["history"]["recorded"] and assigned["history"]["is_model_history"]
-    assert assigned["weights"] == WEIGHTS_FILE and len(refs.saved) == 1      # the same fit: not saved again
+    assert assigned["weights"] == WEIGHTS_FILE and len(refs.saved) == 1  # the same fit: not saved again
     assert assigned["compile"]["optimizer"]["iterations"] == CONTEXT["training_steps"]
 
     plot_history.calls = 0
@@ -355,18 +386,19 @@ def test_the_guard_s_checkpoint_writes_what_was_recorded_and_only_when_it_change
     point()
     assert written() is None and plot_history.calls == 3 and len(refs.saved) == 1
 
-    namespace["history"] = "not a History"                   # a change it tracks: written, plots not drawn again
+    namespace["history"] = "not a History"  # a change it tracks: written, plots not drawn again
     point()
     again = written()
     assert again["history"] is None and again["plots"] == plotted["plots"] and plot_history.calls == 3
-    assert capsys.readouterr() == ("", "")                      # it never prints
+    assert capsys.readouterr() == ("", "")  # it never prints
 
 
 def test_the_guard_s_checkpoint_never_raises(tmp_path, capsys):
     refs, records = Refs(tmp_path / "evidence"), capture._Records()
     refs.makedirs = lambda *args, **kwargs: (_ for _ in ()).throw(PermissionError("read-only"))
-    point = capture._Checkpoint({}, refs, records, {"evidence_file": EVIDENCE_FILE, "weights_file": WEIGHTS_FILE,
-                                                   "plot_history": PLOT_HISTORY})
+    point = capture._Checkpoint(
+        {}, refs, records, {"evidence_file": EVIDENCE_FILE, "weights_file": WEIGHTS_FILE, "plot_history": PLOT_HISTORY}
+    )
     point()
     point()
     assert not (tmp_path / "evidence").exists() and capsys.readouterr() == ("", "")

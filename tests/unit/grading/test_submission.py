@@ -11,8 +11,15 @@ from autograder.grading import submission as sub
 from autograder.grading.job import GradingJob
 from autograder.grading.submission import prepare_submission, student_files, submission_digest, submission_key
 
-JOB = GradingJob(lab={"seed": 42, "dataset": "sms"}, grading={"val_auc_threshold": 0.91}, sandbox={"mode": "bwrap"},
-                 given_code="x = 1\n", spam_data_py=b"# loader\n", public_splits=b"train\n", hidden_test=b"test\n")
+JOB = GradingJob(
+    lab={"seed": 42, "dataset": "sms"},
+    grading={"val_auc_threshold": 0.91},
+    sandbox={"mode": "bwrap"},
+    given_code="x = 1\n",
+    spam_data_py=b"# loader\n",
+    public_splits=b"train\n",
+    hidden_test=b"test\n",
+)
 
 
 def notebook(source="model.compile()"):
@@ -20,15 +27,15 @@ def notebook(source="model.compile()"):
 
 
 def test_student_files_are_the_students_own_extra_files(tmp_path):
-    (tmp_path / "lab.ipynb").write_text("{}")               # the notebook itself travels apart
-    (tmp_path / "spam_data.py").write_text("# ours")       # the lab's loader: the grader's copy is used
-    (tmp_path / "scratch.ipynb").write_text("{}")          # other notebooks are not run
+    (tmp_path / "lab.ipynb").write_text("{}")  # the notebook itself travels apart
+    (tmp_path / "spam_data.py").write_text("# ours")  # the lab's loader: the grader's copy is used
+    (tmp_path / "scratch.ipynb").write_text("{}")  # other notebooks are not run
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "extra.csv").write_bytes(b"a,b\n")
     (tmp_path / ".ipynb_checkpoints").mkdir()
     (tmp_path / ".ipynb_checkpoints" / "lab-checkpoint.txt").write_text("hidden")
-    (tmp_path / "link.txt").symlink_to("/etc/passwd")      # never followed out of the folder
+    (tmp_path / "link.txt").symlink_to("/etc/passwd")  # never followed out of the folder
     assert student_files(tmp_path, "lab") == {"data/extra.csv": b"a,b\n", "notes.txt": b"mine"}
 
 
@@ -45,12 +52,12 @@ def test_the_key_names_the_cells_the_files_and_the_job():
     ran = notebook()
     ran.cells[1].outputs = [new_output("stream", name="stdout", text="old output\n")]
     ran.cells[1].execution_count = 7
-    assert submission_key(ran, files, JOB) == key                     # outputs are not the submission
+    assert submission_key(ran, files, JOB) == key  # outputs are not the submission
     assert submission_key(notebook("model.compile(loss='mse')"), files, JOB) != key
     assert submission_key(nb, {"notes.txt": b"changed"}, JOB) != key
     assert submission_key(nb, {**files, "more.txt": b""}, JOB) != key
     stricter = dataclasses.replace(JOB, grading={"val_auc_threshold": 0.95})
-    assert submission_key(nb, files, stricter) != key                 # other rules: graded again
+    assert submission_key(nb, files, stricter) != key  # other rules: graded again
     assert submission_digest(nb, files) == submission_digest(ran, files)  # the submission alone, whatever the job
     assert len(key) == 64 and key != submission_digest(nb, files)
 

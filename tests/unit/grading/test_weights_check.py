@@ -39,8 +39,10 @@ def keras_like(path, optimizer=True, skip=(), **dataset_options):
 @pytest.fixture
 def no_data_reads(monkeypatch):
     """Reading a dataset's data fails the test: the check looks at headers only."""
+
     def read(*args, **kwargs):
         raise AssertionError("read dataset data")
+
     monkeypatch.setattr(h5py.Dataset, "__getitem__", read)
     monkeypatch.setattr(h5py.Dataset, "read_direct", read)
 
@@ -70,7 +72,7 @@ def test_huge_optimizer_state_is_refused(tmp_path, no_data_reads):
         f.create_dataset("optimizer/vars/99", shape=(10**6, 10**6), dtype="f4", chunks=(1000, 1000))
     refused(path, "optimizer state that does not belong to the model")
     path = keras_like(tmp_path / "many.h5")
-    with h5py.File(path, "a") as f:   # each slot shaped like a weight, but more of them than any optimizer keeps
+    with h5py.File(path, "a") as f:  # each slot shaped like a weight, but more of them than any optimizer keeps
         for index in range(10):
             f.create_dataset(f"optimizer/vars/{100 + index}", shape=(4, 3), dtype="f4")
     refused(path, "optimizer state that does not belong to the model")
@@ -80,12 +82,20 @@ def test_the_huge_file_is_refused_in_little_memory(tmp_path):
     path = keras_like(tmp_path / "w.h5")
     with h5py.File(path, "a") as f:
         f.create_dataset("layers/dense_1/vars/2", shape=(10**6, 10**6), dtype="f4", chunks=(1000, 1000))
-    script = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({600 << 20}, {600 << 20}))\n"
-              "from autograder.grading.weights_check import check_weights_file\n"
-              f"try: check_weights_file(sys.argv[1], {WEIGHTS!r})\n"
-              "except AssertionError as exc: print(exc)\n")
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120,
-                          cwd=KIT_ROOT, env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"})
+    script = (
+        f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({600 << 20}, {600 << 20}))\n"
+        "from autograder.grading.weights_check import check_weights_file\n"
+        f"try: check_weights_file(sys.argv[1], {WEIGHTS!r})\n"
+        "except AssertionError as exc: print(exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=KIT_ROOT,
+        env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "unexpected weights of shape (1000000, 1000000)" in proc.stdout
 
@@ -131,8 +141,9 @@ def test_data_kept_elsewhere_is_refused(tmp_path, no_data_reads):
 def test_other_tricks_of_the_headers_are_refused(tmp_path, no_data_reads, monkeypatch):
     cases = {
         "can grow": lambda f: f["layers/dense_0/vars"].create_dataset("1", shape=(3,), maxshape=(None,), dtype="f4"),
-        "unusual HDF5 filter": lambda f: f["layers/dense_0/vars"].create_dataset("1", shape=(3,), dtype="f4",
-                                                                                 compression="lzf"),
+        "unusual HDF5 filter": lambda f: f["layers/dense_0/vars"].create_dataset(
+            "1", shape=(3,), dtype="f4", compression="lzf"
+        ),
         "does not hold numbers": lambda f: f["layers/dense_0/vars"].create_dataset("1", shape=(3,), dtype="S4"),
         "a large attribute": lambda f: f["layers/dense_0/vars/0"].attrs.create("x", np.zeros(4096, "u1")),
         "attributes on": lambda f: [f["layers"].attrs.create(f"a{i}", 1) for i in range(20)],

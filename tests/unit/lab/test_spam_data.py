@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import sample_data
 from kit_testing import lab_loader
 
@@ -28,9 +27,21 @@ SMS = spam_data.DATASETS["sms"]
 ENRON = spam_data.DATASETS["enron"]
 
 TRICKY_TEXTS = [
-    "a\ttab", 'say "hi"', '"', "two\nlines", "carriage\rreturn", "windows\r\nline", "",
-    "  padded  ", "back\\slash\\", "nul\x00byte", "\u2028separator\x85", "£5 prize ü",
-    "\ttab first", "ends with tab\t", "'single'",
+    "a\ttab",
+    'say "hi"',
+    '"',
+    "two\nlines",
+    "carriage\rreturn",
+    "windows\r\nline",
+    "",
+    "  padded  ",
+    "back\\slash\\",
+    "nul\x00byte",
+    "\u2028separator\x85",
+    "£5 prize ü",
+    "\ttab first",
+    "ends with tab\t",
+    "'single'",
 ]
 
 
@@ -84,7 +95,7 @@ def place(root: Path, layout: str, data: bytes) -> Path:
 
 def damaged(data: bytes) -> bytes:
     middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
 
 
 def make_zip(members: dict[str, bytes]) -> bytes:
@@ -114,7 +125,7 @@ def test_a_copy_with_the_registered_checksum_passes_verification(data, sms_bytes
     assert spam_data.sha256_of(sms_bytes) == hashlib.sha256(sms_bytes).hexdigest()
     assert spam_data.dataset_bytes("sms", data) == sms_bytes
     assert spam_data.DATASETS["sms"].sha256 != SMS.sha256, "the fixture registers the generated file's checksum"
-    with pytest.raises(ValueError, match="damaged or not the official one"):   # the published checksum refuses it
+    with pytest.raises(ValueError, match="damaged or not the official one"):  # the published checksum refuses it
         spam_data._checked(sms_bytes, SMS.sha256, "generated")
 
 
@@ -201,7 +212,9 @@ def test_download_rejects_an_archive_that_is_not_the_official_one(monkeypatch, t
 def test_download_rejects_a_damaged_member(monkeypatch, tmp_path, sms_bytes):
     archive = make_zip({SMS.archive_member: damaged(sms_bytes)})
     registered = spam_data.DATASETS["sms"]
-    monkeypatch.setitem(spam_data.DATASETS, "sms", dataclasses.replace(registered, archive_sha256=spam_data.sha256_of(archive)))
+    monkeypatch.setitem(
+        spam_data.DATASETS, "sms", dataclasses.replace(registered, archive_sha256=spam_data.sha256_of(archive))
+    )
     serve(monkeypatch, archive)
     with pytest.raises(ValueError, match=f"{SMS.archive_member}: SHA-256"):
         spam_data.dataset_bytes("sms")
@@ -212,7 +225,9 @@ def test_download_lands_in_the_cache(monkeypatch, tmp_path, sms_bytes):
     archive = make_zip({SMS.archive_member: sms_bytes, "readme": b"SMS Spam Collection v.1\n"})
     # The test's zip stands in for the official one: register its checksum.
     registered = spam_data.DATASETS["sms"]
-    monkeypatch.setitem(spam_data.DATASETS, "sms", dataclasses.replace(registered, archive_sha256=spam_data.sha256_of(archive)))
+    monkeypatch.setitem(
+        spam_data.DATASETS, "sms", dataclasses.replace(registered, archive_sha256=spam_data.sha256_of(archive))
+    )
     requested = serve(monkeypatch, archive)
     assert spam_data.dataset_bytes("sms") == sms_bytes
     assert requested == [SMS.url]
@@ -235,8 +250,10 @@ def test_offline_message_says_where_to_put_which_file(monkeypatch, tmp_path):
     assert f"'{SMS.filename}'" in message and SMS.sha256 in message
     assert SMS.url in message and "network switched off by the test" in message
     for path in [
-        tmp_path / "arg" / SMS.filename, tmp_path / "arg" / SMS.folder / SMS.filename,
-        tmp_path / "env" / SMS.filename, tmp_path / "env" / SMS.folder / SMS.filename,
+        tmp_path / "arg" / SMS.filename,
+        tmp_path / "arg" / SMS.folder / SMS.filename,
+        tmp_path / "env" / SMS.filename,
+        tmp_path / "env" / SMS.folder / SMS.filename,
         tmp_path / "cache" / SMS.folder / SMS.filename,
     ]:
         assert f"  - {path}\n" in message
@@ -256,7 +273,7 @@ def test_enron_is_never_downloaded(monkeypatch, tmp_path):
 
 
 def test_parse_splits_each_line_on_its_first_tab():
-    texts, labels = spam_data._parse_sms("ham\tone\ttwo\nspam\t  Win £5 \"now\"  \nham\t\n".encode())
+    texts, labels = spam_data._parse_sms('ham\tone\ttwo\nspam\t  Win £5 "now"  \nham\t\n'.encode())
     assert texts == ["one\ttwo", '  Win £5 "now"  ', ""]
     assert labels == [0, 1, 0]
 
@@ -279,14 +296,15 @@ def test_sms_counts(sms_bytes, sms_messages):
     assert distinct == first_copies
     label_of: dict = {}
     for text, label in zip(texts, labels):
-        label_of.setdefault(text, label)   # the first copy's label, even where a later copy says otherwise
+        label_of.setdefault(text, label)  # the first copy's label, even where a later copy says otherwise
     assert list(distinct_labels) == [label_of[t] for t in distinct]
     assert label_of["ham 2"] == 0 and labels[texts.index("ham 2", texts.index("ham 2") + 1)] == 1
 
 
 def test_enron_counts(data, enron_bytes):
-    texts = sample_data.check_enron(spam_data, enron_bytes, data, sample_data.ENRON_ROWS, sample_data.ENRON_SPAM_ROWS,
-                                    sample_data.ENRON_DISTINCT)
+    texts = sample_data.check_enron(
+        spam_data, enron_bytes, data, sample_data.ENRON_ROWS, sample_data.ENRON_SPAM_ROWS, sample_data.ENRON_DISTINCT
+    )
     assert 're : meeting , today\nline one\nline "two" , with commas\n' in texts, "quoted newlines and commas kept"
 
 
@@ -321,7 +339,11 @@ def test_no_text_is_in_two_splits(data, sms_messages):
 
 def test_splits_file_round_trip(tmp_path):
     labels = np.arange(len(TRICKY_TEXTS)) % 2
-    splits = {"train": (TRICKY_TEXTS, labels), "val": (TRICKY_TEXTS[::-1], labels[::-1]), "test": (["secret"], np.array([1]))}
+    splits = {
+        "train": (TRICKY_TEXTS, labels),
+        "val": (TRICKY_TEXTS[::-1], labels[::-1]),
+        "test": (["secret"], np.array([1])),
+    }
     path = spam_data.write_splits_file(splits, tmp_path / "public.tsv")
     back = spam_data.read_splits_file(path)
     assert set(back) == {"train", "val"}, "the default writes the public splits only"
@@ -372,7 +394,9 @@ def test_load_lab_data_reads_SPAM_LAB_SPLITS(monkeypatch, tmp_path):
 
     everything = spam_data.write_splits_file(splits, tmp_path / "all.tsv", names=spam_data.SPLITS)
     monkeypatch.setenv("SPAM_LAB_SPLITS", str(everything))
-    assert set(spam_data.load_lab_data("sms")) == {"train", "val"}, "a test split in the file must not reach the notebook"
+    assert set(spam_data.load_lab_data("sms")) == {"train", "val"}, (
+        "a test split in the file must not reach the notebook"
+    )
 
     only_train = spam_data.write_splits_file(splits, tmp_path / "train.tsv", names=("train",))
     monkeypatch.setenv("SPAM_LAB_SPLITS", str(only_train))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-
-import json
 
 import pytest
 
@@ -31,7 +30,7 @@ def test_the_runner_reads_result_files_without_following_symlinks(tmp_path):
     assert runner.read_file(base, "run.json", 5) is None
     assert runner.read_file(base, "executed.ipynb", 100) is None
     assert runner.read_file(base, "evidence/evidence.json", 100) is None
-    assert runner.read_file(base, "evidence/model.weights.h5", 100) is None   # a FIFO: not read, not waited on
+    assert runner.read_file(base, "evidence/model.weights.h5", 100) is None  # a FIFO: not read, not waited on
     linked = tmp_path / "linked"
     linked.mkdir()
     (linked / "evidence").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
@@ -59,19 +58,35 @@ def receive(data: bytes, accepted: dict) -> Receiver:
 
 
 def test_the_channel_keeps_the_last_frame_of_each_accepted_name_within_its_size(tmp_path):
-    got = receive(frames(("run.json", b"old"), ("run.json", b'{"status": "ok"}'), ("evidence/e.json", b"x" * 11),
-                         ("../../etc/passwd", b"root"), ("executed.ipynb", b"{}")),
-                  {"run.json": 100, "evidence/e.json": 10, "executed.ipynb": 10, "evidence/w.h5": 10})
+    got = receive(
+        frames(
+            ("run.json", b"old"),
+            ("run.json", b'{"status": "ok"}'),
+            ("evidence/e.json", b"x" * 11),
+            ("../../etc/passwd", b"root"),
+            ("executed.ipynb", b"{}"),
+        ),
+        {"run.json": 100, "evidence/e.json": 10, "executed.ipynb": 10, "evidence/w.h5": 10},
+    )
     assert got.files == {"run.json": b'{"status": "ok"}', "executed.ipynb": b"{}"}
     problems = got.write_to(tmp_path)
     assert problems == {"evidence/e.json": "too big", "evidence/w.h5": "missing"}
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
-        "executed.ipynb", "run.json"]
+        "executed.ipynb",
+        "run.json",
+    ]
     assert got.problems["channel"].startswith("unexpected file")
 
 
-@pytest.mark.parametrize("broken", [b"not json\n", b'{"name": "run.json", "size": -5}\n', b"x" * 5000,
-                                    frames(("run.json", b"full")) + b'{"name": "run.json", "size": 99}\nshort'])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"not json\n",
+        b'{"name": "run.json", "size": -5}\n',
+        b"x" * 5000,
+        frames(("run.json", b"full")) + b'{"name": "run.json", "size": 99}\nshort',
+    ],
+)
 def test_a_broken_or_cut_frame_ends_the_reading_and_keeps_nothing_half_sent(broken):
     got = receive(frames(("progress", b"1")) + broken, {"progress": 10, "run.json": 100})
     assert got.files.get("progress") == b"1"
@@ -80,8 +95,21 @@ def test_a_broken_or_cut_frame_ends_the_reading_and_keeps_nothing_half_sent(brok
 
 def test_traversable_parents_are_made_first():
     args = bwrap.traversable_parents(["--ro-bind", "/a/b/venv", "/a/b/venv", "--tmpfs", "/tmp"])
-    assert args == ["--perms", "0755", "--dir", "/a", "--perms", "0755", "--dir", "/a/b",
-                    "--ro-bind", "/a/b/venv", "/a/b/venv", "--tmpfs", "/tmp"]
+    assert args == [
+        "--perms",
+        "0755",
+        "--dir",
+        "/a",
+        "--perms",
+        "0755",
+        "--dir",
+        "/a/b",
+        "--ro-bind",
+        "/a/b/venv",
+        "/a/b/venv",
+        "--tmpfs",
+        "/tmp",
+    ]
 
 
 def spec(tmp_path) -> RunSpec:
@@ -91,7 +119,7 @@ def spec(tmp_path) -> RunSpec:
 def test_kit_package_is_hidden_when_inside_a_bound_python_tree(tmp_path):
     launch = bwrap.Launch([])
     view = bwrap.view(spec(tmp_path), launch, python_roots=[str(bwrap.KIT_PACKAGE.parent)])
-    assert ["--tmpfs", str(bwrap.KIT_PACKAGE)] == view[view.index(str(bwrap.KIT_PACKAGE)) - 1:][:2]
+    assert ["--tmpfs", str(bwrap.KIT_PACKAGE)] == view[view.index(str(bwrap.KIT_PACKAGE)) - 1 :][:2]
     plain = bwrap.view(spec(tmp_path), launch, python_roots=["/nowhere"])
     assert str(bwrap.KIT_PACKAGE) not in plain
     launch.close()
@@ -110,14 +138,15 @@ def test_the_view_binds_no_host_path_of_the_kit_the_job_or_the_submission(tmp_pa
         assert str(tmp_path) not in " ".join(view) and str(bwrap.KIT_PACKAGE) not in " ".join(view)
         # runner, capture, the fences they load, splits, notebook
         assert len(launch.fds) == 4 + len(PAYLOAD_INTERNALS)
-        assert [view[i + 2] for i, arg in enumerate(view) if arg == "--ro-bind-data" and "/internals/" in view[i + 2]] \
-            == [f"/opt/kit/internals/{library}.py" for library in PAYLOAD_INTERNALS]
+        assert [
+            view[i + 2] for i, arg in enumerate(view) if arg == "--ro-bind-data" and "/internals/" in view[i + 2]
+        ] == [f"/opt/kit/internals/{library}.py" for library in PAYLOAD_INTERNALS]
         home = view.index("/home/student")
-        assert view[home - 5:home] == ["--perms", "0777", "--size", str(300 << 20), "--tmpfs"]
-        assert "--bind" not in view   # nothing of the host is writable
+        assert view[home - 5 : home] == ["--perms", "0777", "--size", str(300 << 20), "--tmpfs"]
+        assert "--bind" not in view  # nothing of the host is writable
         for path in ("/tmp", "/dev/shm"):
             at = view.index(path)
-            assert view[at - 3:at] == ["--size", str(256 << 20), "--tmpfs"]
+            assert view[at - 3 : at] == ["--size", str(256 << 20), "--tmpfs"]
     finally:
         launch.close()
 
@@ -130,8 +159,9 @@ def test_a_python_tree_holding_the_checkout_is_refused():
 
 
 def test_the_runner_s_report_is_data(tmp_path):
-    (tmp_path / "run.json").write_text('{"status": "kernel_died", "message": "the Python kernel died", '
-                                       '"capture_errors": ["guard: x"]}')
+    (tmp_path / "run.json").write_text(
+        '{"status": "kernel_died", "message": "the Python kernel died", "capture_errors": ["guard: x"]}'
+    )
     assert read_report(tmp_path) == (Status.KERNEL_DIED, "the Python kernel died", ["guard: x"], RunProgress())
     for planted in ('{"status": "ok; rm -rf"}', '{"status": "graded"}', '{"status": "no_submission"}'):
         (tmp_path / "run.json").write_text(planted)  # only run statuses can come from inside
@@ -149,13 +179,16 @@ def test_the_runner_uses_nbgrader_s_execute_without_nbgrader_s_server_parts():
 
     import autograder.sandbox.payload as payload
 
-    probe = ("import sys, runner; E = runner.Execute; "
-             "print(E.__module__, E.interrupt_on_timeout.default_value, E().allow_errors, "
-             "any(m.startswith(('nbgrader', 'nbconvert', 'sqlalchemy')) for m in sys.modules)); "
-             "from nbgrader.preprocessors import Execute, ClearSolutions; import nbgrader.apps, nbconvert; "
-             "print(Execute.__name__, ClearSolutions.__name__)")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=Path(payload.__file__).parent, capture_output=True,
-                         text=True, check=True).stdout.split()
+    probe = (
+        "import sys, runner; E = runner.Execute; "
+        "print(E.__module__, E.interrupt_on_timeout.default_value, E().allow_errors, "
+        "any(m.startswith(('nbgrader', 'nbconvert', 'sqlalchemy')) for m in sys.modules)); "
+        "from nbgrader.preprocessors import Execute, ClearSolutions; import nbgrader.apps, nbconvert; "
+        "print(Execute.__name__, ClearSolutions.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=Path(payload.__file__).parent, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["nbgrader.preprocessors.execute", "True", "True", "False", "Execute", "ClearSolutions"]
 
 
@@ -166,7 +199,7 @@ def test_a_slot_folder_someone_else_made_is_never_used(tmp_path):
 
     assert private_folder(tmp_path / "mine") == tmp_path / "mine"
     assert os.stat(tmp_path / "mine").st_mode & 0o777 == 0o700
-    assert private_folder(tmp_path / "mine") == tmp_path / "mine"   # ours, as we made it: used again
+    assert private_folder(tmp_path / "mine") == tmp_path / "mine"  # ours, as we made it: used again
     (tmp_path / "open").mkdir(mode=0o777)
     os.chmod(tmp_path / "open", 0o777)
     (tmp_path / "elsewhere").mkdir(mode=0o700)

@@ -20,7 +20,7 @@ BPF_LD_W_ABS, BPF_RET_K = 0x20, 0x06
 
 
 def instructions(program: bytes) -> list[tuple[int, int, int, int]]:
-    return [struct.unpack("HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    return [struct.unpack("HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
 
 
 def test_the_program_is_whole_sock_filter_instructions_built_once():
@@ -42,8 +42,19 @@ def test_only_x86_64_gets_through_other_abis_kill_the_process():
 
 
 def test_the_denied_names_are_system_calls_libseccomp_knows():
-    assert {"clone", "clone3", "unshare", "setns", "mount", "keyctl", "bpf", "io_uring_setup", "userfaultfd",
-            "ptrace", "open_by_handle_at"} <= set(seccomp.DENIED)
+    assert {
+        "clone",
+        "clone3",
+        "unshare",
+        "setns",
+        "mount",
+        "keyctl",
+        "bpf",
+        "io_uring_setup",
+        "userfaultfd",
+        "ptrace",
+        "open_by_handle_at",
+    } <= set(seccomp.DENIED)
     assert len(set(seccomp.DENIED)) == len(seccomp.DENIED)
     unknown = [n for n in seccomp.DENIED if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, n) == -1]
     assert unknown == []
