@@ -11,6 +11,7 @@ are those defaults; set ``c.Grading.*`` here only to grade differently from
 them. Every value can be overridden on the command line too, e.g.
 ``--Grading.val_auc_threshold=0.95``.
 """
+
 import os
 from pathlib import Path
 
@@ -22,7 +23,7 @@ c.CourseDirectory.course_id = "spam-transformer-lab"
 c.CourseDirectory.root = str(COURSE_ROOT)
 c.CourseDirectory.db_url = os.environ.get("KIT_DB_URL", f"sqlite:///{COURSE_ROOT / 'gradebook.db'}")
 c.ClearSolutions.code_stub = {
-    "python": "# YOUR CODE HERE\nraise NotImplementedError(\"Replace this line with your code.\")"
+    "python": '# YOUR CODE HERE\nraise NotImplementedError("Replace this line with your code.")'
 }
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Only `nbgrader validate` (and the assignment list's Validate button) runs
@@ -63,10 +64,10 @@ c.GenerateFeedback.preprocessors = [
 # before each autograde; empty = the gradebook's due date as it is (none: nothing late).
 #   c.LateWork.due_date = "2026-11-20 17:00:00 Europe/Berlin"
 c.AssignLatePenalties.plugin_class = "autograder.nbgrader_plugins.LatePenalty"
-c.LatePenalty.penalty_method = "per_day"   # or nbgrader's "none" / "zero"
+c.LatePenalty.penalty_method = "per_day"  # or nbgrader's "none" / "zero"
 #   c.LatePenalty.percent_per_day = 10.0     # (the default) of the notebook's score, per started day late
 c.LatePenalty.grace_minutes = 15.0
-c.LatePenalty.zero_after_days = 5.0        # 5 days late or more: the whole score
+c.LatePenalty.zero_after_days = 5.0  # 5 days late or more: the whole score
 
 # --- the kit ------------------------------------------------------------------
 # The lab, the grading thresholds, the sandbox limits, Dask, the exports and the
@@ -78,4 +79,4 @@ c.LatePenalty.zero_after_days = 5.0        # 5 days late or more: the whole scor
 #   c.LmsExport.canvas_assignment = "Spam lab (12345)"   # see README "Grades to Canvas and Moodle"
 # Rosters are the LMS's own files, relative to the course root (they hold
 # student data: keep them out of git).
-c.Lab.data_dir = os.environ.get("SPAM_LAB_DATA_DIR", "")   # local copy of the data ("": cache, else download)
+c.Lab.data_dir = os.environ.get("SPAM_LAB_DATA_DIR", "")  # local copy of the data ("": cache, else download)
