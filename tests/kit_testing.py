@@ -226,3 +226,33 @@ def write_csv(path: Path, rows: list[list[str]]) -> None:
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def start_scheduler(where: Path, env: dict) -> tuple[subprocess.Popen, str]:
+    """A ``dask scheduler`` process on 127.0.0.1 in ``where``; the process and its address."""
+    scheduler_file = where / "scheduler.json"
+    proc = subprocess.Popen(
+        [
+            str(DASK),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        cwd=where,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not scheduler_file.exists():
+        proc.kill()
+        raise RuntimeError(f"the dask scheduler wrote no {scheduler_file.name} in 60 s (exit code {proc.poll()})")
+    return proc, json.loads(scheduler_file.read_text())["address"]

@@ -166,18 +166,15 @@ def split_indices(labels: np.ndarray, seed: int, fractions=(0.70, 0.15, 0.15)) -
         n_train = round(fractions[0] * len(idx))
         n_val = round(fractions[1] * len(idx))
         parts["train"].append(idx[:n_train])
-        parts["val"].append(idx[n_train:n_train + n_val])
-        parts["test"].append(idx[n_train + n_val:])
+        parts["val"].append(idx[n_train : n_train + n_val])
+        parts["test"].append(idx[n_train + n_val :])
     return {name: rng.permutation(np.concatenate(p)) for name, p in parts.items()}
 
 
 def load_splits(dataset: str = "sms", data_dir=None, split_seed: int = 1234) -> dict:
     """All three splits as ``{name: (texts, labels)}``; the grader's view."""
     texts, labels = load_messages(dataset, data_dir)
-    return {
-        name: ([texts[i] for i in idx], labels[idx])
-        for name, idx in split_indices(labels, split_seed).items()
-    }
+    return {name: ([texts[i] for i in idx], labels[idx]) for name, idx in split_indices(labels, split_seed).items()}
 
 
 def write_splits_file(splits: dict, path: str | os.PathLike, names=PUBLIC_SPLITS) -> Path:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import time
 
 import nbformat
 import pytest
-from kit_testing import DASK, make_course, nbgrader, spamkit, submit, variant
+from kit_testing import DASK, make_course, nbgrader, spamkit, start_scheduler, submit, variant
 
 
 @pytest.fixture(scope="session")
@@ -26,33 +24,10 @@ def dask_cluster(tmp_path_factory):
     location: everything they need comes with the task.
     """
     where = tmp_path_factory.mktemp("dask")
-    scheduler_file = where / "scheduler.json"
     env = {k: v for k, v in os.environ.items() if k != "SPAM_LAB_DATA_DIR"}
-    procs = [
-        subprocess.Popen(
-            [
-                str(DASK),
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(scheduler_file),
-            ],
-            cwd=where,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    ]
+    scheduler, address = start_scheduler(where, env)
+    procs = [scheduler]
     try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
         for _ in range(2):
             procs.append(
                 subprocess.Popen(

@@ -11,7 +11,6 @@ batch of the same class.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ from kit_testing import (
     gradebook_scores,
     make_course,
     spamkit,
+    start_scheduler,
     submissions_in_gradebook,
     submit,
     summary,
@@ -37,32 +37,6 @@ from kit_testing import (
 )
 
 STUDENTS = ("ann", "ben", "ann-copy")
-
-
-def start_scheduler(where: Path, env: dict) -> tuple[subprocess.Popen, str]:
-    scheduler_file = where / "scheduler.json"
-    proc = subprocess.Popen(
-        [
-            str(DASK),
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(scheduler_file),
-        ],
-        cwd=where,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not scheduler_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return proc, json.loads(scheduler_file.read_text())["address"]
 
 
 def start_worker(address: str, where: Path, hidden: Path, env: dict, name: str) -> subprocess.Popen:
