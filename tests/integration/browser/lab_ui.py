@@ -43,8 +43,19 @@ def outputs(page: Page, index: int) -> Locator:
 def open_notebook(page: Page, server, name: str) -> None:
     """Open a notebook and wait for its own kernel (the status bar may still show another tab's)."""
     open_lab(page, server, f"lab/tree/{name}")
-    indicator = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
-    expect(indicator).to_have_attribute("data-status", "idle", timeout=60_000)
+    idle = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']")
+    expect(idle).to_have_count(1, timeout=60_000)
+
+
+def take_the_offered_kernel(page: Page) -> None:
+    """Answer JupyterLab's "Select Kernel" dialog, whenever it comes, as a user does: Select.
+
+    JupyterLab asks when it cannot settle a notebook's kernel by itself; on a
+    busy hub it asked for a notebook whose kernelspec the server has, with
+    the notebook's own kernel offered. The dialog blocks every click until
+    answered, so Playwright answers it before each action that meets it."""
+    dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
+    page.add_locator_handler(dialog, lambda found: found.get_by_role("button", name="Select", exact=True).click())
 
 
 def run_all_until(page: Page, index: int, text: str, timeout: float = 120_000, tries: int = 3) -> Locator:

@@ -19,6 +19,7 @@ def logged_in(playwright, profile: Path, base: str, user: str, password: str):
     context = headless_chromium.launch(playwright, profile)
     context.set_default_timeout(60_000)
     page = context.pages[0] if context.pages else context.new_page()
+    lab_ui.take_the_offered_kernel(page)
     try:
         page.goto(f"{base}hub/login")
         page.locator("#username_input").fill(user)
